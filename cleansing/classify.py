@@ -1,0 +1,233 @@
+"""Classify: the decision table R0–R15 judged once per address on merged evidence, then the
+person level (opt-outs spread, one survivor), then every record gets its class and reason.
+
+Input columns: the mapped contact, ``_row`` (input order), the validate stage's ``address_key`` and
+``email_valid``, ``address_hash`` (keyed hash of the address key), ``mx_status``, ``disposable`` and
+``person_key``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from .domains import PERMANENT_FAILURES
+from .policy import Policy
+from .reasons import Flag, Klass, Reason
+
+KEEP, RECONFIRM, DISCARD = Klass.KEEP.value, Klass.RECONFIRM.value, Klass.DISCARD.value
+OBJECTIONS = [Reason.SUPPRESSED.value, Reason.ERASURE_REQUESTED.value, Reason.OPTED_OUT.value]
+SUPPRESSION_REASONS = [Reason.ERASURE_REQUESTED.value, Reason.OPTED_OUT.value]
+_DATES = ["consent_at", "confirmed_at", "consent_expires_at", "opted_out_at", "bounced_at",
+          "last_activity_at", "last_purchase_at", "created_at"]
+_CLASS_RANK = {KEEP: 0, RECONFIRM: 1, DISCARD: 2}
+SUPPRESSION_SCHEMA = {"address_hash": pl.String, "suppressed_at": pl.Datetime("us", "UTC")}
+
+
+def months_before(as_of: dt.date, months: int) -> dt.date:
+    """``as_of`` minus calendar months, clamped to the month's end (polars ``offset_by``)."""
+    value = pl.select(pl.lit(as_of).dt.offset_by(f"-{months}mo")).item()
+    assert isinstance(value, dt.date)
+    return value
+
+
+def _day(column: str | pl.Expr) -> pl.Expr:
+    expr = pl.col(column) if isinstance(column, str) else column
+    return expr.dt.date()
+
+
+def _record_evidence(policy: Policy) -> list[pl.Expr]:
+    consent_ok = pl.col("consent_status").is_in(["granted", "unknown"])
+    patterns = "|".join(f"(?:{p})" for p in policy.consent.third_party_patterns)
+    third_party = pl.lit(False)
+    if patterns:
+        third_party = (
+            pl.col("consent_source").str.contains(f"(?i){patterns}").fill_null(False)
+            | pl.col("tags").list.eval(pl.element().str.contains(f"(?i){patterns}")).list.any().fill_null(False)
+        )
+    opted = pl.col("opted_out") | (pl.col("consent_status") == "withdrawn")
+    return [
+        pl.max_horizontal(pl.col("confirmed_at"), pl.when(consent_ok).then(pl.col("consent_at")))
+        .alias("_evidence_at"),
+        opted.alias("_opted"),
+        (opted & pl.col("opted_out_at").is_null()).alias("_optout_undated"),
+        third_party.alias("_third_party"),
+    ]
+
+
+def judge_addresses(addresses: pl.DataFrame, policy: Policy, as_of: dt.date, dns_healthy: bool) -> pl.DataFrame:
+    """The decision table on one row per address (merged evidence); adds ``class``, ``reason``, ``ref``."""
+    c = policy.consent
+    statuses = pl.col("statuses")
+    evidenced = pl.col("_evidence_at").is_not_null()
+    ref_base = pl.col("_evidence_at")
+    if c.engagement_refreshes_consent:
+        ref = pl.when(evidenced).then(pl.max_horizontal(ref_base, pl.col("last_activity_at")))
+    else:
+        ref = ref_base
+    frame = addresses.with_columns(ref.alias("ref"))
+
+    standing_optout = pl.col("_opted") & (
+        pl.col("_optout_undated")
+        | pl.lit(not c.reoptin_after_optout)
+        | ~(pl.col("_evidence_at") > pl.col("opted_out_at")).fill_null(False)
+    )
+    suppressed = pl.col("suppressed_at").is_not_null() & ~(pl.col("_evidence_at") > pl.col("suppressed_at")).fill_null(False)
+    bounced = pl.col("hard_bounced") & ~(pl.col("confirmed_at") > pl.col("bounced_at")).fill_null(False)
+    no_mail = pl.col("mx_status").is_in(PERMANENT_FAILURES) & pl.lit(dns_healthy)
+    disposable = pl.col("disposable") & pl.lit(policy.domains.discard_disposable)
+    third_party = pl.col("_third_party") & ~pl.col("_direct_evidence") & pl.col("confirmed_at").is_null()
+    expired = evidenced & (
+        (_day("consent_expires_at") < as_of).fill_null(False)
+        | (_day("ref") < months_before(as_of, c.expire_after_months)).fill_null(False)
+    )
+    fresh = evidenced & (_day("ref") >= months_before(as_of, c.refresh_after_months)).fill_null(False)
+    pending = statuses.list.contains("pending")
+    pending_recent = (
+        _day(pl.coalesce("consent_at", "created_at")) >= as_of - dt.timedelta(days=c.pending_max_days)
+    ).fill_null(False)
+    soft = (
+        pl.lit(policy.soft_opt_in.enabled) & pl.col("is_customer")
+        & (_day("last_purchase_at") >= months_before(as_of, policy.soft_opt_in.max_months)).fill_null(False)
+    )
+    claimed = statuses.list.contains("granted") | pl.col("lawful_basis").list.contains("consent")
+    li_only = pl.col("lawful_basis").list.len().eq(1) & pl.col("lawful_basis").list.contains("legitimate_interest")
+    needs_doi = pl.lit(c.require_double_opt_in) & pl.col("confirmed_at").is_null()
+
+    def rule(cond: pl.Expr, klass: str, reason: Reason) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+        return cond, pl.lit(klass), pl.lit(reason.value)
+
+    rules = [
+        rule(suppressed, DISCARD, Reason.SUPPRESSED),
+        rule(pl.col("erasure_requested"), DISCARD, Reason.ERASURE_REQUESTED),
+        rule(standing_optout, DISCARD, Reason.OPTED_OUT),
+        rule(bounced, DISCARD, Reason.HARD_BOUNCE),
+        rule(no_mail, DISCARD, Reason.NO_MAIL_DOMAIN),
+        rule(disposable, DISCARD, Reason.DISPOSABLE_DOMAIN),
+        rule(third_party, DISCARD, Reason.THIRD_PARTY_LIST),
+        rule(expired, DISCARD, Reason.CONSENT_EXPIRED),
+        (fresh & needs_doi, pl.lit(RECONFIRM), pl.lit(Reason.NEEDS_DOUBLE_OPT_IN.value)),
+        rule(fresh, KEEP, Reason.CONSENT_VALID),
+        rule(evidenced, RECONFIRM, Reason.CONSENT_STALE),
+        rule(pending & pending_recent, RECONFIRM, Reason.DOI_PENDING),
+        rule(pending, DISCARD, Reason.DOI_NEVER_CONFIRMED),
+        rule(soft, KEEP, Reason.SOFT_OPT_IN),
+        rule(claimed, c.unproven_consent, Reason.CONSENT_UNPROVEN),
+        rule(li_only, policy.legitimate_interest.action, Reason.LEGITIMATE_INTEREST_ONLY),
+    ]
+    klass: pl.Expr = pl.lit(DISCARD)
+    reason: pl.Expr = pl.lit(Reason.NO_CONSENT.value)
+    for cond, k, r in reversed(rules):
+        klass = pl.when(cond).then(k).otherwise(klass)
+        reason = pl.when(cond).then(r).otherwise(reason)
+    return frame.with_columns(klass.alias("class"), reason.alias("reason"))
+
+
+def merge_addresses(records: pl.DataFrame) -> pl.DataFrame:
+    """One row per address key with merged evidence and its representative record."""
+    valid = records.filter(pl.col("address_key").is_not_null())
+    order = valid.sort(
+        by=["_evidence_at", "last_activity_at", "_row"],
+        descending=[True, True, False], nulls_last=True,
+    )
+    reps = order.group_by("address_key", maintain_order=True).agg(
+        pl.col("record_id").first().alias("rep_record_id"),
+        pl.col("_row").first().alias("rep_row"),
+    )
+    merged = valid.group_by("address_key").agg(
+        *[pl.col(d).max() for d in _DATES],
+        pl.col("_evidence_at").max(),
+        pl.col("consent_status").unique().sort().alias("statuses"),
+        pl.col("consent_status").filter(pl.col("consent_status") != "unknown").n_unique().alias("_known_statuses"),
+        pl.col("lawful_basis").flatten().drop_nulls().unique().sort().alias("lawful_basis"),
+        pl.col("_opted").any(),
+        pl.col("_optout_undated").any(),
+        pl.col("erasure_requested").any(),
+        pl.col("hard_bounced").any(),
+        pl.col("is_customer").any(),
+        pl.col("_third_party").any(),
+        (~pl.col("_third_party") & pl.col("_evidence_at").is_not_null()).any().alias("_direct_evidence"),
+        pl.col("address_hash").first(),
+        pl.col("person_key").first(),
+        pl.col("mx_status").first(),
+        pl.col("disposable").any(),
+        pl.col("_row").min().alias("first_row"),
+    )
+    return merged.join(reps, on="address_key")
+
+
+def judge_persons(addresses: pl.DataFrame, policy: Policy) -> pl.DataFrame:
+    """Spread objections across a person and pick one survivor among its kept or reconfirmed addresses."""
+    frame = addresses
+    if policy.consent.propagate_opt_out:
+        objection_rank = pl.col("reason").replace_strict(
+            {r: i for i, r in enumerate(OBJECTIONS)}, default=None, return_dtype=pl.Int32)
+        frame = frame.with_columns(objection_rank.min().over("person_key").alias("_objection"))
+        spread = pl.col("_objection").is_not_null() & (pl.col("class") != DISCARD)
+        objection = pl.col("_objection").replace_strict(dict(enumerate(OBJECTIONS)), default=None,
+                                                        return_dtype=pl.String)
+        frame = frame.with_columns(
+            pl.when(spread).then(pl.lit(True)).otherwise(pl.lit(False)).alias("via_duplicate"),
+            pl.when(spread).then(pl.lit(DISCARD)).otherwise(pl.col("class")).alias("class"),
+            pl.when(spread).then(objection).otherwise(pl.col("reason")).alias("reason"),
+        ).drop("_objection")
+    else:
+        frame = frame.with_columns(pl.lit(False).alias("via_duplicate"))
+    rank = pl.col("class").replace_strict(_CLASS_RANK, return_dtype=pl.Int8)
+    ordered = frame.with_columns(rank.alias("_rank")).sort(
+        by=["_rank", "ref", "last_activity_at", "rep_row"], descending=[False, True, True, False], nulls_last=True)
+    survivors = (
+        ordered.filter(pl.col("class") != DISCARD)
+        .group_by("person_key", maintain_order=True)
+        .agg(pl.col("address_key").first().alias("_survivor_key"), pl.col("rep_record_id").first().alias("survivor_id"))
+    )
+    cluster = frame.sort("first_row").group_by("person_key", maintain_order=True).agg(
+        pl.col("rep_record_id").first().alias("cluster_id"))
+    frame = frame.join(survivors, on="person_key", how="left").join(cluster, on="person_key", how="left")
+    loser = (pl.col("class") != DISCARD) & (pl.col("address_key") != pl.col("_survivor_key"))
+    return frame.with_columns(
+        pl.when(loser).then(pl.lit(DISCARD)).otherwise(pl.col("class")).alias("class"),
+        pl.when(loser).then(pl.lit(Reason.DUPLICATE.value)).otherwise(pl.col("reason")).alias("reason"),
+        pl.when(loser).then(pl.col("survivor_id")).otherwise(None).alias("address_survivor_id"),
+    ).drop("_survivor_key", "survivor_id")
+
+
+def classify(records: pl.DataFrame, policy: Policy, as_of: dt.date, suppression: pl.DataFrame | None = None,
+             dns_healthy: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Judge every record; returns ``(records with class/reason/flags/cluster_id/survivor_id, addresses)``."""
+    suppression = suppression if suppression is not None else pl.DataFrame(schema=SUPPRESSION_SCHEMA)
+    recs = records.with_columns(_record_evidence(policy))
+    addresses = merge_addresses(recs).join(
+        suppression.group_by("address_hash").agg(pl.col("suppressed_at").max()), on="address_hash", how="left")
+    addresses = judge_addresses(addresses, policy, as_of, dns_healthy)
+    addresses = judge_persons(addresses, policy)
+    addresses = addresses.with_columns(
+        pl.concat_list([
+            pl.when(pl.col("_known_statuses") > 1).then(pl.lit(Flag.SOURCE_CONFLICT.value)),
+            pl.when(pl.col("via_duplicate")).then(pl.lit(Flag.VIA_DUPLICATE.value)),
+        ]).list.drop_nulls().alias("address_flags")
+    )
+    joined = recs.join(
+        addresses.select("address_key", pl.col("class").alias("_aclass"), pl.col("reason").alias("_areason"),
+                         "rep_record_id", "rep_row", "cluster_id", "address_survivor_id", "address_flags", "ref"),
+        on="address_key", how="left",
+    )
+    invalid = pl.col("address_key").is_null()
+    is_rep = pl.col("_row") == pl.col("rep_row")
+    kept_address = pl.col("_aclass").is_in([KEEP, RECONFIRM])
+    duplicate_record = kept_address & ~is_rep
+    out = joined.with_columns(
+        pl.when(invalid).then(pl.lit(DISCARD))
+        .when(duplicate_record).then(pl.lit(DISCARD))
+        .otherwise(pl.col("_aclass")).alias("class"),
+        pl.when(invalid).then(pl.lit(Reason.INVALID_EMAIL.value))
+        .when(duplicate_record).then(pl.lit(Reason.DUPLICATE.value))
+        .otherwise(pl.col("_areason")).alias("reason"),
+        pl.when(invalid).then(pl.col("record_id")).otherwise(pl.col("cluster_id")).alias("cluster_id"),
+        pl.when(duplicate_record).then(pl.col("rep_record_id"))
+        .otherwise(pl.col("address_survivor_id")).alias("survivor_id"),
+        pl.concat_list([pl.col("flags"), pl.col("address_flags").fill_null(pl.lit([], pl.List(pl.String)))])
+        .list.unique(maintain_order=True).alias("flags"),
+    ).drop("_aclass", "_areason", "rep_record_id", "rep_row", "address_survivor_id", "address_flags")
+    return out, addresses

@@ -1,0 +1,199 @@
+"""The pipeline in order: read → map → validate → domains → dedupe → classify → write.
+
+Each stage is a function ``(RunContext) -> RunContext``. ``STAGES`` is the one place that says the
+order; the Prefect flow wraps each stage in a task, the benchmark and the tests call them directly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from . import __version__
+from .classify import SUPPRESSION_REASONS, classify
+from .dedupe import assign_persons
+from .domains import DnsHealth, check_domains
+from .errors import ConfigError
+from .mapping import empty_contacts, load_mapping, map_tables
+from .policy import LoadedPolicy, load_policy
+from .read import ReadResult, read_sources
+from .report import build_report, render_html
+from .state import DEFAULT_STATE, StateStore, hash_keys
+from .validate import validate
+from .write import new_run_id, publish, write_json
+
+DEFAULT_OUT = Path("out")
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the user asked for; every field has the command line's default."""
+
+    sources: tuple[str, ...] = ()
+    preset: str = "auto"
+    mapping: str | None = None
+    policy: str | None = None
+    as_of: dt.date | None = None
+    out_dir: str = str(DEFAULT_OUT)
+    state: str = str(DEFAULT_STATE)
+    check_mx: bool = True
+    dns_servers: tuple[str, ...] = ()
+
+
+def parse_as_of(text: str | None) -> dt.date:
+    if text is None or text == "":
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigError(f"--as-of {text!r} is not a date.", fix="Write it as YYYY-MM-DD, e.g. --as-of 2026-11-29.") from exc
+
+
+@dataclass
+class RunContext:
+    request: RunRequest
+    policy: LoadedPolicy
+    as_of: dt.date
+    state: StateStore
+    run_id: str = field(default_factory=new_run_id)
+    read: ReadResult = field(default_factory=ReadResult)
+    presets: dict[str, str] = field(default_factory=dict)
+    contacts: pl.DataFrame = field(default_factory=empty_contacts)
+    addresses: pl.DataFrame | None = None
+    dns: DnsHealth = DnsHealth(checked=False, healthy=True, detail="the domain check was not run")
+    timings: dict[str, float] = field(default_factory=dict)
+    run_dir: Path | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    suppressed_added: int = 0
+
+    @property
+    def rows(self) -> int:
+        return self.contacts.height
+
+
+def prepare(request: RunRequest) -> RunContext:
+    """Check the configuration before any data is read: policy, mapping, as-of, state."""
+    policy = load_policy(request.policy)
+    load_mapping(request.mapping)
+    as_of = request.as_of or dt.datetime.now(dt.UTC).date()
+    return RunContext(request=request, policy=policy, as_of=as_of, state=StateStore(request.state))
+
+
+def stage_read(ctx: RunContext) -> RunContext:
+    sources = list(ctx.request.sources) or [str(SAMPLE_DIR)]
+    ctx.read = read_sources(sources)
+    return ctx
+
+
+def stage_map(ctx: RunContext) -> RunContext:
+    from schemas.contacts import MappedContacts
+
+    contacts, ctx.presets = map_tables(ctx.read.tables, ctx.request.preset, load_mapping(ctx.request.mapping))
+    MappedContacts.validate(contacts)
+    ctx.contacts = contacts.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
+    return ctx
+
+
+def stage_validate(ctx: RunContext) -> RunContext:
+    ctx.contacts = validate(ctx.contacts, ctx.policy.policy.contacts.default_region)
+    return ctx
+
+
+def stage_domains(ctx: RunContext) -> RunContext:
+    ctx.contacts, ctx.dns = check_domains(ctx.contacts)
+    return ctx
+
+
+def stage_dedupe(ctx: RunContext) -> RunContext:
+    ctx.contacts = assign_persons(ctx.contacts)
+    return ctx
+
+
+def stage_classify(ctx: RunContext) -> RunContext:
+    suppression = ctx.state.suppression()
+    if suppression.height:
+        hashes = hash_keys(ctx.contacts["address_key"], ctx.state.hmac_key())
+        contacts = ctx.contacts.with_columns(hashes.alias("address_hash"))
+    else:
+        contacts = ctx.contacts.with_columns(pl.lit(None, pl.String).alias("address_hash"))
+    ctx.contacts, ctx.addresses = classify(contacts, ctx.policy.policy, ctx.as_of, suppression, ctx.dns.healthy)
+    return ctx
+
+
+def _manifest(ctx: RunContext, counts: dict[str, int], decisions: pl.DataFrame) -> dict[str, Any]:
+    reasons = dict(decisions.group_by("reason").len().sort("reason").iter_rows())
+    return {
+        "run_id": ctx.run_id,
+        "as_of": ctx.as_of.isoformat(),
+        "package_version": __version__,
+        "inputs": [
+            {"path": i.path, "size": i.size, "sha256": i.sha256} for i in ctx.read.inputs
+        ],
+        "presets": ctx.presets,
+        "policy": {"path": ctx.policy.path, "sha256": ctx.policy.sha256, "text": ctx.policy.text},
+        "rows_in": ctx.read.rows_in,
+        "counts": counts,
+        "reasons": reasons,
+        "timings_s": {k: round(v, 3) for k, v in ctx.timings.items()},
+        "dns": {"checked": ctx.dns.checked, "healthy": ctx.dns.healthy, "detail": ctx.dns.detail},
+        "conservation": "rows in = keep + reconfirm + discard + quarantine",
+    }
+
+
+def stage_write(ctx: RunContext) -> RunContext:
+    def extra(folder: Path, counts: dict[str, int], decisions: pl.DataFrame) -> None:
+        manifest = _manifest(ctx, counts, decisions)
+        write_json(folder / "manifest.json", manifest)
+        report = build_report(decisions, {
+            "run_id": ctx.run_id, "as_of": ctx.as_of.isoformat(), "policy_version": ctx.policy.policy.version,
+            "dns": manifest["dns"],
+        })
+        write_json(folder / "report.json", report)
+        errors = ctx.read.quarantine.select("source_file", "source_row", "error").head(200).to_dicts()
+        (folder / "report.html").write_text(render_html(report, errors), encoding="utf-8")
+
+    ctx.run_dir, ctx.counts = publish(Path(ctx.request.out_dir), ctx.run_id, ctx.contacts, ctx.read.quarantine,
+                                      ctx.read.rows_in, extra)
+    to_suppress = ctx.contacts.filter(pl.col("reason").is_in(SUPPRESSION_REASONS))
+    if to_suppress.height:
+        hashes = hash_keys(to_suppress["address_key"].drop_nulls().unique(), ctx.state.hmac_key())
+        ctx.suppressed_added = ctx.state.suppress(hashes.to_list(), "opt-out or erasure", f"run {ctx.run_id}")
+    ctx.state.record_run(ctx.run_id, ctx.as_of, str(ctx.run_dir), {"counts": ctx.counts})
+    return ctx
+
+
+Stage = Callable[[RunContext], RunContext]
+STAGES: Sequence[tuple[str, Stage]] = (
+    ("read", stage_read),
+    ("map", stage_map),
+    ("validate", stage_validate),
+    ("domains", stage_domains),
+    ("dedupe", stage_dedupe),
+    ("classify", stage_classify),
+    ("write", stage_write),
+)
+Progress = Callable[[str, RunContext, float], None]
+
+
+def run_stage(name: str, stage: Stage, ctx: RunContext, progress: Progress | None = None) -> RunContext:
+    started = time.perf_counter()
+    ctx = stage(ctx)
+    ctx.timings[name] = time.perf_counter() - started
+    if progress:
+        progress(name, ctx, ctx.timings[name])
+    return ctx
+
+
+def run_pipeline(request: RunRequest, progress: Progress | None = None) -> RunContext:
+    """Every stage in order without Prefect (the flow does the same through tasks)."""
+    ctx = prepare(request)
+    for name, stage in STAGES:
+        ctx = run_stage(name, stage, ctx, progress)
+    return ctx

@@ -1,0 +1,327 @@
+"""Read: turn export files into frames of text, one per file, plus quarantine rows.
+
+Every column is read as text; types come from the mapping, never from inference. A row that cannot
+be read (undecodable bytes, wrong number of fields, a broken quote) becomes a quarantine row with
+its file, row and error, and the rest of the file is still read.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from .errors import InputError
+
+ROW = "source_row"
+QUARANTINE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "source_file": pl.String,
+    "source_row": pl.Int64,
+    "stage": pl.String,
+    "field": pl.String,
+    "error": pl.String,
+    "raw": pl.String,
+}
+TEXT_SUFFIXES = {".csv", ".tsv", ".txt", ".tab", ".psv", ""}
+DELIMITERS = [",", ";", "\t", "|"]
+# A quoted field may hold line breaks (a street address); one that spans more lines than this is a
+# quote that was never closed.
+MAX_LINES_PER_RECORD = 20
+
+csv.field_size_limit(1 << 30)
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input as the manifest describes it."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass
+class RawTable:
+    """The rows of one file (or ZIP member) as text, with ``source_row`` counted from 1."""
+
+    source_file: str
+    frame: pl.DataFrame
+    encoding: str = ""
+    delimiter: str = ""
+    input_index: int = 0
+
+
+@dataclass
+class ReadResult:
+    tables: list[RawTable] = field(default_factory=list)
+    quarantine: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=QUARANTINE_SCHEMA))
+    inputs: list[InputFile] = field(default_factory=list)
+    rows_in: int = 0
+
+
+def quarantine_frame(rows: list[tuple[str, int, str, str, str, str]]) -> pl.DataFrame:
+    """Quarantine rows ``(source_file, source_row, stage, field, error, raw)`` as a frame."""
+    return pl.DataFrame(rows, schema=QUARANTINE_SCHEMA, orient="row")
+
+
+def read_sources(paths: list[str | Path]) -> ReadResult:
+    """Read every source (file, ZIP or folder) in the order given."""
+    result = ReadResult()
+    quarantined: list[pl.DataFrame] = []
+    files = list(_expand(paths))
+    if not files:
+        raise InputError("no input files were found.", path=", ".join(str(p) for p in paths),
+                         fix="Pass one or more export files or a folder that contains them.")
+    for index, path in enumerate(files):
+        data = path.read_bytes()
+        result.inputs.append(InputFile(str(path), len(data), hashlib.sha256(data).hexdigest()))
+        for name, member in _members(path, data):
+            table, bad = read_bytes(name, member, display_path=path)
+            table.input_index = index
+            result.tables.append(table)
+            quarantined.append(bad)
+            result.rows_in += table.frame.height + bad.height
+    result.quarantine = pl.concat([result.quarantine, *quarantined])
+    return result
+
+
+def _expand(paths: list[str | Path]) -> Iterator[Path]:
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise InputError("the path does not exist.", path=path,
+                             fix="Check the spelling, or pass the folder that holds the exports.")
+        if path.is_dir():
+            children = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            yield from children
+        else:
+            yield path
+
+
+def _members(path: Path, data: bytes) -> Iterator[tuple[str, bytes]]:
+    if not data:
+        raise InputError("the file is empty (zero bytes).", path=path,
+                         fix="Export the contacts again; a file needs at least a header line.")
+    if data[:4] == b"PK\x03\x04" and path.suffix.lower() != ".xlsx":
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = [n for n in archive.namelist()
+                     if not n.endswith("/") and not n.startswith("__MACOSX/") and not Path(n).name.startswith(".")]
+            if any(n.lower().endswith(("[content_types].xml",)) for n in names):
+                yield path.name, data  # an XLSX without its suffix
+                return
+            for name in sorted(names):
+                member = archive.read(name)
+                if not member:
+                    raise InputError(f"the archive member {name!r} is empty (zero bytes).", path=path,
+                                     fix="Export the audience again, or remove the empty file from the archive.")
+                yield Path(name).name, member
+        return
+    yield path.name, data
+
+
+def read_bytes(name: str, data: bytes, *, display_path: Path | str | None = None) -> tuple[RawTable, pl.DataFrame]:
+    """Read one file's bytes by its kind: XLSX, Parquet, JSON Lines or delimited text."""
+    where = display_path if display_path is not None else name
+    suffix = Path(name).suffix.lower()
+    if data[:4] == b"PK\x03\x04":
+        return RawTable(name, _read_xlsx(data, where)), quarantine_frame([])
+    if data[:4] == b"PAR1":
+        frame = pl.read_parquet(io.BytesIO(data))
+        frame = frame.select(pl.all().cast(pl.String))
+        return RawTable(name, _with_rows(frame)), quarantine_frame([])
+    if suffix in {".jsonl", ".ndjson"}:
+        return _read_jsonl(name, data, where)
+    text, encoding, bad_lines = decode(data, where)
+    table, quarantine = parse_delimited(name, text, bad_lines)
+    table.encoding = encoding
+    return table, quarantine
+
+
+def _with_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+
+
+def _read_xlsx(data: bytes, where: Path | str) -> pl.DataFrame:
+    try:
+        frame = pl.read_excel(io.BytesIO(data), sheet_id=1, infer_schema_length=0)
+    except Exception as exc:  # fastexcel raises its own types for damaged workbooks
+        raise InputError(f"the workbook cannot be read ({exc}).", path=where,
+                         fix="Open it in a spreadsheet program and save it again as XLSX or CSV.") from exc
+    frame = frame.select(pl.all().cast(pl.String))
+    return _with_rows(frame)
+
+
+def _read_jsonl(name: str, data: bytes, where: Path | str) -> tuple[RawTable, pl.DataFrame]:
+    text, _, bad_lines = decode(data, where)
+    records: list[dict[str, str | None]] = []
+    rows: list[int] = []
+    bad: list[tuple[str, int, str, str, str, str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if number in bad_lines:
+            bad.append((name, number, "read", "", "undecodable bytes", line))
+            continue
+        try:
+            value = json.loads(line)
+            if not isinstance(value, dict):
+                raise ValueError("a line is not a JSON object")
+        except ValueError as exc:
+            bad.append((name, number, "read", "", f"not a JSON object: {exc}", line))
+            continue
+        records.append({k: None if v is None else (v if isinstance(v, str) else json.dumps(v)) for k, v in value.items()})
+        rows.append(number)
+    columns = list(dict.fromkeys(k for r in records for k in r))
+    frame = pl.DataFrame({c: [r.get(c) for r in records] for c in columns}, schema={c: pl.String for c in columns})
+    frame = frame.with_columns(pl.Series(ROW, rows, dtype=pl.Int64))
+    return RawTable(name, frame, encoding="utf-8"), quarantine_frame(bad)
+
+
+def decode(data: bytes, where: Path | str) -> tuple[str, str, set[int]]:
+    """Decode text by BOM, then UTF-8, then Windows-1252; returns the text, the encoding and the
+    1-based line numbers (header included, so data row n is line n+1) that could not be decoded,
+    which are blanked out of the text."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return _decode_lines(data[3:], "utf-8")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16"), "utf-16", set()
+        except UnicodeDecodeError as exc:
+            raise InputError(f"the file claims UTF-16 but cannot be decoded ({exc}).", path=where,
+                             fix="Export it again as UTF-8 CSV.") from exc
+    if b"\x00" in data[:8192]:
+        raise InputError("this is a binary file, not a contact export.", path=where,
+                         fix="Pass a CSV, XLSX, Parquet, JSON Lines or ZIP export of your contacts.")
+    try:
+        return data.decode("utf-8"), "utf-8", set()
+    except UnicodeDecodeError:
+        pass
+    # Mostly valid UTF-8 with a few broken rows, or a whole file in Windows-1252?
+    # Bytes of a Windows-1252 file almost never form valid multi-byte UTF-8, so lines that do are
+    # evidence of UTF-8 with a few damaged rows.
+    text, encoding, bad = _decode_lines(data, "utf-8")
+    good_multibyte = sum(
+        1 for number, line in enumerate(text.splitlines(), start=1)
+        if number not in bad and not line.isascii()
+    )
+    if good_multibyte and good_multibyte >= len(bad):
+        return text, encoding, bad
+    return _decode_lines(data, "cp1252")
+
+
+def _decode_lines(data: bytes, encoding: str) -> tuple[str, str, set[int]]:
+    try:
+        return data.decode(encoding), encoding, set()
+    except UnicodeDecodeError:
+        pass
+    lines = data.splitlines(keepends=True)
+    out: list[str] = []
+    bad: set[int] = set()
+    for number, line in enumerate(lines, start=1):
+        try:
+            out.append(line.decode(encoding))
+        except UnicodeDecodeError:
+            bad.add(number)
+            out.append(line.decode(encoding, errors="replace"))
+    return "".join(out), encoding, bad
+
+
+def sniff_delimiter(lines: list[str]) -> str:
+    """The delimiter that splits the header and the next lines most consistently into most fields."""
+    sample = [line for line in lines[:50] if line.strip()]
+    if not sample:
+        return ","
+    best, best_score = ",", (-1, -1)
+    for delimiter in DELIMITERS:
+        counts = [len(next(csv.reader([line], delimiter=delimiter), [])) for line in sample]
+        header = counts[0]
+        agree = sum(1 for c in counts if c == header)
+        score = (agree if header > 1 else 0, header)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def parse_delimited(name: str, text: str, bad_lines: set[int] | None = None) -> tuple[RawTable, pl.DataFrame]:
+    """Parse delimited text. Rows whose field count differs from the header's, that hold
+    undecodable bytes, or that open a quote never closed go to quarantine; the next row is read
+    from the following physical line, so one broken quote does not swallow the rest."""
+    bad_lines = bad_lines or set()
+    lines = io.StringIO(text, newline="").readlines()
+    if not lines:
+        return RawTable(name, pl.DataFrame({ROW: []}, schema={ROW: pl.Int64})), quarantine_frame([])
+    delimiter = sniff_delimiter(lines)
+    header = next(csv.reader([lines[0]], delimiter=delimiter))
+    header = [h.strip() or f"column_{i + 1}" for i, h in enumerate(header)]
+    header = _unique(header)
+    width = len(header)
+
+    good_rows: list[list[str]] = []
+    good_numbers: list[int] = []
+    bad: list[tuple[str, int, str, str, str, str]] = []
+    cursor = 1  # index into lines of the next physical line to parse
+    row_number = 0
+    total = len(lines)
+
+    def feed() -> Iterator[str]:
+        nonlocal cursor
+        while cursor < total:
+            line = lines[cursor]
+            cursor += 1
+            yield line
+
+    reader = csv.reader(feed(), delimiter=delimiter)
+    while cursor < total:
+        start = cursor
+        try:
+            record = next(reader)
+            error = ""
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            record, error = [], f"unreadable CSV: {exc}"
+        row_number += 1
+        spanned = cursor - start
+        if not error:
+            if any(n in bad_lines for n in range(start + 1, cursor + 1)):
+                error = "undecodable bytes (the row is not in the file's encoding)"
+            elif not record:
+                error = "empty line"
+            elif len(record) != width:
+                error = f"{len(record)} fields where the header has {width}"
+            elif spanned > MAX_LINES_PER_RECORD:
+                error = "a quote is opened and never closed"
+        if not error:
+            good_rows.append(record)
+            good_numbers.append(row_number)
+            continue
+        if spanned > 1:
+            # A quote swallowed the lines after this one: quarantine only this line, reread the rest.
+            cursor = start + 1
+            reader = csv.reader(feed(), delimiter=delimiter)
+            if "fields where" in error or "never closed" in error:
+                error = "a quote is opened and never closed"
+        bad.append((name, row_number, "read", "", error, lines[start].rstrip("\r\n")))
+
+    columns = list(zip(*good_rows, strict=True)) if good_rows else [()] * width
+    frame = pl.DataFrame({h: pl.Series(h, list(col), dtype=pl.String) for h, col in zip(header, columns, strict=True)})
+    frame = frame.with_columns(pl.Series(ROW, good_numbers, dtype=pl.Int64))
+    return RawTable(name, frame, delimiter=delimiter), quarantine_frame(bad)
+
+
+def _unique(header: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for h in header:
+        if h in seen:
+            seen[h] += 1
+            out.append(f"{h}_{seen[h]}")
+        else:
+            seen[h] = 1
+            out.append(h)
+    return out

@@ -1,0 +1,123 @@
+"""Validate: email syntax and normalisation, the address key, phones in E.164.
+
+Work is per **unique** value. Addresses in the common shape (ASCII dot-atom local part, plain
+ASCII domain) are normalised by one vectorised expression whose result is exactly what
+email-validator returns for them (the local part as given, the domain lowercased); every other
+address goes through email-validator itself.
+"""
+
+from __future__ import annotations
+
+import phonenumbers
+import polars as pl
+from email_validator import EmailNotValidError, validate_email
+
+_ATOM = r"[A-Za-z0-9_+\-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+FAST_EMAIL = rf"^{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+[A-Za-z]{{2,63}}$"
+# email-validator refuses these top-level names (special-use, RFC 6761 and friends).
+SPECIAL_USE_TLDS = ["arpa", "invalid", "local", "localhost", "onion", "test"]
+GMAIL_DOMAINS = ["gmail.com", "googlemail.com"]
+EMAIL_STEP_SCHEMA = {
+    "email": pl.String,
+    "email_normalized": pl.String,
+    "email_domain": pl.String,
+    "email_error": pl.String,
+}
+
+
+def fast_path(email: pl.Expr) -> pl.Expr:
+    """True where the vectorised normalisation is known to agree with email-validator."""
+    at = email.str.find("@")
+    tld = email.str.extract(r"\.([A-Za-z]+)$").str.to_lowercase()
+    return (
+        email.str.contains(FAST_EMAIL)
+        & (email.str.len_bytes() <= 254)
+        & (at <= 64)
+        & ~email.str.contains("--", literal=True)
+        & ~tld.is_in(SPECIAL_USE_TLDS)
+    ).fill_null(False)
+
+
+def _validate_one(address: str) -> tuple[str | None, str | None, str | None]:
+    try:
+        result = validate_email(address, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return None, None, str(exc)
+    return result.normalized, result.ascii_domain, None
+
+
+def normalize_emails(emails: pl.Series) -> pl.DataFrame:
+    """One row per distinct non-null address: ``email, email_normalized, email_domain, email_error``.
+
+    ``email_domain`` is the ASCII (IDNA A-label) domain that DNS is asked about.
+    """
+    unique = pl.DataFrame({"email": emails.drop_nulls().unique()}, schema={"email": pl.String})
+    fast = unique.filter(fast_path(pl.col("email"))).with_columns(
+        pl.concat_str([
+            pl.col("email").str.extract(r"^(.*)@"),
+            pl.lit("@"),
+            pl.col("email").str.extract(r"@(.*)$").str.to_lowercase(),
+        ]).alias("email_normalized"),
+    ).with_columns(
+        pl.col("email_normalized").str.extract(r"@(.*)$").alias("email_domain"),
+        pl.lit(None, pl.String).alias("email_error"),
+    )
+    rest = unique.filter(~fast_path(pl.col("email")))["email"].to_list()
+    checked = [_validate_one(a) for a in rest]
+    slow = pl.DataFrame(
+        {
+            "email": rest,
+            "email_normalized": [c[0] for c in checked],
+            "email_domain": [c[1] for c in checked],
+            "email_error": [c[2] for c in checked],
+        },
+        schema=EMAIL_STEP_SCHEMA,
+    )
+    return pl.concat([fast.select(list(EMAIL_STEP_SCHEMA)), slow])
+
+
+def address_key(normalized: pl.Expr) -> pl.Expr:
+    """The key that decides which records are one address: the normalised email with the local part
+    lowercased; for Gmail (gmail.com and googlemail.com are one provider) dots and ``+tag`` removed."""
+    local = normalized.str.extract(r"^(.*)@").str.to_lowercase()
+    domain = normalized.str.extract(r"@([^@]*)$")
+    gmail = domain.is_in(GMAIL_DOMAINS)
+    folded_local = pl.when(gmail).then(local.str.replace(r"\+.*$", "").str.replace_all(".", "", literal=True))
+    return pl.concat_str([
+        folded_local.otherwise(local),
+        pl.lit("@"),
+        pl.when(gmail).then(pl.lit("gmail.com")).otherwise(domain),
+    ])
+
+
+def normalize_phones(phones: pl.Series, region: str) -> pl.DataFrame:
+    """One row per distinct phone text: ``phone, phone_e164`` (null where it is not a possible number)."""
+    unique = phones.drop_nulls().unique().to_list()
+    out: list[str | None] = []
+    for text in unique:
+        try:
+            number = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            out.append(None)
+            continue
+        ok = phonenumbers.is_possible_number(number)
+        out.append(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if ok else None)
+    return pl.DataFrame({"phone": unique, "phone_e164": out}, schema={"phone": pl.String, "phone_e164": pl.String})
+
+
+def validate(contacts: pl.DataFrame, region: str = "SE") -> pl.DataFrame:
+    """Add ``email_normalized, email_domain, email_error, email_valid, address_key, phone_e164``."""
+    emails = normalize_emails(contacts["email"])
+    phones = normalize_phones(contacts["phone"], region)
+    out = (
+        contacts.join(emails, on="email", how="left", nulls_equal=False)
+        .join(phones, on="phone", how="left", nulls_equal=False)
+        .with_columns(
+            pl.col("email_normalized").is_not_null().alias("email_valid"),
+            pl.when(pl.col("email").is_null()).then(pl.lit("the email address is missing"))
+            .otherwise(pl.col("email_error")).alias("email_error"),
+        )
+        .with_columns(address_key(pl.col("email_normalized")).alias("address_key"))
+    )
+    return out

@@ -1,0 +1,139 @@
+"""Write: the run folder, whole or not at all.
+
+Everything is written into ``OUT/.tmp-<run_id>``, the conservation rule is checked, and only then is
+the folder renamed to ``OUT/<run_id>`` and ``OUT/latest`` pointed at it. Files are owner-only; CSV
+cells that a spreadsheet would run as a formula are prefixed with ``'``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+
+from .errors import ConservationError
+from .reasons import Klass
+
+PARTITIONS = (Klass.KEEP.value, Klass.RECONFIRM.value, Klass.DISCARD.value)
+LINEAGE = ["source_file", "source_row", "record_id", "cluster_id", "survivor_id"]
+CONTACT_COLUMNS = ["email", "email_normalized", "first_name", "last_name", "full_name", "phone", "phone_e164",
+                   "company", "street", "postcode", "city", "country"]
+EVIDENCE_COLUMNS = ["consent_status", "consent_at", "confirmed_at", "consent_source", "consent_proof",
+                    "consent_expires_at", "lawful_basis", "opted_out", "opted_out_at", "erasure_requested",
+                    "hard_bounced", "bounced_at", "is_customer", "last_purchase_at", "last_activity_at",
+                    "created_at", "tags", "unparsed"]
+PARTITION_COLUMNS = [*LINEAGE, "reason", "flags", "mx_status", "preset", *CONTACT_COLUMNS, *EVIDENCE_COLUMNS]
+FORMULA_START = r"^[=+\-@\t\r]"
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """A run id that sorts by time: ``20261129T020000Z-3f9a``."""
+    now = now or dt.datetime.now(dt.UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+
+
+def mask_email(expr: pl.Expr) -> pl.Expr:
+    """``anna.svensson@example.se`` → ``a***@example.se``; no local part is ever shown whole."""
+    local = expr.str.extract(r"^(.*)@")
+    domain = expr.str.extract(r"@([^@]*)$")
+    masked = pl.concat_str([local.str.slice(0, 1), pl.lit("***@"), domain])
+    return pl.when(domain.is_not_null()).then(masked).when(expr.is_not_null()).then(pl.lit("***"))
+
+
+def guard_formulas(frame: pl.DataFrame) -> pl.DataFrame:
+    """Prefix ``'`` to text cells a spreadsheet would treat as a formula."""
+    text = [c for c, t in frame.schema.items() if t == pl.String]
+    return frame.with_columns(
+        pl.when(pl.col(c).str.contains(FORMULA_START)).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
+        for c in text
+    )
+
+
+def _flat(frame: pl.DataFrame) -> pl.DataFrame:
+    """Lists joined with ``;`` and times in ISO 8601, for CSV."""
+    out = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.List):
+            out.append(pl.col(name).list.join(";").alias(name))
+        elif isinstance(dtype, pl.Datetime):
+            out.append(pl.col(name).dt.strftime("%Y-%m-%dT%H:%M:%SZ").alias(name))
+    return frame.with_columns(out)
+
+
+def decisions_frame(records: pl.DataFrame, quarantine: pl.DataFrame) -> pl.DataFrame:
+    """One row per input row, quarantine included."""
+    judged = records.select(
+        "source_file", "source_row", "record_id", "class", "reason",
+        pl.col("flags").list.join(";").alias("flags"),
+        "cluster_id", "survivor_id", "mx_status", mask_email(pl.col("email")).alias("email_masked"),
+    )
+    quarantined = quarantine.select(
+        "source_file", "source_row", pl.lit(None, pl.String).alias("record_id"),
+        pl.lit(Klass.QUARANTINE.value).alias("class"), pl.lit("UNREADABLE_ROW").alias("reason"),
+        pl.lit(None, pl.String).alias("flags"), pl.lit(None, pl.String).alias("cluster_id"),
+        pl.lit(None, pl.String).alias("survivor_id"), pl.lit("not_checked").alias("mx_status"),
+        pl.lit(None, pl.String).alias("email_masked"),
+    )
+    return pl.concat([judged, quarantined]).sort("source_file", "source_row", maintain_order=True)
+
+
+def check_conservation(rows_in: int, decisions: pl.DataFrame, partitions: dict[str, pl.DataFrame]) -> dict[str, int]:
+    """Every input row in exactly one partition and exactly once in the decisions, or raise."""
+    counts = {name: frame.height for name, frame in partitions.items()}
+    total = sum(counts.values())
+    unique = decisions.select(pl.struct("source_file", "source_row").n_unique()).item() if decisions.height else 0
+    if not (total == rows_in == decisions.height == unique):
+        raise ConservationError(
+            f"rows in ({rows_in}) do not equal keep + reconfirm + discard + quarantine ({total}); "
+            f"decisions hold {decisions.height} rows, {unique} distinct. Nothing was published.")
+    return counts
+
+
+def _owner_only(path: Path) -> None:
+    os.chmod(path, 0o600)
+
+
+def publish(out_dir: Path, run_id: str, records: pl.DataFrame, quarantine: pl.DataFrame, rows_in: int,
+            extra: Callable[[Path, dict[str, int], pl.DataFrame], None]) -> tuple[Path, dict[str, int]]:
+    """Write every file of the run folder under a temporary name, check conservation, then rename.
+
+    ``extra(tmp_dir, counts, decisions)`` writes the manifest and the report into the same folder.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".tmp-{run_id}"
+    final = out_dir / run_id
+    tmp.mkdir(mode=0o700)
+    try:
+        ordered = records.sort("_row")
+        partitions = {
+            name: ordered.filter(pl.col("class") == name).select(PARTITION_COLUMNS) for name in PARTITIONS
+        }
+        partitions[Klass.QUARANTINE.value] = quarantine
+        decisions = decisions_frame(records, quarantine)
+        counts = check_conservation(rows_in, decisions, partitions)
+        for name, frame in partitions.items():
+            frame.write_parquet(tmp / f"{name}.parquet")
+            guard_formulas(_flat(frame)).write_csv(tmp / f"{name}.csv")
+        decisions.write_parquet(tmp / "decisions.parquet")
+        extra(tmp, counts, decisions)
+        for child in tmp.iterdir():
+            _owner_only(child)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    link = out_dir / "latest"
+    staging = out_dir / f".latest-{run_id}"
+    staging.symlink_to(run_id)
+    os.replace(staging, link)
+    return final, counts
+
+
+def write_json(path: Path, data: object) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")

@@ -1,0 +1,1 @@
+"""pandera schemas for the pipeline's boundaries: after mapping, and before writing."""
