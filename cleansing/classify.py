@@ -140,7 +140,7 @@ def merge_addresses(records: pl.DataFrame) -> pl.DataFrame:
         pl.col("_evidence_at").max(),
         pl.col("consent_status").unique().sort().alias("statuses"),
         pl.col("consent_status").filter(pl.col("consent_status") != "unknown").n_unique().alias("_known_statuses"),
-        pl.col("lawful_basis").flatten().drop_nulls().unique().sort().alias("lawful_basis"),
+        pl.col("lawful_basis").list.explode(keep_nulls=False, empty_as_null=False).unique().sort().alias("lawful_basis"),
         pl.col("_opted").any(),
         pl.col("_optout_undated").any(),
         pl.col("erasure_requested").any(),

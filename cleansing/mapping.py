@@ -44,7 +44,7 @@ FLAG_DATE_FIELDS = {"opted_out": "opted_out_at", "erasure_requested": None, "har
 TARGETS = (*TEXT_FIELDS, "tags", "consent_status", "lawful_basis", *DATE_FIELDS, *FLAG_DATE_FIELDS)
 TARGET_ALIASES = {"opted_out_at": "opted_out", "withdrawn": "opted_out", "unsubscribed": "opted_out",
                   "bounced_at": "hard_bounced", "hard_bounce": "hard_bounced", "email_address": "email"}
-JOINED_TEXT = {"consent_proof"}
+JOINED_TEXT = {"consent_proof", "consent_source"}
 PRESETS_NAMES = ("auto", "mailchimp", "hubspot", "salesforce", "brevo", "klaviyo", "generic")
 
 Convert = Callable[[pl.Expr], pl.Expr]

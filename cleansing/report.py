@@ -33,7 +33,7 @@ def build_report(decisions: pl.DataFrame, meta: dict[str, Any]) -> dict[str, Any
         for f, k, n in decisions.group_by("source_file", "class").len().sort("source_file", "class").iter_rows()
     ]
     flags = (
-        decisions.select(pl.col("flags").str.split(";").explode().alias("flag"))
+        decisions.select(pl.col("flags").str.split(";").explode(empty_as_null=True).alias("flag"))
         .filter(pl.col("flag").is_not_null() & (pl.col("flag") != ""))
         .group_by("flag").len().sort("len", "flag", descending=[True, False])
     )

@@ -36,7 +36,7 @@ STATUS_WORDS: dict[str, str] = {
                                 "optoutpending", "avanmald")},
     **{w: "pending" for w in ("pending", "unconfirmed", "optinpending", "confirmationpending",
                               "confirmationemailsent", "vantande")},
-    **{w: "none" for w in ("no", "false", "0", "nej", "never", "neversubscribed", "seen", "notseen",
+    **{w: "none" for w in ("none", "no", "false", "0", "nej", "never", "neversubscribed", "seen", "notseen",
                            "nonsubscribed", "falskt", "n")},
     **{w: "unknown" for w in ("unknown", "okand")},
 }
@@ -133,7 +133,8 @@ def parse_tags(expr: pl.Expr) -> pl.Expr:
     """Tags from ``"VIP","Blog"`` (Mailchimp) or ``VIP; Blog`` to a list of names."""
     return (
         expr.str.replace_all(r'"', "")
+        .str.replace_all(";", ",", literal=True)
         .str.split(",")
-        .list.eval(pl.element().str.split(";").explode().str.strip_chars().filter(pl.element() != ""))
+        .list.eval(pl.element().str.strip_chars().filter(pl.element() != ""))
         .fill_null(pl.lit([], dtype=pl.List(pl.String)))
     )

@@ -1,0 +1,1 @@
+"""Prefect glue: the flow, its tasks and the command line. The work itself lives in ``cleansing``."""

@@ -1,0 +1,74 @@
+"""The flow ``cleanse-contacts``: one thin task per pipeline stage."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+
+from cleansing.errors import TransientError
+from cleansing.pipeline import STAGES, Progress, RunContext, RunRequest, prepare, run_stage
+from cleansing.state import DEFAULT_STATE
+
+PresetName = Literal["auto", "mailchimp", "hubspot", "salesforce", "brevo", "klaviyo", "generic"]
+IO_STAGES = {"read", "domains", "write"}
+# Set by the command line to show progress on the terminal; counts and timings only.
+terminal_progress: Progress | None = None
+
+
+def _transient_only(_task: Any, _run: TaskRun, state: State[Any]) -> bool:
+    return isinstance(state.result(raise_on_failure=False), TransientError)
+
+
+def _stage_task(name: str, stage: Callable[[RunContext], RunContext]) -> Any:
+    def run(ctx: RunContext) -> RunContext:
+        logger = get_run_logger()
+        ctx = run_stage(name, stage, ctx, terminal_progress)
+        logger.info("stage %s: %d rows in %.2f s", name, ctx.rows, ctx.timings[name])
+        return ctx
+
+    run.__name__ = f"stage_{name}"
+    retries = 2 if name in IO_STAGES else 0
+    return task(run, name=name, cache_policy=NONE, persist_result=False, retries=retries,
+                retry_delay_seconds=2, retry_condition_fn=_transient_only if retries else None)
+
+
+TASKS = [(name, _stage_task(name, stage)) for name, stage in STAGES]
+
+
+@flow(name="cleanse-contacts", persist_result=False, log_prints=False)
+def cleanse_contacts(
+    sources: list[str] | None = None,
+    preset: PresetName = "auto",
+    policy: str | None = None,
+    as_of: dt.date | None = None,
+    out_dir: str = "out",
+    check_domains: bool = True,
+    mapping: str | None = None,
+    state: str = str(DEFAULT_STATE),
+    dns_servers: list[str] | None = None,
+) -> str:
+    """Read contact exports, classify every record as keep / reconfirm / discard by its consent
+    evidence, and publish a run folder. Returns the run folder's path.
+
+    sources: export files or folders; empty runs the bundled sample.
+    preset: the tool the exports come from, or auto to detect per file.
+    policy: a policy TOML; empty uses the bundled default.
+    as_of: the date the rules count ages from; empty is today (UTC).
+    out_dir: where run folders are published.
+    check_domains: look up every email domain in DNS.
+    """
+    request = RunRequest(
+        sources=tuple(sources or ()), preset=preset, mapping=mapping or None, policy=policy or None,
+        as_of=as_of, out_dir=out_dir, state=state, check_mx=check_domains, dns_servers=tuple(dns_servers or ()),
+    )
+    ctx = prepare(request)
+    for _name, stage_task in TASKS:
+        ctx = stage_task(ctx)
+    get_run_logger().info("published run %s: %s", ctx.run_id, ctx.counts)
+    return str(ctx.run_dir)

@@ -1,0 +1,128 @@
+"""The ``cleanse`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from cleansing.errors import CleansingError, UsageError
+from cleansing.pipeline import DEFAULT_OUT, RunContext, RunRequest, parse_as_of, prepare
+from cleansing.state import DEFAULT_STATE
+
+from .settings import configure_prefect
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cleanse",
+        description="Cleanse contact exports for the GDPR: keep, reconfirm or discard every contact, with the reason.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the whole pipeline as the Prefect flow cleanse-contacts")
+    run.add_argument("sources", nargs="*", help="export files, ZIPs or folders (default: the bundled sample)")
+    run.add_argument("--out", default=str(DEFAULT_OUT), help="where run folders go (default: out/)")
+    run.add_argument("--policy", default=None, help="policy TOML (default: the bundled default policy)")
+    run.add_argument("--preset", default="auto",
+                     choices=["auto", "mailchimp", "hubspot", "salesforce", "brevo", "klaviyo", "generic"],
+                     help="force a source preset (default: auto, detected per file)")
+    run.add_argument("--mapping", default=None, help="TOML mapping of source headers to canonical fields")
+    run.add_argument("--as-of", default=None, help="the date the rules count ages from, YYYY-MM-DD (default: today, UTC)")
+    run.add_argument("--dns-server", action="append", default=[], metavar="HOST[:PORT]",
+                     help="resolver to ask, repeatable (default: the system's)")
+    run.add_argument("--no-mx", action="store_true", help="skip the domain check")
+    run.add_argument("--state", default=str(DEFAULT_STATE), help="the state database (default: data/state/cleansing.sqlite)")
+
+    forget = commands.add_parser("forget", help="add addresses to the suppression list (erasure or objection)")
+    forget.add_argument("emails", nargs="*", help="email addresses")
+    forget.add_argument("--file", default=None, help="a text file with one address per line")
+    forget.add_argument("--state", default=str(DEFAULT_STATE), help="the state database")
+
+    report = commands.add_parser("report", help="rebuild the report of a finished run")
+    report.add_argument("run_dir", help="a run folder, e.g. out/latest")
+    return parser
+
+
+def _progress(name: str, ctx: RunContext, seconds: float) -> None:
+    rows = ctx.read.rows_in if name == "read" else ctx.rows
+    print(f"  {name:<9} {rows:>10,} rows  {seconds:7.2f} s", file=sys.stderr, flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    request = RunRequest(
+        sources=tuple(args.sources), preset=args.preset, mapping=args.mapping, policy=args.policy,
+        as_of=parse_as_of(args.as_of), out_dir=args.out, state=args.state, check_mx=not args.no_mx,
+        dns_servers=tuple(args.dns_server),
+    )
+    prepare(request)  # bad configuration fails here, before Prefect starts
+    for source in request.sources:
+        if not Path(source).exists():
+            raise UsageError("the path does not exist.", path=source,
+                             fix="Check the spelling, or pass the folder that holds the exports.")
+    configure_prefect()
+    from . import cleanse as flow_module
+
+    flow_module.terminal_progress = _progress
+    started = time.perf_counter()
+    print("cleanse-contacts: starting (a local Prefect server starts first when none is configured)",
+          file=sys.stderr, flush=True)
+    run_dir = flow_module.cleanse_contacts(
+        sources=list(request.sources), preset=args.preset, policy=args.policy, as_of=request.as_of,
+        out_dir=args.out, check_domains=not args.no_mx, mapping=args.mapping, state=args.state,
+        dns_servers=list(args.dns_server),
+    )
+    manifest = json.loads((Path(run_dir) / "manifest.json").read_text())
+    counts = ", ".join(f"{k} {v:,}" for k, v in manifest["counts"].items())
+    print(f"done in {time.perf_counter() - started:.1f} s: {counts}", file=sys.stderr)
+    print(run_dir)
+    return EXIT_OK
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from cleansing.forget import forget
+
+    emails = list(args.emails)
+    if args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise UsageError("the file does not exist.", path=path, fix="Pass a text file with one address per line.")
+        emails += [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+    if not emails:
+        raise UsageError("no addresses were given.", fix="Pass addresses as arguments or with --file.")
+    added, known = forget(emails, args.state)
+    print(f"{added} address(es) added to the suppression list, {known} already on it.", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from cleansing.rebuild import rebuild_report
+
+    path = rebuild_report(Path(args.run_dir))
+    print(path)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {"run": cmd_run, "forget": cmd_forget, "report": cmd_report}
+    try:
+        return handlers[args.command](args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CleansingError as exc:
+        print(f"error: {exc} Nothing was published.", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as exc:  # an internal error: say so, publish nothing
+        print(f"internal error ({type(exc).__name__}): {exc}. Nothing was published.", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
