@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import fastexcel
 import polars as pl
 
 from .errors import InputError
@@ -150,7 +151,7 @@ def _with_rows(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _read_xlsx(data: bytes, where: Path | str) -> pl.DataFrame:
     try:
-        frame = pl.read_excel(io.BytesIO(data), sheet_id=1, infer_schema_length=0)
+        frame = fastexcel.read_excel(data).load_sheet(0, dtypes="string").to_polars()
     except Exception as exc:  # fastexcel raises its own types for damaged workbooks
         raise InputError(f"the workbook cannot be read ({exc}).", path=where,
                          fix="Open it in a spreadsheet program and save it again as XLSX or CSV.") from exc
@@ -275,7 +276,7 @@ def parse_delimited(name: str, text: str, bad_lines: set[int] | None = None) -> 
             cursor += 1
             yield line
 
-    reader = csv.reader(feed(), delimiter=delimiter)
+    reader = csv.reader(feed(), delimiter=delimiter, strict=True)
     while cursor < total:
         start = cursor
         try:
@@ -303,8 +304,8 @@ def parse_delimited(name: str, text: str, bad_lines: set[int] | None = None) -> 
         if spanned > 1:
             # A quote swallowed the lines after this one: quarantine only this line, reread the rest.
             cursor = start + 1
-            reader = csv.reader(feed(), delimiter=delimiter)
-            if "fields where" in error or "never closed" in error:
+            reader = csv.reader(feed(), delimiter=delimiter, strict=True)
+            if not error.startswith("undecodable"):
                 error = "a quote is opened and never closed"
         bad.append((name, row_number, "read", "", error, lines[start].rstrip("\r\n")))
 
