@@ -1,0 +1,99 @@
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import polars as pl
+import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cleansing.validate import address_key, normalize_emails, normalize_phones
+
+from .conftest import CORPORA
+
+
+def _control(text: str) -> str:
+    """The corpora write control character n as U+2400 + n."""
+    return "".join(chr(ord(c) - 0x2400) if 0x2400 <= ord(c) < 0x2420 else c for c in text)
+
+
+def _xml_addresses(name: str) -> list[str]:
+    root = ET.parse(CORPORA / name).getroot()
+    return [_control(a.text or "") for a in root.iter("address")]
+
+
+def _jmail() -> list[str]:
+    valid = (CORPORA / "jmail_valid-addresses.csv").read_text(encoding="utf-8").splitlines()[1:]
+    invalid = (CORPORA / "jmail_invalid-addresses.csv").read_text(encoding="utf-8").splitlines()[1:]
+    return [line.split(",")[0] for line in valid if line] + [line.split(" ;")[0].rstrip() for line in invalid if line]
+
+
+def _reference(address: str) -> str | None:
+    try:
+        return validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError:
+        return None
+
+
+def _ours(addresses: list[str]) -> dict[str, str | None]:
+    result = normalize_emails(pl.Series(addresses, dtype=pl.String))
+    return dict(zip(result["email"].to_list(), result["email_normalized"].to_list(), strict=True))
+
+
+@pytest.mark.parametrize(
+    "corpus",
+    ["isemail_tests.xml", "isemail_tests_original.xml", "pyisemail_tests.xml", "jmail"],
+)
+def test_email_step_agrees_with_email_validator_on_every_corpus_address(corpus: str) -> None:
+    addresses = _jmail() if corpus == "jmail" else _xml_addresses(corpus)
+    assert len(addresses) > 100
+    ours = _ours(addresses)
+    disagreements = [a for a in set(addresses) if ours[a] != _reference(a)]
+    assert disagreements == []
+
+
+LOCAL = st.text(alphabet="abcXYZ019._+-!#$%&'*/=?^`{|}~\"(),:;<>@[\\] åé", min_size=0, max_size=70)
+DOMAIN = st.text(alphabet="abcXY09.-_ äö", min_size=0, max_size=30).map(lambda d: d + "")
+TLD = st.sampled_from(["se", "com", "COM", "test", "local", "x", "c0m", "xn--p1ai", "onion", "museum", ""])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(local=LOCAL, domain=DOMAIN, tld=TLD)
+def test_fast_path_and_email_validator_agree_on_generated_addresses(local: str, domain: str, tld: str) -> None:
+    address = f"{local}@{domain}.{tld}" if tld else f"{local}@{domain}"
+    assert _ours([address])[address] == _reference(address)
+
+
+@pytest.mark.parametrize(
+    ("email", "key"),
+    [
+        pytest.param("Anna.Ek@Example.se", "anna.ek@example.se", id="local-part-lowercased"),
+        pytest.param("a.n.n.a+news@gmail.com", "anna@gmail.com", id="gmail-dots-and-tag-folded"),
+        pytest.param("Anna+x@GoogleMail.com", "anna@gmail.com", id="googlemail-is-gmail"),
+        pytest.param("a.nna+x@outlook.com", "a.nna+x@outlook.com", id="other-providers-keep-dots-and-tags"),
+    ],
+)
+def test_address_key_folds_what_the_provider_ignores(email: str, key: str) -> None:
+    normalized = normalize_emails(pl.Series([email]))
+    assert normalized.select(address_key(pl.col("email_normalized")))[0, 0] == key
+
+
+def test_normalising_twice_changes_nothing() -> None:
+    first = normalize_emails(pl.Series(["Anna@EXAMPLE.se", "ÅSA@exämple.se"]))["email_normalized"]
+    second = normalize_emails(first)["email_normalized"]
+    assert sorted(first.to_list()) == sorted(second.to_list())
+
+
+def test_each_distinct_address_is_checked_once() -> None:
+    result = normalize_emails(pl.Series(["a@example.se"] * 5 + ["bad"] * 3 + [None]))
+    assert result.height == 2
+
+
+@pytest.mark.parametrize(
+    ("phone", "e164"),
+    [("070-123 45 67", "+46701234567"), ("+46 70 123 45 67", "+46701234567"), ("0046701234567", "+46701234567"),
+     ("08-123 456 78", "+46812345678"), ("+44 20 7946 0958", "+442079460958"), ("not a phone", None)],
+)
+def test_phones_are_written_in_e164_with_sweden_as_default_region(phone: str, e164: str | None) -> None:
+    result = normalize_phones(pl.Series([phone]), "SE")
+    assert result["phone_e164"].to_list() == [e164]
