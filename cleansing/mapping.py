@@ -404,6 +404,10 @@ def map_table(table: RawTable, preset_name: str = "auto", user: UserMapping | No
         flags.alias("flags"),
         notes.alias("unparsed"),
     ).collect()
+    # Fields no column feeds are literals, which polars keeps as scalar columns; horizontal
+    # expressions (max_horizontal) on those return one row instead of many (polars 1.44), so
+    # materialise them.
+    mapped = pl.DataFrame(mapped.get_columns())
     if not preset.has_record_id or "record_id" not in sources:
         mapped = mapped.with_columns(pl.lit(None, pl.String).alias("record_id"))
     mapped = mapped.with_columns(

@@ -293,21 +293,22 @@ def parse_delimited(name: str, text: str, bad_lines: set[int] | None = None) -> 
                 error = "undecodable bytes (the row is not in the file's encoding)"
             elif not record:
                 error = "empty line"
-            elif len(record) != width:
-                error = f"{len(record)} fields where the header has {width}"
             elif spanned > MAX_LINES_PER_RECORD:
                 error = "a quote is opened and never closed"
+            elif len(record) != width:
+                error = f"{len(record)} fields where the header has {width}"
         if not error:
             good_rows.append(record)
             good_numbers.append(row_number)
             continue
-        if spanned > 1:
+        raw = "".join(lines[start:cursor]).rstrip("\r\n")
+        if spanned > 1 and (error.startswith("unreadable") or error.startswith("a quote")):
             # A quote swallowed the lines after this one: quarantine only this line, reread the rest.
             cursor = start + 1
             reader = csv.reader(feed(), delimiter=delimiter, strict=True)
-            if not error.startswith("undecodable"):
-                error = "a quote is opened and never closed"
-        bad.append((name, row_number, "read", "", error, lines[start].rstrip("\r\n")))
+            error = "a quote is opened and never closed"
+            raw = lines[start].rstrip("\r\n")
+        bad.append((name, row_number, "read", "", error, raw))
 
     columns = list(zip(*good_rows, strict=True)) if good_rows else [()] * width
     frame = pl.DataFrame({h: pl.Series(h, list(col), dtype=pl.String) for h, col in zip(header, columns, strict=True)})
