@@ -21,4 +21,5 @@ def configure_prefect(home: Path | None = None, quiet: bool = True) -> None:
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
     if quiet:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        # The terminal shows the command's own progress lines; Prefect's run logs still reach its API.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
