@@ -333,77 +333,95 @@ def map_table(table: RawTable, preset_name: str = "auto", user: UserMapping | No
             path=where or table.source_file,
             fix='Pass --mapping FILE with a TOML table [columns] naming the email column, e.g. "Mejl" = "email", '
                 "or --preset if the file comes from a known tool.")
-    frame = table.frame.lazy()
-    exprs: list[pl.Expr] = []
-    bad: list[pl.Expr] = []
-    unparsed: list[pl.Expr] = []
-
     def blank(e: pl.Expr) -> pl.Expr:
         e = e.cast(pl.String).str.strip_chars()
         return pl.when(e == "").then(None).otherwise(e)
 
-    for target in TEXT_FIELDS:
-        exprs_t = [blank(e) for e in sources.get(target, [])]
-        if not exprs_t:
-            exprs.append(pl.lit(None, pl.String).alias(target))
-        elif target in JOINED_TEXT:
-            exprs.append(pl.concat_str(exprs_t, separator="; ", ignore_nulls=True).alias(target))
-        else:
-            exprs.append(pl.coalesce(exprs_t).alias(target))
-    tags = [blank(e) for e in sources.get("tags", [])]
-    exprs.append(parse_tags(pl.concat_str(tags, separator=",", ignore_nulls=True) if tags else pl.lit(None, pl.String))
-                 .alias("tags"))
+    # Phase 1: one text column per source of each field. Phase 2: parse each source once.
+    # Phase 3: combine the sources of each field, and collect flags for what could not be read.
+    texts: dict[str, pl.Expr] = {}
+    names: dict[str, list[str]] = {}
+    for target, exprs_t in sources.items():
+        for i, e in enumerate(exprs_t):
+            column = f"__{target}__{i}"
+            texts[column] = blank(e)
+            names.setdefault(target, []).append(column)
+    for target in ("consent_status", "lawful_basis", "tags"):
+        columns = names.get(target, [])
+        if len(columns) > 1:  # several columns feed one field: read them as one text
+            parts = [texts.pop(c) for c in columns]
+            texts[columns[0]] = (pl.coalesce(parts) if target == "consent_status"
+                                 else pl.concat_str(parts, separator=";", ignore_nulls=True))
+            names[target] = [columns[0]]
 
-    def note(target: str, text: pl.Expr, unreadable: pl.Expr) -> None:
-        bad.append(pl.when(unreadable).then(pl.lit(unparseable_flag(target))))
-        unparsed.append(pl.when(unreadable).then(pl.concat_str([pl.lit(f"{target}="), text])))
+    parsed: list[pl.Expr] = []
+    bad: list[tuple[str, str]] = []  # (bad-flag column, text column) per source
 
-    status_text = pl.coalesce([blank(e) for e in sources.get("consent_status", [])] or [pl.lit(None, pl.String)])
-    status, status_bad = parse_status(status_text)
-    exprs.append(status.alias("consent_status"))
-    note("consent_status", status_text, status_bad)
-
-    basis_src = [blank(e) for e in sources.get("lawful_basis", [])]
-    basis_text = pl.concat_str(basis_src, separator=";", ignore_nulls=True) if basis_src else pl.lit(None, pl.String)
-    bases, bases_bad = parse_bases(basis_text)
-    exprs.append(bases.alias("lawful_basis"))
-    note("lawful_basis", basis_text, bases_bad)
+    def src(target: str) -> list[str]:
+        return names.get(target, [])
 
     for target in DATE_FIELDS:
-        parts = [(blank(e), *parse_datetime(blank(e))) for e in sources.get(target, [])]
-        if not parts:
-            exprs.append(pl.lit(None, UTC_DATETIME).alias(target))
-            continue
-        exprs.append(pl.max_horizontal([p[1] for p in parts]).alias(target))
-        for text, _, unreadable in parts:
-            note(target, text, unreadable)
+        for c in src(target):
+            value, unreadable = parse_datetime(pl.col(c))
+            parsed += [value.alias(f"{c}__v"), unreadable.alias(f"{c}__bad")]
+            bad.append((target, c))
+    for target in FLAG_DATE_FIELDS:
+        for c in src(target):
+            flag, date, unreadable = parse_flag_or_date(pl.col(c))
+            parsed += [flag.alias(f"{c}__v"), date.alias(f"{c}__d"), unreadable.alias(f"{c}__bad")]
+            bad.append((target, c))
+    for c in src("consent_status"):
+        value, unreadable = parse_status(pl.col(c))
+        parsed += [value.alias(f"{c}__v"), unreadable.alias(f"{c}__bad")]
+        bad.append(("consent_status", c))
+    for c in src("lawful_basis"):
+        value, unreadable = parse_bases(pl.col(c))
+        parsed += [value.alias(f"{c}__v"), unreadable.alias(f"{c}__bad")]
+        bad.append(("lawful_basis", c))
 
+    out: list[pl.Expr] = []
+    for target in TEXT_FIELDS:
+        cols = [pl.col(c) for c in src(target)]
+        if not cols:
+            out.append(pl.lit(None, pl.String).alias(target))
+        elif target in JOINED_TEXT:
+            joined = pl.concat_str(cols, separator="; ", ignore_nulls=True)
+            out.append(pl.when(joined != "").then(joined).alias(target))
+        else:
+            out.append(pl.coalesce(cols).alias(target))
+    out.append(parse_tags(pl.col(src("tags")[0]) if src("tags") else pl.lit(None, pl.String)).alias("tags"))
+    status = src("consent_status")
+    out.append((pl.col(f"{status[0]}__v") if status else pl.lit("unknown")).alias("consent_status"))
+    bases = src("lawful_basis")
+    out.append((pl.col(f"{bases[0]}__v") if bases else pl.lit([], pl.List(pl.String))).alias("lawful_basis"))
+    for target in DATE_FIELDS:
+        cols = [pl.col(f"{c}__v") for c in src(target)]
+        out.append((pl.max_horizontal(cols) if cols else pl.lit(None, UTC_DATETIME)).alias(target))
     for target, date_col in FLAG_DATE_FIELDS.items():
-        parts3 = [(blank(e), *parse_flag_or_date(blank(e))) for e in sources.get(target, [])]
-        if not parts3:
-            exprs.append(pl.lit(False).alias(target))
-            if date_col:
-                exprs.append(pl.lit(None, UTC_DATETIME).alias(date_col))
-            continue
-        exprs.append(pl.any_horizontal([p[1] for p in parts3]).alias(target))
+        cols = [pl.col(f"{c}__v") for c in src(target)]
+        out.append((pl.any_horizontal(cols) if cols else pl.lit(False)).alias(target))
         if date_col:
-            exprs.append(pl.max_horizontal([p[2] for p in parts3]).alias(date_col))
-        for text, _, _, unreadable in parts3:
-            note(target, text, unreadable)
-
-    flags = pl.concat_list([b.cast(pl.String) for b in bad]).list.drop_nulls() if bad else pl.lit([], pl.List(pl.String))
-    joined = pl.concat_str(unparsed, separator="; ", ignore_nulls=True)
-    notes = pl.when(joined != "").then(joined) if unparsed else pl.lit(None, pl.String)
+            dates = [pl.col(f"{c}__d") for c in src(target)]
+            out.append((pl.max_horizontal(dates) if dates else pl.lit(None, UTC_DATETIME)).alias(date_col))
+    flags = [pl.when(pl.col(f"{c}__bad")).then(pl.lit(unparseable_flag(t))) for t, c in bad]
+    notes = [pl.when(pl.col(f"{c}__bad")).then(pl.concat_str([pl.lit(f"{t}="), pl.col(c)])) for t, c in bad]
+    joined_notes = pl.concat_str(notes, separator="; ", ignore_nulls=True) if notes else pl.lit("")
     file_key = hashlib.sha256(table.source_file.encode()).hexdigest()[:8]
-    mapped = frame.select(
-        pl.lit(table.source_file).alias("source_file"),
-        pl.col(ROW).alias("source_row"),
-        pl.lit(table.input_index, pl.Int32).alias("input_index"),
-        pl.lit(name).alias("preset"),
-        *exprs,
-        flags.alias("flags"),
-        notes.alias("unparsed"),
-    ).collect()
+    mapped = (
+        table.frame.lazy()
+        .select(pl.col(ROW), *[e.alias(c) for c, e in texts.items()])
+        .with_columns(parsed)
+        .select(
+            pl.lit(table.source_file).alias("source_file"),
+            pl.col(ROW).alias("source_row"),
+            pl.lit(table.input_index, pl.Int32).alias("input_index"),
+            pl.lit(name).alias("preset"),
+            *out,
+            (pl.concat_list(flags).list.drop_nulls() if flags else pl.lit([], pl.List(pl.String))).alias("flags"),
+            pl.when(joined_notes != "").then(joined_notes).alias("unparsed"),
+        )
+        .collect()
+    )
     # Fields no column feeds are literals, which polars keeps as scalar columns; horizontal
     # expressions (max_horizontal) on those return one row instead of many (polars 1.44), so
     # materialise them.

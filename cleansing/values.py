@@ -13,17 +13,7 @@ import polars as pl
 
 UTC_DATETIME = pl.Datetime("us", "UTC")
 
-_DATE_FORMATS = (
-    "%Y-%m-%d %H:%M:%S%.f%:z",
-    "%Y-%m-%d %H:%M%:z",
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%d",
-    "%Y/%m/%d %H:%M:%S",
-    "%Y/%m/%d",
-    "%d.%m.%Y %H:%M:%S",
-    "%d.%m.%Y",
-)
+_DATE_FORMAT = "%Y-%m-%d %H:%M:%S%.f%:z"
 
 TRUE_WORDS = ("true", "yes", "y", "1", "x", "ja", "sant")
 FALSE_WORDS = ("false", "no", "n", "0", "nej", "falskt")
@@ -81,16 +71,23 @@ def present(expr: pl.Expr) -> pl.Expr:
 
 def parse_datetime(expr: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """ISO 8601 (date, date-time with ``T`` or space, ``Z`` or offset), ``YYYY/MM/DD`` and
-    ``DD.MM.YYYY``, as UTC. Naive times are taken as UTC."""
+    ``DD.MM.YYYY``, as UTC. Naive times are taken as UTC.
+
+    Every accepted form is first rewritten into ``YYYY-MM-DD HH:MM:SS[.f]+HH:MM`` so that one
+    ``strptime`` pass reads them all.
+    """
     text = (
         expr.str.strip_chars()
-        .str.replace(r"^(\d{4}-\d\d-\d\d)[Tt ]", "$1 ")
+        .str.replace(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})", "${3}-${2}-${1}")
+        .str.replace(r"^(\d{4})/(\d{1,2})/(\d{1,2})", "${1}-${2}-${3}")
+        .str.replace(r"^(\d{4}-\d{1,2}-\d{1,2})[Tt ]", "${1} ")
+        .str.replace(r"^(\d{4}-\d{1,2}-\d{1,2})$", "${1} 00:00:00")
+        .str.replace(r"^(\d{4}-\d{1,2}-\d{1,2} \d{1,2}:\d{2})($|[^:\d])", "${1}:00${2}")
         .str.replace(r"[Zz]$", "+00:00")
-        .str.replace(r" ?([+-]\d\d):?(\d\d)$", "$1:$2")
+        .str.replace(r"\s?([+-]\d{2}):?(\d{2})$", "${1}:${2}")
+        .str.replace(r"^(\d{4}-\d{1,2}-\d{1,2} \d{1,2}:\d{2}:\d{2}(?:\.\d+)?)$", "${1}+00:00")
     )
-    value = pl.coalesce([
-        text.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC") for fmt in _DATE_FORMATS
-    ])
+    value = text.str.to_datetime(_DATE_FORMAT, strict=False, time_unit="us", time_zone="UTC")
     return value, present(expr) & value.is_null()
 
 

@@ -52,7 +52,7 @@ def test_email_step_agrees_with_email_validator_on_every_corpus_address(corpus: 
     assert disagreements == []
 
 
-LOCAL = st.text(alphabet="abcXYZ019._+-!#$%&'*/=?^`{|}~\"(),:;<>@[\\] åé", min_size=0, max_size=70)
+LOCAL = st.text(alphabet="abcXYZ019._+-!#$%&'*/=?^`{|}~\"(),:;<>@[\\] \t\u00a0\u2003åé", min_size=0, max_size=70)
 DOMAIN = st.text(alphabet="abcXY09.-_ äö", min_size=0, max_size=30).map(lambda d: d + "")
 TLD = st.sampled_from(["se", "com", "COM", "test", "local", "x", "c0m", "xn--p1ai", "onion", "museum", ""])
 
@@ -97,3 +97,25 @@ def test_each_distinct_address_is_checked_once() -> None:
 def test_phones_are_written_in_e164_with_sweden_as_default_region(phone: str, e164: str | None) -> None:
     result = normalize_phones(pl.Series([phone]), "SE")
     assert result["phone_e164"].to_list() == [e164]
+
+
+PHONE = st.builds(
+    lambda prefix, digits, sep: prefix + sep.join([digits[:2], digits[2:5], digits[5:]]),
+    st.sampled_from(["07", "+467", "00467", "+46 7", "08", "+4670", "0", "+44 7", "+1 ", "7", "(0)7"]),
+    st.text(alphabet="0123456789", min_size=5, max_size=11),
+    st.sampled_from(["", " ", "-", ".", "(", ")"]),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(phone=PHONE, region=st.sampled_from(["SE", "GB", "US"]))
+def test_phone_fast_path_agrees_with_phonenumbers(phone: str, region: str) -> None:
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(phone, region)
+        expected = (phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+                    if phonenumbers.is_possible_number(number) else None)
+    except phonenumbers.NumberParseException:
+        expected = None
+    assert normalize_phones(pl.Series([phone]), region)["phone_e164"].to_list() == [expected]
