@@ -8,13 +8,21 @@ address goes through email-validator itself.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
 import phonenumbers
 import polars as pl
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
 _ATOM = r"[A-Za-z0-9_+\-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+LOCAL_ATOM = rf"^{_ATOM}(?:\.{_ATOM})*$"
 FAST_EMAIL = rf"^{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+[A-Za-z]{{2,63}}$"
+# Below this many addresses for email-validator itself, starting worker processes costs more than it saves.
+PARALLEL_FROM = 20_000
 # email-validator refuses these top-level names (special-use, RFC 6761 and friends).
 SPECIAL_USE_TLDS = ["arpa", "invalid", "local", "localhost", "onion", "test"]
 GMAIL_DOMAINS = ["gmail.com", "googlemail.com"]
@@ -24,6 +32,20 @@ EMAIL_STEP_SCHEMA = {
     "email_domain": pl.String,
     "email_error": pl.String,
 }
+
+
+def _local(email: pl.Expr) -> pl.Expr:
+    return email.str.extract(r"^(.*)@")
+
+
+def _domain(email: pl.Expr) -> pl.Expr:
+    return email.str.extract(r"@([^@]*)$")
+
+
+def _normalized_local(local: pl.Expr) -> pl.Expr:
+    """email-validator lowercases the mailbox names RFC 2142 makes case-insensitive (``Info`` → ``info``)."""
+    lowered = local.str.to_lowercase()
+    return pl.when(lowered.is_in(CASE_INSENSITIVE_MAILBOX_NAMES)).then(lowered).otherwise(local)
 
 
 def fast_path(email: pl.Expr) -> pl.Expr:
@@ -45,8 +67,14 @@ FAST_REJECT = r'[\s"(),:;<>\[\]\\]|\.\.'
 
 
 def fast_reject(email: pl.Expr) -> pl.Expr:
-    """True where the address is certainly invalid, without calling email-validator."""
-    return (email.str.count_matches("@") != 1) | email.str.contains(FAST_REJECT)
+    """True where the address is certainly invalid, without calling email-validator: not exactly one
+    @-sign, a character no address may hold, or an ASCII domain without a period."""
+    domain = _domain(email)
+    return (
+        (email.str.count_matches("@") != 1)
+        | email.str.contains(FAST_REJECT)
+        | (domain.str.contains(r"^[\x00-\x7f]*$") & ~domain.str.contains(".", literal=True))
+    ).fill_null(True)
 
 
 def _validate_one(address: str) -> tuple[str | None, str | None, str | None]:
@@ -57,41 +85,94 @@ def _validate_one(address: str) -> tuple[str | None, str | None, str | None]:
     return result.normalized, result.ascii_domain, None
 
 
-def normalize_emails(emails: pl.Series) -> pl.DataFrame:
-    """One row per distinct non-null address: ``email, email_normalized, email_domain, email_error``.
+def _validate_many(addresses: list[str]) -> list[tuple[str | None, str | None, str | None]]:
+    return [_validate_one(a) for a in addresses]
 
-    ``email_domain`` is the ASCII (IDNA A-label) domain that DNS is asked about.
-    """
-    unique = pl.DataFrame({"email": emails.drop_nulls().unique()}, schema={"email": pl.String})
-    fast = unique.filter(fast_path(pl.col("email"))).with_columns(
-        pl.concat_str([
-            pl.col("email").str.extract(r"^(.*)@"),
-            pl.lit("@"),
-            pl.col("email").str.extract(r"@(.*)$").str.to_lowercase(),
-        ]).alias("email_normalized"),
-    ).with_columns(
-        pl.col("email_normalized").str.extract(r"@(.*)$").alias("email_domain"),
-        pl.lit(None, pl.String).alias("email_error"),
-    )
-    rejected = unique.filter(~fast_path(pl.col("email")) & fast_reject(pl.col("email"))).select(
-        "email",
-        pl.lit(None, pl.String).alias("email_normalized"),
-        pl.lit(None, pl.String).alias("email_domain"),
-        pl.lit("not a valid email address (it has no single @-sign, or a character no address may hold)")
-        .alias("email_error"),
-    )
-    rest = unique.filter(~fast_path(pl.col("email")) & ~fast_reject(pl.col("email")))["email"].to_list()
-    checked = [_validate_one(a) for a in rest]
-    slow = pl.DataFrame(
+
+def _validate_parallel(addresses: list[str]) -> list[tuple[str | None, str | None, str | None]]:
+    """email-validator over many addresses, on every core when there are enough to pay for it."""
+    workers = min(os.cpu_count() or 1, 4)
+    if len(addresses) < PARALLEL_FROM or workers < 2:
+        return _validate_many(addresses)
+    size = -(-len(addresses) // workers)
+    chunks = [addresses[i:i + size] for i in range(0, len(addresses), size)]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        return [r for part in pool.map(_validate_many, chunks) for r in part]
+
+
+def _frame(emails: list[str], checked: list[tuple[str | None, str | None, str | None]]) -> pl.DataFrame:
+    return pl.DataFrame(
         {
-            "email": rest,
+            "email": emails,
             "email_normalized": [c[0] for c in checked],
             "email_domain": [c[1] for c in checked],
             "email_error": [c[2] for c in checked],
         },
         schema=EMAIL_STEP_SCHEMA,
     )
-    return pl.concat([fast.select(list(EMAIL_STEP_SCHEMA)), rejected, slow])
+
+
+def _international_domains(frame: pl.DataFrame) -> pl.DataFrame:
+    """Plain ASCII local part at an internationalised domain: each distinct domain is checked once by
+    email-validator, then joined back and held to email-validator's three length limits."""
+    parts = frame.select("email", _local(pl.col("email")).alias("local"), _domain(pl.col("email")).alias("domain"))
+    domains = parts["domain"].unique().to_list()
+    checked = _validate_many([f"a@{d}" for d in domains])
+    lookup = pl.DataFrame(
+        {"domain": domains, "domain_normalized": [c[0][2:] if c[0] else None for c in checked],
+         "email_domain": [c[1] for c in checked], "domain_error": [c[2] for c in checked]},
+        schema={"domain": pl.String, "domain_normalized": pl.String, "email_domain": pl.String,
+                "domain_error": pl.String},
+    )
+    local = _normalized_local(pl.col("local"))
+    normalized = pl.concat_str([local, pl.lit("@"), pl.col("domain_normalized")])
+    ascii_email = pl.concat_str([local, pl.lit("@"), pl.col("email_domain")])
+    too_long = (
+        (pl.col("email").str.len_bytes() > 254) | (normalized.str.len_bytes() > 254) | (ascii_email.str.len_bytes() > 254)
+    )
+    return parts.join(lookup, on="domain", how="left").select(
+        "email",
+        pl.when(pl.col("domain_error").is_null() & ~too_long).then(normalized).alias("email_normalized"),
+        pl.when(pl.col("domain_error").is_null() & ~too_long).then(pl.col("email_domain")).alias("email_domain"),
+        pl.when(pl.col("domain_error").is_not_null()).then(pl.col("domain_error"))
+        .when(too_long).then(pl.lit("The email address is too long.")).alias("email_error"),
+    )
+
+
+def normalize_emails(emails: pl.Series) -> pl.DataFrame:
+    """One row per distinct non-null address: ``email, email_normalized, email_domain, email_error``.
+
+    ``email_domain`` is the ASCII (IDNA A-label) domain that DNS is asked about. Four routes, each
+    agreeing with email-validator: the common ASCII shape by expression; certain rejects by
+    expression; ASCII local parts at international domains by one check per domain; the rest by
+    email-validator itself.
+    """
+    unique = pl.DataFrame({"email": emails.drop_nulls().unique()}, schema={"email": pl.String})
+    e = pl.col("email")
+    routed = unique.with_columns(
+        pl.when(fast_path(e)).then(pl.lit("fast"))
+        .when(fast_reject(e)).then(pl.lit("reject"))
+        .when(_local(e).str.contains(LOCAL_ATOM) & (_local(e).str.len_bytes() <= 64)
+              & ~_domain(e).str.contains(r"^[\x00-\x7f]*$")).then(pl.lit("idn"))
+        .otherwise(pl.lit("slow")).alias("route")
+    )
+    fast = routed.filter(pl.col("route") == "fast").select(
+        "email",
+        pl.concat_str([_normalized_local(_local(e)), pl.lit("@"), _domain(e).str.to_lowercase()]).alias("email_normalized"),
+        _domain(e).str.to_lowercase().alias("email_domain"),
+        pl.lit(None, pl.String).alias("email_error"),
+    )
+    rejected = routed.filter(pl.col("route") == "reject").select(
+        "email",
+        pl.lit(None, pl.String).alias("email_normalized"),
+        pl.lit(None, pl.String).alias("email_domain"),
+        pl.lit("not a valid email address (no single @-sign, a character no address may hold, or no period "
+               "in the domain)").alias("email_error"),
+    )
+    idn = _international_domains(routed.filter(pl.col("route") == "idn"))
+    rest = routed.filter(pl.col("route") == "slow")["email"].to_list()
+    slow = _frame(rest, _validate_parallel(rest))
+    return pl.concat([fast, rejected, idn, slow])
 
 
 def address_key(normalized: pl.Expr) -> pl.Expr:

@@ -119,3 +119,33 @@ def test_phone_fast_path_agrees_with_phonenumbers(phone: str, region: str) -> No
     except phonenumbers.NumberParseException:
         expected = None
     assert normalize_phones(pl.Series([phone]), region)["phone_e164"].to_list() == [expected]
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        pytest.param("PostMaster@Example.com", id="rfc2142-mailbox-lowercased"),
+        pytest.param("Info@Nordvik.SE", id="info-lowercased"),
+        pytest.param("Anna@bücher.ch", id="idn-domain"),
+        pytest.param("anna@BÜCHER.ch", id="idn-domain-uppercase"),
+        pytest.param("anna@xn--bcher-kva.ch", id="a-label-domain"),
+        pytest.param("anna@ex\u3002ample.se", id="ideographic-full-stop"),
+        pytest.param("anna@exämple", id="idn-without-period"),
+        pytest.param("anna@exämple.test", id="idn-special-use"),
+        pytest.param("a" * 60 + "@" + "ä" * 60 + "." + "b" * 60 + "." + "c" * 60 + ".se", id="idn-too-long"),
+        pytest.param("åsa@example.se", id="unicode-local"),
+        pytest.param("anna@localhost", id="no-period"),
+        pytest.param("a@b", id="short-no-period"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_every_route_agrees_with_email_validator(address: str) -> None:
+    assert _ours([address])[address] == _reference(address)
+
+
+def test_email_validator_runs_in_worker_processes_with_the_same_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cleansing import validate as module
+
+    addresses = ["åsa@example.se", "bad@@x", "ösa@exämple.se", "x@y.se"] * 3
+    monkeypatch.setattr(module, "PARALLEL_FROM", 4)
+    assert module._validate_parallel(addresses) == module._validate_many(addresses)
