@@ -38,17 +38,38 @@ def bench_stages(files: list[Path], work: Path) -> None:
         print(f"  {name:<9} {seconds:7.2f} s   peak RSS {peak_rss_mb():7.0f} MB", flush=True)
 
     started = time.perf_counter()
-    ctx = run_pipeline(RunRequest(sources=tuple(map(str, files)), as_of=dt.date(2026, 11, 29),
-                                  out_dir=str(work / "out"), state=str(work / "state.sqlite"), check_mx=False),
-                       progress=progress)
+    ctx = run_pipeline(
+        RunRequest(
+            sources=tuple(map(str, files)),
+            as_of=dt.date(2026, 11, 29),
+            out_dir=str(work / "out"),
+            state=str(work / "state.sqlite"),
+            check_mx=False,
+        ),
+        progress=progress,
+    )
     wall = time.perf_counter() - started
-    print(f"pipeline (no Prefect): {ctx.read.rows_in:,} rows in {wall:.1f} s "
-          f"({ctx.read.rows_in / wall:,.0f} rows/s), peak RSS {peak_rss_mb():.0f} MB; counts {ctx.counts}")
+    print(
+        f"pipeline (no Prefect): {ctx.read.rows_in:,} rows in {wall:.1f} s "
+        f"({ctx.read.rows_in / wall:,.0f} rows/s), peak RSS {peak_rss_mb():.0f} MB; counts {ctx.counts}"
+    )
 
 
 def bench_cli(files: list[Path], work: Path) -> None:
-    command = [sys.executable, "-m", "flows.cli", "run", *map(str, files), "--no-mx", "--as-of", "2026-11-29",
-               "--out", str(work / "cli-out"), "--state", str(work / "cli-state.sqlite")]
+    command = [
+        sys.executable,
+        "-m",
+        "flows.cli",
+        "run",
+        *map(str, files),
+        "--no-mx",
+        "--as-of",
+        "2026-11-29",
+        "--out",
+        str(work / "cli-out"),
+        "--state",
+        str(work / "cli-state.sqlite"),
+    ]
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=Path(__file__).resolve().parents[1])
     wall = time.perf_counter() - started
@@ -60,8 +81,9 @@ def bench_emails(files: list[Path]) -> None:
     from email_validator import EmailNotValidError, validate_email
 
     read = read_sources(list(map(str, files)))
-    emails = pl.concat([t.frame.select(pl.col(t.frame.columns[0]).str.strip_chars().alias("email"))
-                        for t in read.tables])["email"]
+    emails = pl.concat(
+        [t.frame.select(pl.col(t.frame.columns[0]).str.strip_chars().alias("email")) for t in read.tables]
+    )["email"]
     emails = emails.filter(emails.is_not_null() & (emails != ""))
     rows = emails.to_list()
     started = time.perf_counter()
@@ -77,9 +99,12 @@ def bench_emails(files: list[Path]) -> None:
             reference.append(None)
     slow = time.perf_counter() - started
     disagree = joined.with_columns(pl.Series("reference", reference, dtype=pl.String)).filter(
-        pl.col("email_normalized").ne_missing(pl.col("reference")))
-    print(f"email step: {len(rows):,} rows ({ours.height:,} distinct) in {fast:.2f} s; email-validator per row "
-          f"{slow:.1f} s; speed-up {slow / fast:.1f}x; disagreements {disagree.height}")
+        pl.col("email_normalized").ne_missing(pl.col("reference"))
+    )
+    print(
+        f"email step: {len(rows):,} rows ({ours.height:,} distinct) in {fast:.2f} s; email-validator per row "
+        f"{slow:.1f} s; speed-up {slow / fast:.1f}x; disagreements {disagree.height}"
+    )
 
 
 def main() -> None:
@@ -93,7 +118,10 @@ def main() -> None:
         started = time.perf_counter()
         files = generate(args.n, work / "in")
         size = sum(f.stat().st_size for f in files) / 1e6
-        print(f"generated {args.n:,} contacts in {len(files)} files ({size:.0f} MB) in {time.perf_counter() - started:.1f} s")
+        print(
+            f"generated {args.n:,} contacts in {len(files)} files ({size:.0f} MB) "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
         bench_stages(files, work)
         if args.cli:
             bench_cli(files, work)

@@ -12,12 +12,66 @@ import csv
 import random
 from pathlib import Path
 
-FIRST = ["anna", "erik", "asa", "lars", "maria", "johan", "karin", "per", "eva", "bjorn", "sofia", "mikael",
-         "ingrid", "olof", "linnea", "goran", "emma", "oskar", "sara", "nils", "James", "Olivia", "Noah", "Chloe"]
-LAST = ["andersson", "johansson", "karlsson", "nilsson", "eriksson", "larsson", "olsson", "persson", "svensson",
-        "gustafsson", "pettersson", "jonsson", "oberg", "lindstrom", "akesson", "Smith", "Brown", "Taylor"]
-DOMAINS = ["gmail.com", "outlook.com", "hotmail.com", "yahoo.com", "telia.com", "live.se", "icloud.com",
-           "Nordvik.SE", "acmenordic.com", "granitdata.se", "bredband.net", "comhem.se"]
+FIRST = [
+    "anna",
+    "erik",
+    "asa",
+    "lars",
+    "maria",
+    "johan",
+    "karin",
+    "per",
+    "eva",
+    "bjorn",
+    "sofia",
+    "mikael",
+    "ingrid",
+    "olof",
+    "linnea",
+    "goran",
+    "emma",
+    "oskar",
+    "sara",
+    "nils",
+    "James",
+    "Olivia",
+    "Noah",
+    "Chloe",
+]
+LAST = [
+    "andersson",
+    "johansson",
+    "karlsson",
+    "nilsson",
+    "eriksson",
+    "larsson",
+    "olsson",
+    "persson",
+    "svensson",
+    "gustafsson",
+    "pettersson",
+    "jonsson",
+    "oberg",
+    "lindstrom",
+    "akesson",
+    "Smith",
+    "Brown",
+    "Taylor",
+]
+DOMAINS = [
+    "gmail.com",
+    "outlook.com",
+    "hotmail.com",
+    "yahoo.com",
+    "telia.com",
+    "live.se",
+    "icloud.com",
+    "Nordvik.SE",
+    "acmenordic.com",
+    "granitdata.se",
+    "bredband.net",
+    "comhem.se",
+]
 
 
 def _email(rng: random.Random, n: int) -> str:
@@ -48,10 +102,37 @@ def generate(n: int, out: Path, seed: int = 7) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     seen: list[str] = []
     files = {
-        "crm_contacts.csv": (",", ["Email", "First name", "Last name", "Phone", "Company", "Consent", "Consent date",
-                                   "Source", "Unsubscribed", "Last activity"]),
-        "kunder_sv.csv": (";", ["E-post", "Förnamn", "Efternamn", "Telefon", "Företag", "Samtycke", "Samtyckesdatum",
-                                "Källa", "Avregistrerad", "Kund", "Senaste köp"]),
+        "crm_contacts.csv": (
+            ",",
+            [
+                "Email",
+                "First name",
+                "Last name",
+                "Phone",
+                "Company",
+                "Consent",
+                "Consent date",
+                "Source",
+                "Unsubscribed",
+                "Last activity",
+            ],
+        ),
+        "kunder_sv.csv": (
+            ";",
+            [
+                "E-post",
+                "Förnamn",
+                "Efternamn",
+                "Telefon",
+                "Företag",
+                "Samtycke",
+                "Samtyckesdatum",
+                "Källa",
+                "Avregistrerad",
+                "Kund",
+                "Senaste köp",
+            ],
+        ),
         "newsletter.csv": (",", ["email", "name", "subscribed", "subscribed at", "confirmed at", "lead source"]),
     }
     handles = {name: (out / name).open("w", newline="", encoding="utf-8") for name in files}
@@ -67,17 +148,42 @@ def generate(n: int, out: Path, seed: int = 7) -> list[Path]:
             email = _email(rng, i)
             seen.append(email)
         first, last = rng.choice(FIRST).capitalize(), rng.choice(LAST).capitalize()
-        phone = "" if rng.random() < 0.5 else f"07{rng.randint(0, 9)}-{rng.randint(100, 999)} {rng.randint(10, 99)} {rng.randint(10, 99)}"
+        phone = (
+            ""
+            if rng.random() < 0.5
+            else f"07{rng.randint(0, 9)}-{rng.randint(100, 999)} {rng.randint(10, 99)} {rng.randint(10, 99)}"
+        )
         date = f"20{rng.randint(18, 26)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
         status = rng.choice(["yes", "yes", "yes", "no", "pending", "unsubscribed", ""])
         source = rng.choice(["web form", "event", "purchased list", "import", ""])
         target = names[i % 3]
         if target == "crm_contacts.csv":
-            row = [email, first, last, phone, "Acme AB", status, date if rng.random() < 0.7 else "", source,
-                   "yes" if rng.random() < 0.05 else "", date]
+            row = [
+                email,
+                first,
+                last,
+                phone,
+                "Acme AB",
+                status,
+                date if rng.random() < 0.7 else "",
+                source,
+                "yes" if rng.random() < 0.05 else "",
+                date,
+            ]
         elif target == "kunder_sv.csv":
-            row = [email, first, last, phone, "Nordvik AB", "ja" if status == "yes" else "",
-                   f"{date[8:10]}.{date[5:7]}.{date[0:4]}", source, "", "ja" if rng.random() < 0.3 else "nej", date]
+            row = [
+                email,
+                first,
+                last,
+                phone,
+                "Nordvik AB",
+                "ja" if status == "yes" else "",
+                f"{date[8:10]}.{date[5:7]}.{date[0:4]}",
+                source,
+                "",
+                "ja" if rng.random() < 0.3 else "nej",
+                date,
+            ]
         else:
             row = [email, f"{first} {last}", status, date, date if rng.random() < 0.4 else "", source]
         writers[target].writerow(row)

@@ -19,10 +19,18 @@ from .reasons import Flag, Klass, Reason
 KEEP, RECONFIRM, DISCARD = Klass.KEEP.value, Klass.RECONFIRM.value, Klass.DISCARD.value
 OBJECTIONS = [Reason.SUPPRESSED.value, Reason.ERASURE_REQUESTED.value, Reason.OPTED_OUT.value]
 SUPPRESSION_REASONS = [Reason.ERASURE_REQUESTED.value, Reason.OPTED_OUT.value]
-_DATES = ["consent_at", "confirmed_at", "consent_expires_at", "opted_out_at", "bounced_at",
-          "last_activity_at", "last_purchase_at", "created_at"]
+_DATES = [
+    "consent_at",
+    "confirmed_at",
+    "consent_expires_at",
+    "opted_out_at",
+    "bounced_at",
+    "last_activity_at",
+    "last_purchase_at",
+    "created_at",
+]
 _CLASS_RANK = {KEEP: 0, RECONFIRM: 1, DISCARD: 2}
-SUPPRESSION_SCHEMA = {"address_hash": pl.String, "suppressed_at": pl.Datetime("us", "UTC")}
+SUPPRESSION_SCHEMA: dict[str, pl.DataType] = {"address_hash": pl.String(), "suppressed_at": pl.Datetime("us", "UTC")}
 
 
 def months_before(as_of: dt.date, months: int) -> dt.date:
@@ -42,14 +50,12 @@ def _record_evidence(policy: Policy) -> list[pl.Expr]:
     patterns = "|".join(f"(?:{p})" for p in policy.consent.third_party_patterns)
     third_party = pl.lit(False)
     if patterns:
-        third_party = (
-            pl.col("consent_source").str.contains(f"(?i){patterns}").fill_null(False)
-            | pl.col("tags").list.eval(pl.element().str.contains(f"(?i){patterns}")).list.any().fill_null(False)
-        )
+        third_party = pl.col("consent_source").str.contains(f"(?i){patterns}").fill_null(False) | pl.col(
+            "tags"
+        ).list.eval(pl.element().str.contains(f"(?i){patterns}")).list.any().fill_null(False)
     opted = pl.col("opted_out") | (pl.col("consent_status") == "withdrawn")
     return [
-        pl.max_horizontal(pl.col("confirmed_at"), pl.when(consent_ok).then(pl.col("consent_at")))
-        .alias("_evidence_at"),
+        pl.max_horizontal(pl.col("confirmed_at"), pl.when(consent_ok).then(pl.col("consent_at"))).alias("_evidence_at"),
         opted.alias("_opted"),
         (opted & pl.col("opted_out_at").is_null()).alias("_optout_undated"),
         third_party.alias("_third_party"),
@@ -62,6 +68,7 @@ def judge_addresses(addresses: pl.DataFrame, policy: Policy, as_of: dt.date, dns
     statuses = pl.col("statuses")
     evidenced = pl.col("_evidence_at").is_not_null()
     ref_base = pl.col("_evidence_at")
+    ref: pl.Expr
     if c.engagement_refreshes_consent:
         ref = pl.when(evidenced).then(pl.max_horizontal(ref_base, pl.col("last_activity_at")))
     else:
@@ -73,7 +80,9 @@ def judge_addresses(addresses: pl.DataFrame, policy: Policy, as_of: dt.date, dns
         | pl.lit(not c.reoptin_after_optout)
         | ~(pl.col("_evidence_at") > pl.col("opted_out_at")).fill_null(False)
     )
-    suppressed = pl.col("suppressed_at").is_not_null() & ~(pl.col("_evidence_at") > pl.col("suppressed_at")).fill_null(False)
+    suppressed = pl.col("suppressed_at").is_not_null() & ~(pl.col("_evidence_at") > pl.col("suppressed_at")).fill_null(
+        False
+    )
     bounced = pl.col("hard_bounced") & ~(pl.col("confirmed_at") > pl.col("bounced_at")).fill_null(False)
     no_mail = pl.col("mx_status").is_in(PERMANENT_FAILURES) & pl.lit(dns_healthy)
     disposable = pl.col("disposable") & pl.lit(policy.domains.discard_disposable)
@@ -88,7 +97,8 @@ def judge_addresses(addresses: pl.DataFrame, policy: Policy, as_of: dt.date, dns
         _day(pl.coalesce("consent_at", "created_at")) >= as_of - dt.timedelta(days=c.pending_max_days)
     ).fill_null(False)
     soft = (
-        pl.lit(policy.soft_opt_in.enabled) & pl.col("is_customer")
+        pl.lit(policy.soft_opt_in.enabled)
+        & pl.col("is_customer")
         & (_day("last_purchase_at") >= months_before(as_of, policy.soft_opt_in.max_months)).fill_null(False)
     )
     claimed = statuses.list.contains("granted") | pl.col("lawful_basis").list.contains("consent")
@@ -129,7 +139,8 @@ def merge_addresses(records: pl.DataFrame) -> pl.DataFrame:
     valid = records.filter(pl.col("address_key").is_not_null())
     order = valid.sort(
         by=["_evidence_at", "last_activity_at", "_row"],
-        descending=[True, True, False], nulls_last=True,
+        descending=[True, True, False],
+        nulls_last=True,
     )
     reps = order.group_by("address_key", maintain_order=True).agg(
         pl.col("record_id").first().alias("rep_record_id"),
@@ -140,7 +151,11 @@ def merge_addresses(records: pl.DataFrame) -> pl.DataFrame:
         pl.col("_evidence_at").max(),
         pl.col("consent_status").unique().sort().alias("statuses"),
         pl.col("consent_status").filter(pl.col("consent_status") != "unknown").n_unique().alias("_known_statuses"),
-        pl.col("lawful_basis").list.explode(keep_nulls=False, empty_as_null=False).unique().sort().alias("lawful_basis"),
+        pl.col("lawful_basis")
+        .list.explode(keep_nulls=False, empty_as_null=False)
+        .unique()
+        .sort()
+        .alias("lawful_basis"),
         pl.col("_opted").any(),
         pl.col("_optout_undated").any(),
         pl.col("erasure_requested").any(),
@@ -162,11 +177,13 @@ def judge_persons(addresses: pl.DataFrame, policy: Policy) -> pl.DataFrame:
     frame = addresses
     if policy.consent.propagate_opt_out:
         objection_rank = pl.col("reason").replace_strict(
-            {r: i for i, r in enumerate(OBJECTIONS)}, default=None, return_dtype=pl.Int32)
+            {r: i for i, r in enumerate(OBJECTIONS)}, default=None, return_dtype=pl.Int32
+        )
         frame = frame.with_columns(objection_rank.min().over("person_key").alias("_objection"))
         spread = pl.col("_objection").is_not_null() & (pl.col("class") != DISCARD)
-        objection = pl.col("_objection").replace_strict(dict(enumerate(OBJECTIONS)), default=None,
-                                                        return_dtype=pl.String)
+        objection = pl.col("_objection").replace_strict(
+            dict(enumerate(OBJECTIONS)), default=None, return_dtype=pl.String
+        )
         frame = frame.with_columns(
             pl.when(spread).then(pl.lit(True)).otherwise(pl.lit(False)).alias("via_duplicate"),
             pl.when(spread).then(pl.lit(DISCARD)).otherwise(pl.col("class")).alias("class"),
@@ -176,14 +193,18 @@ def judge_persons(addresses: pl.DataFrame, policy: Policy) -> pl.DataFrame:
         frame = frame.with_columns(pl.lit(False).alias("via_duplicate"))
     rank = pl.col("class").replace_strict(_CLASS_RANK, return_dtype=pl.Int8)
     ordered = frame.with_columns(rank.alias("_rank")).sort(
-        by=["_rank", "ref", "last_activity_at", "rep_row"], descending=[False, True, True, False], nulls_last=True)
+        by=["_rank", "ref", "last_activity_at", "rep_row"], descending=[False, True, True, False], nulls_last=True
+    )
     survivors = (
         ordered.filter(pl.col("class") != DISCARD)
         .group_by("person_key", maintain_order=True)
         .agg(pl.col("address_key").first().alias("_survivor_key"), pl.col("rep_record_id").first().alias("survivor_id"))
     )
-    cluster = frame.sort("first_row").group_by("person_key", maintain_order=True).agg(
-        pl.col("rep_record_id").first().alias("cluster_id"))
+    cluster = (
+        frame.sort("first_row")
+        .group_by("person_key", maintain_order=True)
+        .agg(pl.col("rep_record_id").first().alias("cluster_id"))
+    )
     frame = frame.join(survivors, on="person_key", how="left").join(cluster, on="person_key", how="left")
     loser = (pl.col("class") != DISCARD) & (pl.col("address_key") != pl.col("_survivor_key"))
     return frame.with_columns(
@@ -193,41 +214,70 @@ def judge_persons(addresses: pl.DataFrame, policy: Policy) -> pl.DataFrame:
     ).drop("_survivor_key", "survivor_id")
 
 
-def classify(records: pl.DataFrame, policy: Policy, as_of: dt.date, suppression: pl.DataFrame | None = None,
-             dns_healthy: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
+def classify(
+    records: pl.DataFrame,
+    policy: Policy,
+    as_of: dt.date,
+    suppression: pl.DataFrame | None = None,
+    dns_healthy: bool = True,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Judge every record; returns ``(records with class/reason/flags/cluster_id/survivor_id, addresses)``."""
     suppression = suppression if suppression is not None else pl.DataFrame(schema=SUPPRESSION_SCHEMA)
     recs = records.with_columns(_record_evidence(policy))
     addresses = merge_addresses(recs).join(
-        suppression.group_by("address_hash").agg(pl.col("suppressed_at").max()), on="address_hash", how="left")
+        suppression.group_by("address_hash").agg(pl.col("suppressed_at").max()), on="address_hash", how="left"
+    )
     addresses = judge_addresses(addresses, policy, as_of, dns_healthy)
     addresses = judge_persons(addresses, policy)
     addresses = addresses.with_columns(
-        pl.concat_list([
-            pl.when(pl.col("_known_statuses") > 1).then(pl.lit(Flag.SOURCE_CONFLICT.value)),
-            pl.when(pl.col("via_duplicate")).then(pl.lit(Flag.VIA_DUPLICATE.value)),
-        ]).list.drop_nulls().alias("address_flags")
+        pl.concat_list(
+            [
+                pl.when(pl.col("_known_statuses") > 1).then(pl.lit(Flag.SOURCE_CONFLICT.value)),
+                pl.when(pl.col("via_duplicate")).then(pl.lit(Flag.VIA_DUPLICATE.value)),
+            ]
+        )
+        .list.drop_nulls()
+        .alias("address_flags")
     )
     joined = recs.join(
-        addresses.select("address_key", pl.col("class").alias("_aclass"), pl.col("reason").alias("_areason"),
-                         "rep_record_id", "rep_row", "cluster_id", "address_survivor_id", "address_flags", "ref"),
-        on="address_key", how="left",
+        addresses.select(
+            "address_key",
+            pl.col("class").alias("_aclass"),
+            pl.col("reason").alias("_areason"),
+            "rep_record_id",
+            "rep_row",
+            "cluster_id",
+            "address_survivor_id",
+            "address_flags",
+            "ref",
+        ),
+        on="address_key",
+        how="left",
     )
     invalid = pl.col("address_key").is_null()
     is_rep = pl.col("_row") == pl.col("rep_row")
     kept_address = pl.col("_aclass").is_in([KEEP, RECONFIRM])
     duplicate_record = kept_address & ~is_rep
     out = joined.with_columns(
-        pl.when(invalid).then(pl.lit(DISCARD))
-        .when(duplicate_record).then(pl.lit(DISCARD))
-        .otherwise(pl.col("_aclass")).alias("class"),
-        pl.when(invalid).then(pl.lit(Reason.INVALID_EMAIL.value))
-        .when(duplicate_record).then(pl.lit(Reason.DUPLICATE.value))
-        .otherwise(pl.col("_areason")).alias("reason"),
+        pl.when(invalid)
+        .then(pl.lit(DISCARD))
+        .when(duplicate_record)
+        .then(pl.lit(DISCARD))
+        .otherwise(pl.col("_aclass"))
+        .alias("class"),
+        pl.when(invalid)
+        .then(pl.lit(Reason.INVALID_EMAIL.value))
+        .when(duplicate_record)
+        .then(pl.lit(Reason.DUPLICATE.value))
+        .otherwise(pl.col("_areason"))
+        .alias("reason"),
         pl.when(invalid).then(pl.col("record_id")).otherwise(pl.col("cluster_id")).alias("cluster_id"),
-        pl.when(duplicate_record).then(pl.col("rep_record_id"))
-        .otherwise(pl.col("address_survivor_id")).alias("survivor_id"),
+        pl.when(duplicate_record)
+        .then(pl.col("rep_record_id"))
+        .otherwise(pl.col("address_survivor_id"))
+        .alias("survivor_id"),
         pl.concat_list([pl.col("flags"), pl.col("address_flags").fill_null(pl.lit([], pl.List(pl.String)))])
-        .list.unique(maintain_order=True).alias("flags"),
+        .list.unique(maintain_order=True)
+        .alias("flags"),
     ).drop("_aclass", "_areason", "rep_record_id", "rep_row", "address_survivor_id", "address_flags")
     return out, addresses

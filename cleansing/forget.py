@@ -21,8 +21,10 @@ def forget(emails: Sequence[str], state_path: str | Path) -> tuple[int, int]:
     invalid = checked.filter(pl.col("email_normalized").is_null())
     if invalid.height:
         masked = invalid.select(mask_email(pl.col("email")))["email"].to_list()
-        raise InputError(f"{invalid.height} address(es) are not valid email addresses: {', '.join(map(str, masked))}.",
-                         fix="Correct them and run cleanse forget again; nothing was added.")
+        raise InputError(
+            f"{invalid.height} address(es) are not valid email addresses: {', '.join(map(str, masked))}.",
+            fix="Correct them and run cleanse forget again; nothing was added.",
+        )
     keys = checked.select(address_key(pl.col("email_normalized")).alias("k"))["k"].unique()
     store = StateStore(state_path)
     hashes = hash_keys(keys, store.hmac_key()).to_list()

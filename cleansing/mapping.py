@@ -33,17 +33,36 @@ from .values import (
     present,
 )
 
-CONTACT_FIELDS = ("email", "first_name", "last_name", "full_name", "phone", "company", "street",
-                  "postcode", "city", "country")
+CONTACT_FIELDS = (
+    "email",
+    "first_name",
+    "last_name",
+    "full_name",
+    "phone",
+    "company",
+    "street",
+    "postcode",
+    "city",
+    "country",
+)
 TEXT_FIELDS = ("record_id", *CONTACT_FIELDS, "consent_source", "consent_proof")
-DATE_FIELDS = ("consent_at", "confirmed_at", "consent_expires_at", "last_purchase_at", "last_activity_at",
-               "created_at")
+DATE_FIELDS = ("consent_at", "confirmed_at", "consent_expires_at", "last_purchase_at", "last_activity_at", "created_at")
 # A boolean that may also be given as a date; the date goes to the second column.
-FLAG_DATE_FIELDS = {"opted_out": "opted_out_at", "erasure_requested": None, "hard_bounced": "bounced_at",
-                    "is_customer": None}
+FLAG_DATE_FIELDS = {
+    "opted_out": "opted_out_at",
+    "erasure_requested": None,
+    "hard_bounced": "bounced_at",
+    "is_customer": None,
+}
 TARGETS = (*TEXT_FIELDS, "tags", "consent_status", "lawful_basis", *DATE_FIELDS, *FLAG_DATE_FIELDS)
-TARGET_ALIASES = {"opted_out_at": "opted_out", "withdrawn": "opted_out", "unsubscribed": "opted_out",
-                  "bounced_at": "hard_bounced", "hard_bounce": "hard_bounced", "email_address": "email"}
+TARGET_ALIASES = {
+    "opted_out_at": "opted_out",
+    "withdrawn": "opted_out",
+    "unsubscribed": "opted_out",
+    "bounced_at": "hard_bounced",
+    "hard_bounce": "hard_bounced",
+    "email_address": "email",
+}
 JOINED_TEXT = {"consent_proof", "consent_source"}
 PRESETS_NAMES = ("auto", "mailchimp", "hubspot", "salesforce", "brevo", "klaviyo", "generic")
 
@@ -96,29 +115,71 @@ def _rules(pairs: Mapping[str, str | tuple[str, Convert]]) -> tuple[Rule, ...]:
 
 # ---- generic synonyms (English and Swedish), folded ----
 GENERIC_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "email": ("email", "e-mail", "email address", "mail", "e-post", "epost", "e-postadress", "mejl",
-              "mejladress", "emailaddress"),
+    "email": (
+        "email",
+        "e-mail",
+        "email address",
+        "mail",
+        "e-post",
+        "epost",
+        "e-postadress",
+        "mejl",
+        "mejladress",
+        "emailaddress",
+    ),
     "first_name": ("first name", "given name", "firstname", "förnamn"),
     "last_name": ("last name", "surname", "family name", "efternamn"),
     "full_name": ("name", "full name", "contact", "namn", "kontaktperson"),
-    "phone": ("phone", "phone number", "telephone", "mobile", "mobile phone", "cell", "telefon",
-              "telefonnummer", "tel", "mobil", "mobilnummer"),
-    "company": ("company", "company name", "organisation", "organization", "account", "account name",
-                "företag", "företagsnamn", "bolag"),
+    "phone": (
+        "phone",
+        "phone number",
+        "telephone",
+        "mobile",
+        "mobile phone",
+        "cell",
+        "telefon",
+        "telefonnummer",
+        "tel",
+        "mobil",
+        "mobilnummer",
+    ),
+    "company": (
+        "company",
+        "company name",
+        "organisation",
+        "organization",
+        "account",
+        "account name",
+        "företag",
+        "företagsnamn",
+        "bolag",
+    ),
     "street": ("address", "street", "mailing street", "street address", "adress", "gatuadress"),
     "postcode": ("zip", "zip code", "postcode", "postal code", "postnummer"),
     "city": ("city", "town", "mailing city", "ort", "stad", "postort"),
     "country": ("country", "country/region", "mailing country", "land"),
     "record_id": ("id", "contact id", "customer id", "kund-id", "kundnummer"),
-    "consent_status": ("consent", "opt in", "subscribed", "marketing consent", "samtycke", "prenumererar",
-                       "marknadsföringssamtycke"),
-    "consent_at": ("consent date", "opt in date", "subscribed at", "samtycke datum", "samtyckesdatum",
-                   "datum för samtycke"),
+    "consent_status": (
+        "consent",
+        "opt in",
+        "subscribed",
+        "marketing consent",
+        "samtycke",
+        "prenumererar",
+        "marknadsföringssamtycke",
+    ),
+    "consent_at": (
+        "consent date",
+        "opt in date",
+        "subscribed at",
+        "samtycke datum",
+        "samtyckesdatum",
+        "datum för samtycke",
+    ),
     "confirmed_at": ("double opt in", "confirmed at", "confirmation date", "bekräftad", "bekräftelsedatum"),
     "consent_source": ("source", "lead source", "signup source", "källa", "ursprung"),
     "consent_proof": ("consent proof", "opt in ip", "samtyckesbevis"),
-    "opted_out": ("unsubscribed", "opted out", "unsubscribe date", "avregistrerad", "avanmäld",
-                  "avregistreringsdatum"),
+    "opted_out": ("unsubscribed", "opted out", "unsubscribe date", "avregistrerad", "avanmäld", "avregistreringsdatum"),
     "erasure_requested": ("erasure", "forget", "delete request", "radering", "radera", "glöm"),
     "hard_bounced": ("bounced", "hard bounce", "studsad"),
     "is_customer": ("customer", "kund"),
@@ -157,85 +218,161 @@ PRESETS: dict[str, Preset] = {
     "mailchimp": Preset(
         "mailchimp",
         lambda h: "emailaddress" in h and bool(h & {"leid", "euid", "optintime", "memberrating"}),
-        _rules({
-            "emailaddress": "email", "firstname": "first_name", "lastname": "last_name",
-            "address": "street", "phonenumber|phone": "phone", "company": "company",
-            "optintime": "consent_at", "confirmtime": "confirmed_at",
-            "optinip|confirmip": "consent_proof", "unsubtime": "opted_out", "cleantime": "hard_bounced",
-            "leid": "record_id", "tags": "tags", "cc": "country",
-        }),
+        _rules(
+            {
+                "emailaddress": "email",
+                "firstname": "first_name",
+                "lastname": "last_name",
+                "address": "street",
+                "phonenumber|phone": "phone",
+                "company": "company",
+                "optintime": "consent_at",
+                "confirmtime": "confirmed_at",
+                "optinip|confirmip": "consent_proof",
+                "unsubtime": "opted_out",
+                "cleantime": "hard_bounced",
+                "leid": "record_id",
+                "tags": "tags",
+                "cc": "country",
+            }
+        ),
         constants=_mailchimp_constants,
         post=_mailchimp_post,
     ),
     "hubspot": Preset(
         "hubspot",
-        lambda h: "recordid" in h and "email" in h and bool(h & {
-            "createdate", "lifecyclestage", "contactowner", "legalbasisforprocessingcontactsdata",
-            "marketingcontactstatus", "lastactivitydate", "marketingemailconfirmationstatus",
-            "unsubscribedfromallemail", "originalsource", "associatedcompany"}),
-        _rules({
-            "recordid": "record_id", "email": "email", "firstname": "first_name", "lastname": "last_name",
-            "phonenumber|mobilephonenumber": "phone", "companyname|associatedcompany": "company",
-            "streetaddress": "street", "postalcode": "postcode", "city": "city", "countryregion": "country",
-            "legalbasisforprocessingcontactsdata": "lawful_basis",
-            "unsubscribedfromallemail|optedoutofemail*": "opted_out",
-            "marketingemailconfirmationstatus": "consent_status",
-            "invalidemailaddress|emailaddressquarantined": "hard_bounced",
-            "emailhardbouncereason": ("hard_bounced", _any_text_true),
-            "lifecyclestage": ("is_customer", lambda e: pl.when(fold_expr(e) == "customer")
-                               .then(pl.lit("true")).when(present(e)).then(pl.lit("false"))),
-            "createdate": "created_at", "lastactivitydate|lastengagementdate": "last_activity_at",
-            "originalsource": "consent_source",
-        }) + (Rule("legalbasisforprocessingcontactsdata", "is_customer", _true_if("existing customer")),),
+        lambda h: (
+            "recordid" in h
+            and "email" in h
+            and bool(
+                h
+                & {
+                    "createdate",
+                    "lifecyclestage",
+                    "contactowner",
+                    "legalbasisforprocessingcontactsdata",
+                    "marketingcontactstatus",
+                    "lastactivitydate",
+                    "marketingemailconfirmationstatus",
+                    "unsubscribedfromallemail",
+                    "originalsource",
+                    "associatedcompany",
+                }
+            )
+        ),
+        _rules(
+            {
+                "recordid": "record_id",
+                "email": "email",
+                "firstname": "first_name",
+                "lastname": "last_name",
+                "phonenumber|mobilephonenumber": "phone",
+                "companyname|associatedcompany": "company",
+                "streetaddress": "street",
+                "postalcode": "postcode",
+                "city": "city",
+                "countryregion": "country",
+                "legalbasisforprocessingcontactsdata": "lawful_basis",
+                "unsubscribedfromallemail|optedoutofemail*": "opted_out",
+                "marketingemailconfirmationstatus": "consent_status",
+                "invalidemailaddress|emailaddressquarantined": "hard_bounced",
+                "emailhardbouncereason": ("hard_bounced", _any_text_true),
+                "lifecyclestage": (
+                    "is_customer",
+                    lambda e: (
+                        pl.when(fold_expr(e) == "customer").then(pl.lit("true")).when(present(e)).then(pl.lit("false"))
+                    ),
+                ),
+                "createdate": "created_at",
+                "lastactivitydate|lastengagementdate": "last_activity_at",
+                "originalsource": "consent_source",
+            }
+        )
+        + (Rule("legalbasisforprocessingcontactsdata", "is_customer", _true_if("existing customer")),),
     ),
     "salesforce": Preset(
         "salesforce",
         lambda h: "id" in h and "email" in h and bool(h & {"hasoptedoutofemail", "leadsource", "individualid"}),
-        _rules({
-            "id": "record_id", "email": "email", "firstname": "first_name", "lastname": "last_name",
-            "name": "full_name", "phone|mobilephone": "phone", "company|accountname": "company",
-            "mailingstreet|street": "street", "mailingpostalcode|postalcode": "postcode",
-            "mailingcity|city": "city", "mailingcountry|country": "country",
-            "hasoptedoutofemail|hasoptedoutsolicit": "opted_out",
-            "privacyconsentstatus": "consent_status", "capturedate": "consent_at",
-            "capturesource|leadsource": "consent_source", "doubleconsentcapturedate": "confirmed_at",
-            "effectiveto": "consent_expires_at", "emailbounceddate": "hard_bounced",
-            "shouldforget": "erasure_requested", "createddate": "created_at",
-            "lastactivitydate": "last_activity_at",
-        }),
+        _rules(
+            {
+                "id": "record_id",
+                "email": "email",
+                "firstname": "first_name",
+                "lastname": "last_name",
+                "name": "full_name",
+                "phone|mobilephone": "phone",
+                "company|accountname": "company",
+                "mailingstreet|street": "street",
+                "mailingpostalcode|postalcode": "postcode",
+                "mailingcity|city": "city",
+                "mailingcountry|country": "country",
+                "hasoptedoutofemail|hasoptedoutsolicit": "opted_out",
+                "privacyconsentstatus": "consent_status",
+                "capturedate": "consent_at",
+                "capturesource|leadsource": "consent_source",
+                "doubleconsentcapturedate": "confirmed_at",
+                "effectiveto": "consent_expires_at",
+                "emailbounceddate": "hard_bounced",
+                "shouldforget": "erasure_requested",
+                "createddate": "created_at",
+                "lastactivitydate": "last_activity_at",
+            }
+        ),
     ),
     "brevo": Preset(
         "brevo",
         lambda h: "email" in h and bool(h & {"addedtime", "doubleoptin"}),
-        _rules({
-            "email": "email", "firstname|prenom": "first_name", "lastname|nom": "last_name",
-            "sms|phone": "phone", "company": "company", "addedtime": "created_at",
-            "doubleoptin": ("consent_status", lambda e: pl.when(parse_bool(e)[0]).then(pl.lit("granted"))),
-            "optindate|optin": "consent_at",
-            "emailblacklisted|blacklisted": "opted_out", "lastopen|lastclick": "last_activity_at",
-        }),
+        _rules(
+            {
+                "email": "email",
+                "firstname|prenom": "first_name",
+                "lastname|nom": "last_name",
+                "sms|phone": "phone",
+                "company": "company",
+                "addedtime": "created_at",
+                "doubleoptin": ("consent_status", lambda e: pl.when(parse_bool(e)[0]).then(pl.lit("granted"))),
+                "optindate|optin": "consent_at",
+                "emailblacklisted|blacklisted": "opted_out",
+                "lastopen|lastclick": "last_activity_at",
+            }
+        ),
         has_record_id=False,
     ),
     "klaviyo": Preset(
         "klaviyo",
         _has("email", "emailmarketingconsent"),
-        _rules({
-            "email": "email", "firstname": "first_name", "lastname": "last_name", "phonenumber": "phone",
-            "organization": "company", "address|address1": "street", "zipcode": "postcode", "city": "city",
-            "country": "country", "emailmarketingconsent": "consent_status",
-            "emailmarketingconsenttimestamp": "consent_at", "profilecreatedon": "created_at",
-            "lastactive": "last_activity_at", "klaviyoid|id": "record_id",
-            "emailsuppressions|emailmarketingsuppressionreason": "hard_bounced",
-        }),
+        _rules(
+            {
+                "email": "email",
+                "firstname": "first_name",
+                "lastname": "last_name",
+                "phonenumber": "phone",
+                "organization": "company",
+                "address|address1": "street",
+                "zipcode": "postcode",
+                "city": "city",
+                "country": "country",
+                "emailmarketingconsent": "consent_status",
+                "emailmarketingconsenttimestamp": "consent_at",
+                "profilecreatedon": "created_at",
+                "lastactive": "last_activity_at",
+                "klaviyoid|id": "record_id",
+                "emailsuppressions|emailmarketingsuppressionreason": "hard_bounced",
+            }
+        ),
     ),
     "generic": Preset("generic", lambda h: True, GENERIC_RULES, has_record_id=True),
 }
 # Klaviyo's suppression column says why; only a bounce is a bounce, the rest is an opt-out.
 _SUPPRESSION = Rule("emailsuppressions", "opted_out", _true_if("unsubscrib|spam|complain|manual"))
 PRESETS["klaviyo"] = Preset(
-    "klaviyo", PRESETS["klaviyo"].detect,
-    tuple(r if r.target != "hard_bounced" else Rule(r.header, r.target, _true_if("bounce"))
-          for r in PRESETS["klaviyo"].rules) + (_SUPPRESSION,),
+    "klaviyo",
+    PRESETS["klaviyo"].detect,
+    tuple(
+        r if r.target != "hard_bounced" else Rule(r.header, r.target, _true_if("bounce"))
+        for r in PRESETS["klaviyo"].rules
+    )
+    + (_SUPPRESSION,),
 )
 
 
@@ -274,8 +411,11 @@ def load_mapping(path: str | Path | None) -> UserMapping | None:
     if preset is not None and preset not in PRESETS:
         problems.append(f"unknown preset {preset!r} (one of {', '.join(PRESETS)})")
     if problems:
-        raise ConfigError("the mapping has problems: " + "; ".join(problems) + ".", path=source,
-                          fix=example + f" Fields: {', '.join(TARGETS)}.")
+        raise ConfigError(
+            "the mapping has problems: " + "; ".join(problems) + ".",
+            path=source,
+            fix=example + f" Fields: {', '.join(TARGETS)}.",
+        )
     return UserMapping(tuple(rules), preset)
 
 
@@ -318,8 +458,9 @@ def _sources(table: RawTable, preset: Preset, user: UserMapping | None) -> dict[
     return sources
 
 
-def map_table(table: RawTable, preset_name: str = "auto", user: UserMapping | None = None,
-              where: str | None = None) -> tuple[pl.DataFrame, str]:
+def map_table(
+    table: RawTable, preset_name: str = "auto", user: UserMapping | None = None, where: str | None = None
+) -> tuple[pl.DataFrame, str]:
     """Map one file to the canonical frame; returns the frame and the preset used."""
     headers = [c for c in table.frame.columns if c != ROW]
     chosen = (user.preset if user and user.preset else None) or preset_name
@@ -332,7 +473,9 @@ def map_table(table: RawTable, preset_name: str = "auto", user: UserMapping | No
             f"no column holds email addresses (preset {name}; headers seen: {seen}).",
             path=where or table.source_file,
             fix='Pass --mapping FILE with a TOML table [columns] naming the email column, e.g. "Mejl" = "email", '
-                "or --preset if the file comes from a known tool.")
+            "or --preset if the file comes from a known tool.",
+        )
+
     def blank(e: pl.Expr) -> pl.Expr:
         e = e.cast(pl.String).str.strip_chars()
         return pl.when(e == "").then(None).otherwise(e)
@@ -350,8 +493,11 @@ def map_table(table: RawTable, preset_name: str = "auto", user: UserMapping | No
         columns = names.get(target, [])
         if len(columns) > 1:  # several columns feed one field: read them as one text
             parts = [texts.pop(c) for c in columns]
-            texts[columns[0]] = (pl.coalesce(parts) if target == "consent_status"
-                                 else pl.concat_str(parts, separator=";", ignore_nulls=True))
+            texts[columns[0]] = (
+                pl.coalesce(parts)
+                if target == "consent_status"
+                else pl.concat_str(parts, separator=";", ignore_nulls=True)
+            )
             names[target] = [columns[0]]
 
     parsed: list[pl.Expr] = []
@@ -429,14 +575,17 @@ def map_table(table: RawTable, preset_name: str = "auto", user: UserMapping | No
     if not preset.has_record_id or "record_id" not in sources:
         mapped = mapped.with_columns(pl.lit(None, pl.String).alias("record_id"))
     mapped = mapped.with_columns(
-        pl.coalesce(pl.col("record_id"), pl.format("r{}-{}", pl.lit(file_key), pl.col("source_row"))).alias("record_id"),
+        pl.coalesce(pl.col("record_id"), pl.format("r{}-{}", pl.lit(file_key), pl.col("source_row"))).alias(
+            "record_id"
+        ),
         pl.col("flags").list.unique(maintain_order=True),
     )
     return preset.post(mapped), name
 
 
-def map_tables(tables: Sequence[RawTable], preset: str = "auto", user: UserMapping | None = None
-               ) -> tuple[pl.DataFrame, dict[str, str]]:
+def map_tables(
+    tables: Sequence[RawTable], preset: str = "auto", user: UserMapping | None = None
+) -> tuple[pl.DataFrame, dict[str, str]]:
     """Map every table and stack them in input order; returns the frame and the preset per file."""
     if preset not in PRESETS_NAMES:
         raise ConfigError(f"unknown preset {preset!r}.", fix=f"Use one of: {', '.join(PRESETS_NAMES)}.")
@@ -452,6 +601,8 @@ def map_tables(tables: Sequence[RawTable], preset: str = "auto", user: UserMappi
 
 def empty_contacts() -> pl.DataFrame:
     """The mapped schema with no rows."""
-    table = RawTable("empty", pl.DataFrame({"email": []}, schema={"email": pl.String}).with_columns(
-        pl.Series(ROW, [], dtype=pl.Int64)))
+    table = RawTable(
+        "empty",
+        pl.DataFrame({"email": []}, schema={"email": pl.String}).with_columns(pl.Series(ROW, [], dtype=pl.Int64)),
+    )
     return map_table(table, "generic")[0]

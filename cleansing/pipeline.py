@@ -53,7 +53,9 @@ def parse_as_of(text: str | None) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
     except ValueError as exc:
-        raise ConfigError(f"--as-of {text!r} is not a date.", fix="Write it as YYYY-MM-DD, e.g. --as-of 2026-11-29.") from exc
+        raise ConfigError(
+            f"--as-of {text!r} is not a date.", fix="Write it as YYYY-MM-DD, e.g. --as-of 2026-11-29."
+        ) from exc
 
 
 @dataclass
@@ -133,9 +135,7 @@ def _manifest(ctx: RunContext, counts: dict[str, int], decisions: pl.DataFrame) 
         "run_id": ctx.run_id,
         "as_of": ctx.as_of.isoformat(),
         "package_version": __version__,
-        "inputs": [
-            {"path": i.path, "size": i.size, "sha256": i.sha256} for i in ctx.read.inputs
-        ],
+        "inputs": [{"path": i.path, "size": i.size, "sha256": i.sha256} for i in ctx.read.inputs],
         "presets": ctx.presets,
         "policy": {"path": ctx.policy.path, "sha256": ctx.policy.sha256, "text": ctx.policy.text},
         "rows_in": ctx.read.rows_in,
@@ -151,16 +151,22 @@ def stage_write(ctx: RunContext) -> RunContext:
     def extra(folder: Path, counts: dict[str, int], decisions: pl.DataFrame) -> None:
         manifest = _manifest(ctx, counts, decisions)
         write_json(folder / "manifest.json", manifest)
-        report = build_report(decisions, {
-            "run_id": ctx.run_id, "as_of": ctx.as_of.isoformat(), "policy_version": ctx.policy.policy.version,
-            "dns": manifest["dns"],
-        })
+        report = build_report(
+            decisions,
+            {
+                "run_id": ctx.run_id,
+                "as_of": ctx.as_of.isoformat(),
+                "policy_version": ctx.policy.policy.version,
+                "dns": manifest["dns"],
+            },
+        )
         write_json(folder / "report.json", report)
         errors = ctx.read.quarantine.select("source_file", "source_row", "error").head(200).to_dicts()
         (folder / "report.html").write_text(render_html(report, errors), encoding="utf-8")
 
-    ctx.run_dir, ctx.counts = publish(Path(ctx.request.out_dir), ctx.run_id, ctx.contacts, ctx.read.quarantine,
-                                      ctx.read.rows_in, extra)
+    ctx.run_dir, ctx.counts = publish(
+        Path(ctx.request.out_dir), ctx.run_id, ctx.contacts, ctx.read.quarantine, ctx.read.rows_in, extra
+    )
     to_suppress = ctx.contacts.filter(pl.col("reason").is_in(SUPPRESSION_REASONS))
     if to_suppress.height:
         hashes = hash_keys(to_suppress["address_key"].drop_nulls().unique(), ctx.state.hmac_key())

@@ -21,15 +21,15 @@ class _Section(BaseModel):
 
 
 class ConsentPolicy(_Section):
-    refresh_after_months: int = Field(24, ge=0, le=1200)
+    refresh_after_months: int = Field(default=24, ge=0, le=1200)
     """Dated consent younger than this keeps the contact (R9)."""
-    expire_after_months: int = Field(48, ge=0, le=1200)
+    expire_after_months: int = Field(default=48, ge=0, le=1200)
     """Dated consent older than this is discarded as expired (R8); in between it is reconfirmed (R10)."""
     engagement_refreshes_consent: bool = True
     """Opens and clicks after the consent count as a newer reference time; they never create consent."""
     require_double_opt_in: bool = False
     """Without a confirmation date, dated consent goes to reconfirm as NEEDS_DOUBLE_OPT_IN."""
-    pending_max_days: int = Field(30, ge=0, le=3650)
+    pending_max_days: int = Field(default=30, ge=0, le=3650)
     """A double opt-in pending for longer than this is discarded as never confirmed (R11)."""
     unproven_consent: Literal["reconfirm", "discard"] = "reconfirm"
     """What to do with consent the source claims but cannot date (R13)."""
@@ -38,8 +38,16 @@ class ConsentPolicy(_Section):
     propagate_opt_out: bool = True
     """An opt-out on one address of a person discards the person's other addresses."""
     third_party_patterns: tuple[str, ...] = (
-        "purchas", "bought", "list rental", "rented list", "third.party", "3rd party",
-        "co-?registration", "köpt", "hyrd lista", "tredje part",
+        "purchas",
+        "bought",
+        "list rental",
+        "rented list",
+        "third.party",
+        "3rd party",
+        "co-?registration",
+        "köpt",
+        "hyrd lista",
+        "tredje part",
     )
     """Case-insensitive regular expressions on consent_source and tags that mark a bought or rented list."""
 
@@ -57,7 +65,7 @@ class ConsentPolicy(_Section):
 class SoftOptInPolicy(_Section):
     enabled: bool = True
     """Existing customers may get marketing of similar products without consent (R12)."""
-    max_months: int = Field(24, ge=0, le=1200)
+    max_months: int = Field(default=24, ge=0, le=1200)
     """How recent the last purchase must be for the soft opt-in."""
 
 
@@ -73,17 +81,17 @@ class DomainPolicy(_Section):
     """Discard addresses at disposable mail providers (R6)."""
     canaries: tuple[str, ...] = ("gmail.com", "outlook.com", "yahoo.com")
     """Domains that must resolve for DNS to count as healthy."""
-    max_transient_share: float = Field(0.2, ge=0, le=1)
+    max_transient_share: float = Field(default=0.2, ge=0, le=1)
     """DNS is unhealthy when more than this share of the run's domains is unknown."""
 
 
 class ContactPolicy(_Section):
-    default_region: str = Field("SE", pattern=r"^[A-Z]{2}$")
+    default_region: str = Field(default="SE", pattern=r"^[A-Z]{2}$")
     """Region (ISO 3166 alpha-2) for phone numbers written without a country code."""
 
 
 class ReportPolicy(_Section):
-    max_quarantine_share: float = Field(0.05, ge=0, le=1)
+    max_quarantine_share: float = Field(default=0.05, ge=0, le=1)
     """A run whose quarantine share is above this ends in a warning."""
 
 
@@ -122,8 +130,11 @@ def load_policy(path: str | Path | None = None) -> LoadedPolicy:
     source = Path(path) if path is not None else DEFAULT_POLICY_PATH
     fix = "Compare it with data/policy.default.toml and correct the keys named."
     if not source.is_file():
-        raise ConfigError("the policy file does not exist.", path=source,
-                          fix="Pass an existing TOML file with --policy, or leave --policy out for the default.")
+        raise ConfigError(
+            "the policy file does not exist.",
+            path=source,
+            fix="Pass an existing TOML file with --policy, or leave --policy out for the default.",
+        )
     text = source.read_text(encoding="utf-8")
     try:
         raw = tomllib.loads(text)
@@ -137,6 +148,5 @@ def load_policy(path: str | Path | None = None) -> LoadedPolicy:
             f"{'unknown key' if err['type'] == 'extra_forbidden' else err['msg']}"
             for err in exc.errors()
         )
-        raise ConfigError(f"the policy has {exc.error_count()} problem(s): {problems}.", path=source,
-                          fix=fix) from exc
+        raise ConfigError(f"the policy has {exc.error_count()} problem(s): {problems}.", path=source, fix=fix) from exc
     return LoadedPolicy(policy, str(source), text, hashlib.sha256(text.encode()).hexdigest())

@@ -12,7 +12,7 @@ import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,14 +72,17 @@ def quarantine_frame(rows: list[tuple[str, int, str, str, str, str]]) -> pl.Data
     return pl.DataFrame(rows, schema=QUARANTINE_SCHEMA, orient="row")
 
 
-def read_sources(paths: list[str | Path]) -> ReadResult:
+def read_sources(paths: Sequence[str | Path]) -> ReadResult:
     """Read every source (file, ZIP or folder) in the order given."""
     result = ReadResult()
     quarantined: list[pl.DataFrame] = []
     files = list(_expand(paths))
     if not files:
-        raise InputError("no input files were found.", path=", ".join(str(p) for p in paths),
-                         fix="Pass one or more export files or a folder that contains them.")
+        raise InputError(
+            "no input files were found.",
+            path=", ".join(str(p) for p in paths),
+            fix="Pass one or more export files or a folder that contains them.",
+        )
     for index, path in enumerate(files):
         data = path.read_bytes()
         result.inputs.append(InputFile(str(path), len(data), hashlib.sha256(data).hexdigest()))
@@ -93,12 +96,15 @@ def read_sources(paths: list[str | Path]) -> ReadResult:
     return result
 
 
-def _expand(paths: list[str | Path]) -> Iterator[Path]:
+def _expand(paths: Sequence[str | Path]) -> Iterator[Path]:
     for raw in paths:
         path = Path(raw)
         if not path.exists():
-            raise InputError("the path does not exist.", path=path,
-                             fix="Check the spelling, or pass the folder that holds the exports.")
+            raise InputError(
+                "the path does not exist.",
+                path=path,
+                fix="Check the spelling, or pass the folder that holds the exports.",
+            )
         if path.is_dir():
             children = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
             yield from children
@@ -108,20 +114,29 @@ def _expand(paths: list[str | Path]) -> Iterator[Path]:
 
 def _members(path: Path, data: bytes) -> Iterator[tuple[str, bytes]]:
     if not data:
-        raise InputError("the file is empty (zero bytes).", path=path,
-                         fix="Export the contacts again; a file needs at least a header line.")
+        raise InputError(
+            "the file is empty (zero bytes).",
+            path=path,
+            fix="Export the contacts again; a file needs at least a header line.",
+        )
     if data[:4] == b"PK\x03\x04" and path.suffix.lower() != ".xlsx":
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = [n for n in archive.namelist()
-                     if not n.endswith("/") and not n.startswith("__MACOSX/") and not Path(n).name.startswith(".")]
+            names = [
+                n
+                for n in archive.namelist()
+                if not n.endswith("/") and not n.startswith("__MACOSX/") and not Path(n).name.startswith(".")
+            ]
             if any(n.lower().endswith(("[content_types].xml",)) for n in names):
                 yield path.name, data  # an XLSX without its suffix
                 return
             for name in sorted(names):
                 member = archive.read(name)
                 if not member:
-                    raise InputError(f"the archive member {name!r} is empty (zero bytes).", path=path,
-                                     fix="Export the audience again, or remove the empty file from the archive.")
+                    raise InputError(
+                        f"the archive member {name!r} is empty (zero bytes).",
+                        path=path,
+                        fix="Export the audience again, or remove the empty file from the archive.",
+                    )
                 yield Path(name).name, member
         return
     yield path.name, data
@@ -153,8 +168,11 @@ def _read_xlsx(data: bytes, where: Path | str) -> pl.DataFrame:
     try:
         frame = fastexcel.read_excel(data).load_sheet(0, dtypes="string").to_polars()
     except Exception as exc:  # fastexcel raises its own types for damaged workbooks
-        raise InputError(f"the workbook cannot be read ({exc}).", path=where,
-                         fix="Open it in a spreadsheet program and save it again as XLSX or CSV.") from exc
+        raise InputError(
+            f"the workbook cannot be read ({exc}).",
+            path=where,
+            fix="Open it in a spreadsheet program and save it again as XLSX or CSV.",
+        ) from exc
     frame = frame.select(pl.all().cast(pl.String))
     return _with_rows(frame)
 
@@ -175,7 +193,9 @@ def _read_jsonl(name: str, data: bytes, where: Path | str) -> tuple[RawTable, pl
         except ValueError as exc:
             bad.append((name, number, "read", "", f"not a JSON object: {exc}", line))
             continue
-        records.append({k: None if v is None else (v if isinstance(v, str) else json.dumps(v)) for k, v in value.items()})
+        records.append(
+            {k: None if v is None else (v if isinstance(v, str) else json.dumps(v)) for k, v in value.items()}
+        )
         rows.append(number)
     columns = list(dict.fromkeys(k for r in records for k in r))
     frame = pl.DataFrame({c: [r.get(c) for r in records] for c in columns}, schema={c: pl.String for c in columns})
@@ -193,11 +213,17 @@ def decode(data: bytes, where: Path | str) -> tuple[str, str, set[int]]:
         try:
             return data.decode("utf-16"), "utf-16", set()
         except UnicodeDecodeError as exc:
-            raise InputError(f"the file claims UTF-16 but cannot be decoded ({exc}).", path=where,
-                             fix="Export it again as UTF-8 CSV.") from exc
+            raise InputError(
+                f"the file claims UTF-16 but cannot be decoded ({exc}).",
+                path=where,
+                fix="Export it again as UTF-8 CSV.",
+            ) from exc
     if b"\x00" in data[:8192]:
-        raise InputError("this is a binary file, not a contact export.", path=where,
-                         fix="Pass a CSV, XLSX, Parquet, JSON Lines or ZIP export of your contacts.")
+        raise InputError(
+            "this is a binary file, not a contact export.",
+            path=where,
+            fix="Pass a CSV, XLSX, Parquet, JSON Lines or ZIP export of your contacts.",
+        )
     try:
         return data.decode("utf-8"), "utf-8", set()
     except UnicodeDecodeError:
@@ -207,8 +233,7 @@ def decode(data: bytes, where: Path | str) -> tuple[str, str, set[int]]:
     # evidence of UTF-8 with a few damaged rows.
     text, encoding, bad = _decode_lines(data, "utf-8")
     good_multibyte = sum(
-        1 for number, line in enumerate(text.splitlines(), start=1)
-        if number not in bad and not line.isascii()
+        1 for number, line in enumerate(text.splitlines(), start=1) if number not in bad and not line.isascii()
     )
     if good_multibyte and good_multibyte >= len(bad):
         return text, encoding, bad

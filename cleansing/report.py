@@ -26,8 +26,16 @@ def build_report(decisions: pl.DataFrame, meta: dict[str, Any]) -> dict[str, Any
         decisions.group_by("reason", "class").len().sort("len", "reason", descending=[True, False]).iter_rows()
     ):
         info = Reason(reason_code).info
-        reasons.append({"reason": reason_code, "class": klass, "rule": info.rule, "count": count,
-                        "explanation": info.text, "what_to_do": info.action})
+        reasons.append(
+            {
+                "reason": reason_code,
+                "class": klass,
+                "rule": info.rule,
+                "count": count,
+                "explanation": info.text,
+                "what_to_do": info.action,
+            }
+        )
     by_source = [
         {"source_file": f, "class": k, "count": n}
         for f, k, n in decisions.group_by("source_file", "class").len().sort("source_file", "class").iter_rows()
@@ -35,11 +43,15 @@ def build_report(decisions: pl.DataFrame, meta: dict[str, Any]) -> dict[str, Any
     flags = (
         decisions.select(pl.col("flags").str.split(";").explode(empty_as_null=True).alias("flag"))
         .filter(pl.col("flag").is_not_null() & (pl.col("flag") != ""))
-        .group_by("flag").len().sort("len", "flag", descending=[True, False])
+        .group_by("flag")
+        .len()
+        .sort("len", "flag", descending=[True, False])
     )
     quarantine = (
         decisions.filter(pl.col("class") == Klass.QUARANTINE.value)
-        .select("source_file", "source_row").head(200).to_dicts()
+        .select("source_file", "source_row")
+        .head(200)
+        .to_dicts()
     )
     return {
         "schema_version": SCHEMA_VERSION,
@@ -68,20 +80,32 @@ def render_html(report: dict[str, Any], quarantine_errors: list[dict[str, Any]] 
     )
     reasons = _table(
         ["reason", "rule", "class", "records", "what it means", "what to do"],
-        [[r["reason"], r["rule"], r["class"], r["count"], r["explanation"], r["what_to_do"]] for r in report["by_reason"]],
+        [
+            [r["reason"], r["rule"], r["class"], r["count"], r["explanation"], r["what_to_do"]]
+            for r in report["by_reason"]
+        ],
     )
-    sources = _table(["source file", "class", "records"],
-                     [[s["source_file"], s["class"], s["count"]] for s in report["by_source"]])
-    flags = _table(["flag", "records"], [[f["flag"], f["count"]] for f in report["flags"]]) if report["flags"] else "<p>None.</p>"
+    sources = _table(
+        ["source file", "class", "records"], [[s["source_file"], s["class"], s["count"]] for s in report["by_source"]]
+    )
+    flags = (
+        _table(["flag", "records"], [[f["flag"], f["count"]] for f in report["flags"]])
+        if report["flags"]
+        else "<p>None.</p>"
+    )
     q_rows = quarantine_errors or []
-    quarantine = (_table(["source file", "row", "error"], [[q["source_file"], q["source_row"], q["error"]] for q in q_rows])
-                  if q_rows else "<p>No row was quarantined.</p>")
+    quarantine = (
+        _table(["source file", "row", "error"], [[q["source_file"], q["source_row"], q["error"]] for q in q_rows])
+        if q_rows
+        else "<p>No row was quarantined.</p>"
+    )
     dns = report.get("dns", {})
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Contact cleansing report {html.escape(report["run_id"])}</title>
 <style>
 body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}}
-table{{border-collapse:collapse;margin:1rem 0;width:100%}}th,td{{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top}}
+table{{border-collapse:collapse;margin:1rem 0;width:100%}}
+th,td{{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top}}
 th{{background:#f2f2f2}}@media print{{body{{margin:0}}}}
 </style></head><body>
 <h1>Contact cleansing report</h1>
@@ -89,7 +113,8 @@ th{{background:#f2f2f2}}@media print{{body{{margin:0}}}}
 policy <code>{html.escape(report["policy_version"])}</code>. {report["rows_in"]} input rows.</p>
 <h2>1. Summary</h2>{classes}
 <p>Keep: mail them. Reconfirm: send one request for consent, keep only those who answer yes.
-Discard: do not mail; delete or suppress as the reason says. Quarantine: rows that could not be read; fix them and run again.</p>
+Discard: do not mail; delete or suppress as the reason says.
+Quarantine: rows that could not be read; fix them and run again.</p>
 <p>Domain check: {html.escape(str(dns.get("detail", "")))}</p>
 <h2>2. Reasons</h2>{reasons}
 <h2>3. By source</h2>{sources}

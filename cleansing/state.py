@@ -57,8 +57,11 @@ class StateStore:
             with self._connect() as db:
                 db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(f"the state database cannot be opened ({exc}).", path=self.path,
-                              fix="Pass a writable file with --state.") from exc
+            raise ConfigError(
+                f"the state database cannot be opened ({exc}).",
+                path=self.path,
+                fix="Pass a writable file with --state.",
+            ) from exc
         if self.path.exists():
             os.chmod(self.path, 0o600)
 
@@ -106,11 +109,18 @@ class StateStore:
         with self._connect() as db:
             db.execute(
                 "INSERT OR REPLACE INTO runs (run_id, published_at, as_of, run_dir, summary) VALUES (?, ?, ?, ?, ?)",
-                (run_id, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), as_of.isoformat(), run_dir,
-                 json.dumps(summary, sort_keys=True)),
+                (
+                    run_id,
+                    dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                    as_of.isoformat(),
+                    run_dir,
+                    json.dumps(summary, sort_keys=True),
+                ),
             )
 
     def runs(self) -> list[dict[str, object]]:
         with self._connect() as db:
-            rows = db.execute("SELECT run_id, published_at, as_of, run_dir, summary FROM runs ORDER BY run_id").fetchall()
+            rows = db.execute(
+                "SELECT run_id, published_at, as_of, run_dir, summary FROM runs ORDER BY run_id"
+            ).fetchall()
         return [dict(run_id=r[0], published_at=r[1], as_of=r[2], run_dir=r[3], summary=json.loads(r[4])) for r in rows]

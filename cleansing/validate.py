@@ -95,7 +95,7 @@ def _validate_parallel(addresses: list[str]) -> list[tuple[str | None, str | Non
     if len(addresses) < PARALLEL_FROM or workers < 2:
         return _validate_many(addresses)
     size = -(-len(addresses) // workers)
-    chunks = [addresses[i:i + size] for i in range(0, len(addresses), size)]
+    chunks = [addresses[i : i + size] for i in range(0, len(addresses), size)]
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         return [r for part in pool.map(_validate_many, chunks) for r in part]
 
@@ -119,23 +119,36 @@ def _international_domains(frame: pl.DataFrame) -> pl.DataFrame:
     domains = parts["domain"].unique().to_list()
     checked = _validate_many([f"a@{d}" for d in domains])
     lookup = pl.DataFrame(
-        {"domain": domains, "domain_normalized": [c[0][2:] if c[0] else None for c in checked],
-         "email_domain": [c[1] for c in checked], "domain_error": [c[2] for c in checked]},
-        schema={"domain": pl.String, "domain_normalized": pl.String, "email_domain": pl.String,
-                "domain_error": pl.String},
+        {
+            "domain": domains,
+            "domain_normalized": [c[0][2:] if c[0] else None for c in checked],
+            "email_domain": [c[1] for c in checked],
+            "domain_error": [c[2] for c in checked],
+        },
+        schema={
+            "domain": pl.String,
+            "domain_normalized": pl.String,
+            "email_domain": pl.String,
+            "domain_error": pl.String,
+        },
     )
     local = _normalized_local(pl.col("local"))
     normalized = pl.concat_str([local, pl.lit("@"), pl.col("domain_normalized")])
     ascii_email = pl.concat_str([local, pl.lit("@"), pl.col("email_domain")])
     too_long = (
-        (pl.col("email").str.len_bytes() > 254) | (normalized.str.len_bytes() > 254) | (ascii_email.str.len_bytes() > 254)
+        (pl.col("email").str.len_bytes() > 254)
+        | (normalized.str.len_bytes() > 254)
+        | (ascii_email.str.len_bytes() > 254)
     )
     return parts.join(lookup, on="domain", how="left").select(
         "email",
         pl.when(pl.col("domain_error").is_null() & ~too_long).then(normalized).alias("email_normalized"),
         pl.when(pl.col("domain_error").is_null() & ~too_long).then(pl.col("email_domain")).alias("email_domain"),
-        pl.when(pl.col("domain_error").is_not_null()).then(pl.col("domain_error"))
-        .when(too_long).then(pl.lit("The email address is too long.")).alias("email_error"),
+        pl.when(pl.col("domain_error").is_not_null())
+        .then(pl.col("domain_error"))
+        .when(too_long)
+        .then(pl.lit("The email address is too long."))
+        .alias("email_error"),
     )
 
 
@@ -150,15 +163,24 @@ def normalize_emails(emails: pl.Series) -> pl.DataFrame:
     unique = pl.DataFrame({"email": emails.drop_nulls().unique()}, schema={"email": pl.String})
     e = pl.col("email")
     routed = unique.with_columns(
-        pl.when(fast_path(e)).then(pl.lit("fast"))
-        .when(fast_reject(e)).then(pl.lit("reject"))
-        .when(_local(e).str.contains(LOCAL_ATOM) & (_local(e).str.len_bytes() <= 64)
-              & ~_domain(e).str.contains(r"^[\x00-\x7f]*$")).then(pl.lit("idn"))
-        .otherwise(pl.lit("slow")).alias("route")
+        pl.when(fast_path(e))
+        .then(pl.lit("fast"))
+        .when(fast_reject(e))
+        .then(pl.lit("reject"))
+        .when(
+            _local(e).str.contains(LOCAL_ATOM)
+            & (_local(e).str.len_bytes() <= 64)
+            & ~_domain(e).str.contains(r"^[\x00-\x7f]*$")
+        )
+        .then(pl.lit("idn"))
+        .otherwise(pl.lit("slow"))
+        .alias("route")
     )
     fast = routed.filter(pl.col("route") == "fast").select(
         "email",
-        pl.concat_str([_normalized_local(_local(e)), pl.lit("@"), _domain(e).str.to_lowercase()]).alias("email_normalized"),
+        pl.concat_str([_normalized_local(_local(e)), pl.lit("@"), _domain(e).str.to_lowercase()]).alias(
+            "email_normalized"
+        ),
         _domain(e).str.to_lowercase().alias("email_domain"),
         pl.lit(None, pl.String).alias("email_error"),
     )
@@ -166,8 +188,9 @@ def normalize_emails(emails: pl.Series) -> pl.DataFrame:
         "email",
         pl.lit(None, pl.String).alias("email_normalized"),
         pl.lit(None, pl.String).alias("email_domain"),
-        pl.lit("not a valid email address (no single @-sign, a character no address may hold, or no period "
-               "in the domain)").alias("email_error"),
+        pl.lit(
+            "not a valid email address (no single @-sign, a character no address may hold, or no period in the domain)"
+        ).alias("email_error"),
     )
     idn = _international_domains(routed.filter(pl.col("route") == "idn"))
     rest = routed.filter(pl.col("route") == "slow")["email"].to_list()
@@ -182,11 +205,13 @@ def address_key(normalized: pl.Expr) -> pl.Expr:
     domain = normalized.str.extract(r"@([^@]*)$")
     gmail = domain.is_in(GMAIL_DOMAINS)
     folded_local = pl.when(gmail).then(local.str.replace(r"\+.*$", "").str.replace_all(".", "", literal=True))
-    return pl.concat_str([
-        folded_local.otherwise(local),
-        pl.lit("@"),
-        pl.when(gmail).then(pl.lit("gmail.com")).otherwise(domain),
-    ])
+    return pl.concat_str(
+        [
+            folded_local.otherwise(local),
+            pl.lit("@"),
+            pl.when(gmail).then(pl.lit("gmail.com")).otherwise(domain),
+        ]
+    )
 
 
 # A Swedish mobile number (07x, +467x or 00467x with eight more digits) in any punctuation: written in
@@ -230,8 +255,10 @@ def validate(contacts: pl.DataFrame, region: str = "SE") -> pl.DataFrame:
         .join(phones, on="phone", how="left", nulls_equal=False)
         .with_columns(
             pl.col("email_normalized").is_not_null().alias("email_valid"),
-            pl.when(pl.col("email").is_null()).then(pl.lit("the email address is missing"))
-            .otherwise(pl.col("email_error")).alias("email_error"),
+            pl.when(pl.col("email").is_null())
+            .then(pl.lit("the email address is missing"))
+            .otherwise(pl.col("email_error"))
+            .alias("email_error"),
         )
         .with_columns(address_key(pl.col("email_normalized")).alias("address_key"))
     )

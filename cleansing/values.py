@@ -20,14 +20,49 @@ FALSE_WORDS = ("false", "no", "n", "0", "nej", "falskt")
 
 # Keys are normalised with ``fold``; values are canonical consent statuses.
 STATUS_WORDS: dict[str, str] = {
-    **{w: "granted" for w in ("yes", "true", "1", "ja", "subscribed", "optedin", "granted", "optin",
-                              "confirmed", "userclickedconfirmation", "prenumererar", "sant", "y")},
-    **{w: "withdrawn" for w in ("unsubscribed", "optedout", "withdrawn", "avregistrerad", "optout",
-                                "optoutpending", "avanmald")},
-    **{w: "pending" for w in ("pending", "unconfirmed", "optinpending", "confirmationpending",
-                              "confirmationemailsent", "vantande")},
-    **{w: "none" for w in ("none", "no", "false", "0", "nej", "never", "neversubscribed", "seen", "notseen",
-                           "nonsubscribed", "falskt", "n")},
+    **{
+        w: "granted"
+        for w in (
+            "yes",
+            "true",
+            "1",
+            "ja",
+            "subscribed",
+            "optedin",
+            "granted",
+            "optin",
+            "confirmed",
+            "userclickedconfirmation",
+            "prenumererar",
+            "sant",
+            "y",
+        )
+    },
+    **{
+        w: "withdrawn"
+        for w in ("unsubscribed", "optedout", "withdrawn", "avregistrerad", "optout", "optoutpending", "avanmald")
+    },
+    **{
+        w: "pending"
+        for w in ("pending", "unconfirmed", "optinpending", "confirmationpending", "confirmationemailsent", "vantande")
+    },
+    **{
+        w: "none"
+        for w in (
+            "none",
+            "no",
+            "false",
+            "0",
+            "nej",
+            "never",
+            "neversubscribed",
+            "seen",
+            "notseen",
+            "nonsubscribed",
+            "falskt",
+            "n",
+        )
+    },
     **{w: "unknown" for w in ("unknown", "okand")},
 }
 
@@ -58,8 +93,9 @@ def fold_expr(expr: pl.Expr) -> pl.Expr:
     """``fold`` as an expression, for the ASCII-plus-Nordic letters values normally hold."""
     return (
         expr.str.to_lowercase()
-        .str.replace_many(["å", "ä", "ö", "é", "è", "ü", "ø", "æ", "–", "—"],
-                          ["a", "a", "o", "e", "e", "u", "o", "ae", "-", "-"])
+        .str.replace_many(
+            ["å", "ä", "ö", "é", "è", "ü", "ø", "æ", "–", "—"], ["a", "a", "o", "e", "e", "u", "o", "ae", "-", "-"]
+        )
         .str.replace_all(r"[^a-z0-9]", "")
     )
 
@@ -95,8 +131,10 @@ def parse_bool(expr: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """``true/false, yes/no, y/n, 1/0, x/(empty), ja/nej, sant/falskt``; empty is false."""
     word = expr.str.strip_chars().str.to_lowercase()
     value = (
-        pl.when(word.is_in(TRUE_WORDS)).then(True)
-        .when(word.is_in(FALSE_WORDS) | ~present(expr)).then(False)
+        pl.when(word.is_in(TRUE_WORDS))
+        .then(True)
+        .when(word.is_in(FALSE_WORDS) | ~present(expr))
+        .then(False)
         .otherwise(None)
     )
     return value, present(expr) & value.is_null()
@@ -118,9 +156,13 @@ def parse_status(expr: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
 
 def parse_bases(expr: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """``;``-separated lawful bases to a sorted list of canonical bases."""
-    parts = expr.str.split(";").list.eval(
-        fold_expr(pl.element()).replace_strict(BASIS_WORDS, default="?", return_dtype=pl.String)
-    ).list.eval(pl.element().filter(pl.element() != "")).list.unique().list.sort()
+    parts = (
+        expr.str.split(";")
+        .list.eval(fold_expr(pl.element()).replace_strict(BASIS_WORDS, default="?", return_dtype=pl.String))
+        .list.eval(pl.element().filter(pl.element() != ""))
+        .list.unique()
+        .list.sort()
+    )
     cleaned = parts.list.eval(pl.element().filter(pl.element() != "?"))
     unreadable = present(expr) & parts.list.contains("?")
     return cleaned.fill_null(pl.lit([], dtype=pl.List(pl.String))), unreadable

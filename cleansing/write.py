@@ -22,12 +22,40 @@ from .reasons import Klass
 
 PARTITIONS = (Klass.KEEP.value, Klass.RECONFIRM.value, Klass.DISCARD.value)
 LINEAGE = ["source_file", "source_row", "record_id", "cluster_id", "survivor_id"]
-CONTACT_COLUMNS = ["email", "email_normalized", "first_name", "last_name", "full_name", "phone", "phone_e164",
-                   "company", "street", "postcode", "city", "country"]
-EVIDENCE_COLUMNS = ["consent_status", "consent_at", "confirmed_at", "consent_source", "consent_proof",
-                    "consent_expires_at", "lawful_basis", "opted_out", "opted_out_at", "erasure_requested",
-                    "hard_bounced", "bounced_at", "is_customer", "last_purchase_at", "last_activity_at",
-                    "created_at", "tags", "unparsed"]
+CONTACT_COLUMNS = [
+    "email",
+    "email_normalized",
+    "first_name",
+    "last_name",
+    "full_name",
+    "phone",
+    "phone_e164",
+    "company",
+    "street",
+    "postcode",
+    "city",
+    "country",
+]
+EVIDENCE_COLUMNS = [
+    "consent_status",
+    "consent_at",
+    "confirmed_at",
+    "consent_source",
+    "consent_proof",
+    "consent_expires_at",
+    "lawful_basis",
+    "opted_out",
+    "opted_out_at",
+    "erasure_requested",
+    "hard_bounced",
+    "bounced_at",
+    "is_customer",
+    "last_purchase_at",
+    "last_activity_at",
+    "created_at",
+    "tags",
+    "unparsed",
+]
 PARTITION_COLUMNS = [*LINEAGE, "reason", "flags", "mx_status", "preset", *CONTACT_COLUMNS, *EVIDENCE_COLUMNS]
 FORMULA_START = r"^[=+\-@\t\r]"
 
@@ -69,15 +97,27 @@ def _flat(frame: pl.DataFrame) -> pl.DataFrame:
 def decisions_frame(records: pl.DataFrame, quarantine: pl.DataFrame) -> pl.DataFrame:
     """One row per input row, quarantine included."""
     judged = records.select(
-        "source_file", "source_row", "record_id", "class", "reason",
+        "source_file",
+        "source_row",
+        "record_id",
+        "class",
+        "reason",
         pl.col("flags").list.join(";").alias("flags"),
-        "cluster_id", "survivor_id", "mx_status", mask_email(pl.col("email")).alias("email_masked"),
+        "cluster_id",
+        "survivor_id",
+        "mx_status",
+        mask_email(pl.col("email")).alias("email_masked"),
     )
     quarantined = quarantine.select(
-        "source_file", "source_row", pl.lit(None, pl.String).alias("record_id"),
-        pl.lit(Klass.QUARANTINE.value).alias("class"), pl.lit("UNREADABLE_ROW").alias("reason"),
-        pl.lit(None, pl.String).alias("flags"), pl.lit(None, pl.String).alias("cluster_id"),
-        pl.lit(None, pl.String).alias("survivor_id"), pl.lit("not_checked").alias("mx_status"),
+        "source_file",
+        "source_row",
+        pl.lit(None, pl.String).alias("record_id"),
+        pl.lit(Klass.QUARANTINE.value).alias("class"),
+        pl.lit("UNREADABLE_ROW").alias("reason"),
+        pl.lit(None, pl.String).alias("flags"),
+        pl.lit(None, pl.String).alias("cluster_id"),
+        pl.lit(None, pl.String).alias("survivor_id"),
+        pl.lit("not_checked").alias("mx_status"),
         pl.lit(None, pl.String).alias("email_masked"),
     )
     return pl.concat([judged, quarantined]).sort("source_file", "source_row", maintain_order=True)
@@ -91,7 +131,8 @@ def check_conservation(rows_in: int, decisions: pl.DataFrame, partitions: dict[s
     if not (total == rows_in == decisions.height == unique):
         raise ConservationError(
             f"rows in ({rows_in}) do not equal keep + reconfirm + discard + quarantine ({total}); "
-            f"decisions hold {decisions.height} rows, {unique} distinct. Nothing was published.")
+            f"decisions hold {decisions.height} rows, {unique} distinct. Nothing was published."
+        )
     return counts
 
 
@@ -99,8 +140,14 @@ def _owner_only(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
-def publish(out_dir: Path, run_id: str, records: pl.DataFrame, quarantine: pl.DataFrame, rows_in: int,
-            extra: Callable[[Path, dict[str, int], pl.DataFrame], None]) -> tuple[Path, dict[str, int]]:
+def publish(
+    out_dir: Path,
+    run_id: str,
+    records: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    rows_in: int,
+    extra: Callable[[Path, dict[str, int], pl.DataFrame], None],
+) -> tuple[Path, dict[str, int]]:
     """Write every file of the run folder under a temporary name, check conservation, then rename.
 
     ``extra(tmp_dir, counts, decisions)`` writes the manifest and the report into the same folder.
@@ -111,9 +158,7 @@ def publish(out_dir: Path, run_id: str, records: pl.DataFrame, quarantine: pl.Da
     tmp.mkdir(mode=0o700)
     try:
         ordered = records.sort("_row")
-        partitions = {
-            name: ordered.filter(pl.col("class") == name).select(PARTITION_COLUMNS) for name in PARTITIONS
-        }
+        partitions = {name: ordered.filter(pl.col("class") == name).select(PARTITION_COLUMNS) for name in PARTITIONS}
         partitions[Klass.QUARANTINE.value] = quarantine
         decisions = decisions_frame(records, quarantine)
         counts = check_conservation(rows_in, decisions, partitions)

@@ -34,8 +34,15 @@ def _stage_task(name: str, stage: Callable[[RunContext], RunContext]) -> Any:
 
     run.__name__ = f"stage_{name}"
     retries = 2 if name in IO_STAGES else 0
-    return task(run, name=name, cache_policy=NONE, persist_result=False, retries=retries,
-                retry_delay_seconds=2, retry_condition_fn=_transient_only if retries else None)
+    return task(
+        run,
+        name=name,
+        cache_policy=NONE,
+        persist_result=False,
+        retries=retries,
+        retry_delay_seconds=2,
+        retry_condition_fn=_transient_only if retries else None,
+    )
 
 
 TASKS = [(name, _stage_task(name, stage)) for name, stage in STAGES]
@@ -64,8 +71,15 @@ def cleanse_contacts(
     check_domains: look up every email domain in DNS.
     """
     request = RunRequest(
-        sources=tuple(sources or ()), preset=preset, mapping=mapping or None, policy=policy or None,
-        as_of=as_of, out_dir=out_dir, state=state, check_mx=check_domains, dns_servers=tuple(dns_servers or ()),
+        sources=tuple(sources or ()),
+        preset=preset,
+        mapping=mapping or None,
+        policy=policy or None,
+        as_of=as_of,
+        out_dir=out_dir,
+        state=state,
+        check_mx=check_domains,
+        dns_servers=tuple(dns_servers or ()),
     )
     ctx = prepare(request)
     for _name, stage_task in TASKS:

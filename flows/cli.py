@@ -29,15 +29,27 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("sources", nargs="*", help="export files, ZIPs or folders (default: the bundled sample)")
     run.add_argument("--out", default=str(DEFAULT_OUT), help="where run folders go (default: out/)")
     run.add_argument("--policy", default=None, help="policy TOML (default: the bundled default policy)")
-    run.add_argument("--preset", default="auto",
-                     choices=["auto", "mailchimp", "hubspot", "salesforce", "brevo", "klaviyo", "generic"],
-                     help="force a source preset (default: auto, detected per file)")
+    run.add_argument(
+        "--preset",
+        default="auto",
+        choices=["auto", "mailchimp", "hubspot", "salesforce", "brevo", "klaviyo", "generic"],
+        help="force a source preset (default: auto, detected per file)",
+    )
     run.add_argument("--mapping", default=None, help="TOML mapping of source headers to canonical fields")
-    run.add_argument("--as-of", default=None, help="the date the rules count ages from, YYYY-MM-DD (default: today, UTC)")
-    run.add_argument("--dns-server", action="append", default=[], metavar="HOST[:PORT]",
-                     help="resolver to ask, repeatable (default: the system's)")
+    run.add_argument(
+        "--as-of", default=None, help="the date the rules count ages from, YYYY-MM-DD (default: today, UTC)"
+    )
+    run.add_argument(
+        "--dns-server",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="resolver to ask, repeatable (default: the system's)",
+    )
     run.add_argument("--no-mx", action="store_true", help="skip the domain check")
-    run.add_argument("--state", default=str(DEFAULT_STATE), help="the state database (default: data/state/cleansing.sqlite)")
+    run.add_argument(
+        "--state", default=str(DEFAULT_STATE), help="the state database (default: data/state/cleansing.sqlite)"
+    )
 
     forget = commands.add_parser("forget", help="add addresses to the suppression list (erasure or objection)")
     forget.add_argument("emails", nargs="*", help="email addresses")
@@ -56,25 +68,43 @@ def _progress(name: str, ctx: RunContext, seconds: float) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     request = RunRequest(
-        sources=tuple(args.sources), preset=args.preset, mapping=args.mapping, policy=args.policy,
-        as_of=parse_as_of(args.as_of), out_dir=args.out, state=args.state, check_mx=not args.no_mx,
+        sources=tuple(args.sources),
+        preset=args.preset,
+        mapping=args.mapping,
+        policy=args.policy,
+        as_of=parse_as_of(args.as_of),
+        out_dir=args.out,
+        state=args.state,
+        check_mx=not args.no_mx,
         dns_servers=tuple(args.dns_server),
     )
     prepare(request)  # bad configuration fails here, before Prefect starts
     for source in request.sources:
         if not Path(source).exists():
-            raise UsageError("the path does not exist.", path=source,
-                             fix="Check the spelling, or pass the folder that holds the exports.")
+            raise UsageError(
+                "the path does not exist.",
+                path=source,
+                fix="Check the spelling, or pass the folder that holds the exports.",
+            )
     configure_prefect()
     from . import cleanse as flow_module
 
     flow_module.terminal_progress = _progress
     started = time.perf_counter()
-    print("cleanse-contacts: starting (a local Prefect server starts first when none is configured)",
-          file=sys.stderr, flush=True)
+    print(
+        "cleanse-contacts: starting (a local Prefect server starts first when none is configured)",
+        file=sys.stderr,
+        flush=True,
+    )
     run_dir = flow_module.cleanse_contacts(
-        sources=list(request.sources), preset=args.preset, policy=args.policy, as_of=request.as_of,
-        out_dir=args.out, check_domains=not args.no_mx, mapping=args.mapping, state=args.state,
+        sources=list(request.sources),
+        preset=args.preset,
+        policy=args.policy,
+        as_of=request.as_of,
+        out_dir=args.out,
+        check_domains=not args.no_mx,
+        mapping=args.mapping,
+        state=args.state,
         dns_servers=list(args.dns_server),
     )
     manifest = json.loads((Path(run_dir) / "manifest.json").read_text())

@@ -22,17 +22,95 @@ OUT = ROOT / "data" / "samples"
 REF = dt.datetime(2026, 11, 1, 9, 0, 0)
 rng = random.Random(20261129)
 
-FIRST = ["Anna", "Erik", "Åsa", "Lars", "Maria", "Johan", "Karin", "Per", "Eva", "Björn", "Sofia", "Mikael",
-         "Ingrid", "Olof", "Linnéa", "Göran", "Emma", "Oskar", "Sara", "Nils", "Elin", "Jonas", "Hanna", "Anders",
-         "Frida", "Magnus", "Ida", "Fredrik", "Malin", "Henrik", "James", "Olivia", "Noah", "Chloe", "Liam", "Mia"]
-LAST = ["Andersson", "Johansson", "Karlsson", "Nilsson", "Eriksson", "Larsson", "Olsson", "Persson", "Svensson",
-        "Gustafsson", "Pettersson", "Jönsson", "Öberg", "Lindström", "Åkesson", "Bergqvist", "Sjöberg", "Holm",
-        "Smith", "Brown", "Taylor", "Wilson", "Ek", "Lund", "Strand", "Forsberg", "Sandberg", "Hedlund"]
+FIRST = [
+    "Anna",
+    "Erik",
+    "Åsa",
+    "Lars",
+    "Maria",
+    "Johan",
+    "Karin",
+    "Per",
+    "Eva",
+    "Björn",
+    "Sofia",
+    "Mikael",
+    "Ingrid",
+    "Olof",
+    "Linnéa",
+    "Göran",
+    "Emma",
+    "Oskar",
+    "Sara",
+    "Nils",
+    "Elin",
+    "Jonas",
+    "Hanna",
+    "Anders",
+    "Frida",
+    "Magnus",
+    "Ida",
+    "Fredrik",
+    "Malin",
+    "Henrik",
+    "James",
+    "Olivia",
+    "Noah",
+    "Chloe",
+    "Liam",
+    "Mia",
+]
+LAST = [
+    "Andersson",
+    "Johansson",
+    "Karlsson",
+    "Nilsson",
+    "Eriksson",
+    "Larsson",
+    "Olsson",
+    "Persson",
+    "Svensson",
+    "Gustafsson",
+    "Pettersson",
+    "Jönsson",
+    "Öberg",
+    "Lindström",
+    "Åkesson",
+    "Bergqvist",
+    "Sjöberg",
+    "Holm",
+    "Smith",
+    "Brown",
+    "Taylor",
+    "Wilson",
+    "Ek",
+    "Lund",
+    "Strand",
+    "Forsberg",
+    "Sandberg",
+    "Hedlund",
+]
 FREE = ["gmail.com", "outlook.com", "hotmail.com", "yahoo.com", "telia.com", "live.se", "icloud.com"]
-COMPANY = ["Nordvik AB", "Fjällbacka Konsult", "Solberga Trä", "Östra Bygg AB", "Lindqvist & Co", "Acme Nordic",
-           "Havsbris Design", "Granit Data AB"]
-COMPANY_DOMAIN = ["nordvik.se", "fjallbackakonsult.se", "solbergatra.se", "ostrabygg.se", "lindqvist.co",
-                  "acmenordic.com", "havsbris.se", "granitdata.se"]
+COMPANY = [
+    "Nordvik AB",
+    "Fjällbacka Konsult",
+    "Solberga Trä",
+    "Östra Bygg AB",
+    "Lindqvist & Co",
+    "Acme Nordic",
+    "Havsbris Design",
+    "Granit Data AB",
+]
+COMPANY_DOMAIN = [
+    "nordvik.se",
+    "fjallbackakonsult.se",
+    "solbergatra.se",
+    "ostrabygg.se",
+    "lindqvist.co",
+    "acmenordic.com",
+    "havsbris.se",
+    "granitdata.se",
+]
 CITIES = ["Stockholm", "Göteborg", "Malmö", "Uppsala", "Västerås", "Örebro", "Linköping", "Umeå", "Luleå"]
 ASCII = str.maketrans({"å": "a", "ä": "a", "ö": "o", "é": "e", "Å": "a", "Ä": "a", "Ö": "o"})
 used_emails: set[str] = set()
@@ -74,43 +152,140 @@ def ts(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
 
 
 # ---------------------------------------------------------------- Mailchimp
-MC_BASE = ["Email Address", "First Name", "Last Name", "Address", "Phone Number", "Company", "MEMBER_RATING",
-           "OPTIN_TIME", "OPTIN_IP", "CONFIRM_TIME", "CONFIRM_IP", "LATITUDE", "LONGITUDE", "GMTOFF", "DSTOFF",
-           "TIMEZONE", "CC", "REGION", "LAST_CHANGED", "LEID", "EUID", "NOTES", "TAGS"]
+MC_BASE = [
+    "Email Address",
+    "First Name",
+    "Last Name",
+    "Address",
+    "Phone Number",
+    "Company",
+    "MEMBER_RATING",
+    "OPTIN_TIME",
+    "OPTIN_IP",
+    "CONFIRM_TIME",
+    "CONFIRM_IP",
+    "LATITUDE",
+    "LONGITUDE",
+    "GMTOFF",
+    "DSTOFF",
+    "TIMEZONE",
+    "CC",
+    "REGION",
+    "LAST_CHANGED",
+    "LEID",
+    "EUID",
+    "NOTES",
+    "TAGS",
+]
 mc: dict[str, list[list[str]]] = {"subscribed": [], "unsubscribed": [], "cleaned": [], "nonsubscribed": []}
 leid = iter(range(100_000_000, 200_000_000, 7))
 
 
-def mc_row(p: Person, optin: dt.datetime | None, confirm: dt.datetime | None, tags: str = "",
-           email: str | None = None) -> list[str]:
+def mc_row(
+    p: Person, optin: dt.datetime | None, confirm: dt.datetime | None, tags: str = "", email: str | None = None
+) -> list[str]:
     ip = f"192.0.2.{rng.randint(1, 254)}"
-    return [p.email if email is None else email, p.first, p.last, "", p.phone if rng.random() < 0.4 else "", p.company,
-            str(rng.randint(1, 5)), ts(optin), ip if optin else "", ts(confirm), ip if confirm else "",
-            "", "", "", "", "Europe/Stockholm", "SE", "", ts(REF - dt.timedelta(days=3)), str(next(leid)),
-            f"{rng.getrandbits(32):08x}", "", tags]
+    return [
+        p.email if email is None else email,
+        p.first,
+        p.last,
+        "",
+        p.phone if rng.random() < 0.4 else "",
+        p.company,
+        str(rng.randint(1, 5)),
+        ts(optin),
+        ip if optin else "",
+        ts(confirm),
+        ip if confirm else "",
+        "",
+        "",
+        "",
+        "",
+        "Europe/Stockholm",
+        "SE",
+        "",
+        ts(REF - dt.timedelta(days=3)),
+        str(next(leid)),
+        f"{rng.getrandbits(32):08x}",
+        "",
+        tags,
+    ]
 
 
 # ---------------------------------------------------------------- HubSpot
-HS = ["Record ID", "First Name", "Last Name", "Email", "Phone Number", "Company Name", "Lifecycle Stage",
-      "Create Date", "Last Activity Date", "Legal basis for processing contact's data", "Unsubscribed from all email",
-      "Marketing email confirmation status", "Invalid email address", "Original Source", "Marketing contact status"]
+HS = [
+    "Record ID",
+    "First Name",
+    "Last Name",
+    "Email",
+    "Phone Number",
+    "Company Name",
+    "Lifecycle Stage",
+    "Create Date",
+    "Last Activity Date",
+    "Legal basis for processing contact's data",
+    "Unsubscribed from all email",
+    "Marketing email confirmation status",
+    "Invalid email address",
+    "Original Source",
+    "Marketing contact status",
+]
 hs: list[list[str]] = []
 hs_id = iter(range(5_000_001, 9_000_000, 13))
 
 
-def hs_row(p: Person, *, basis: str = "", unsub: bool = False, confirmation: str = "", invalid: bool = False,
-           created: dt.datetime | None = None, activity: dt.datetime | None = None, stage: str = "lead",
-           source: str = "Organic search", email: str | None = None) -> list[str]:
-    return [str(next(hs_id)), p.first, p.last, p.email if email is None else email, p.phone if rng.random() < 0.6 else "", p.company,
-            stage, ts(created or ago(100, 2000), "%Y-%m-%d %H:%M"), ts(activity, "%Y-%m-%d %H:%M"), basis,
-            "true" if unsub else "false", confirmation, "true" if invalid else "false", source,
-            rng.choice(["Marketing contact", "Non-marketing contact"])]
+def hs_row(
+    p: Person,
+    *,
+    basis: str = "",
+    unsub: bool = False,
+    confirmation: str = "",
+    invalid: bool = False,
+    created: dt.datetime | None = None,
+    activity: dt.datetime | None = None,
+    stage: str = "lead",
+    source: str = "Organic search",
+    email: str | None = None,
+) -> list[str]:
+    return [
+        str(next(hs_id)),
+        p.first,
+        p.last,
+        p.email if email is None else email,
+        p.phone if rng.random() < 0.6 else "",
+        p.company,
+        stage,
+        ts(created or ago(100, 2000), "%Y-%m-%d %H:%M"),
+        ts(activity, "%Y-%m-%d %H:%M"),
+        basis,
+        "true" if unsub else "false",
+        confirmation,
+        "true" if invalid else "false",
+        source,
+        rng.choice(["Marketing contact", "Non-marketing contact"]),
+    ]
 
 
 # ---------------------------------------------------------------- Salesforce
-SF = ["Id", "FirstName", "LastName", "Email", "Phone", "Company", "LeadSource", "HasOptedOutOfEmail", "CreatedDate",
-      "PrivacyConsentStatus", "CaptureDate", "CaptureSource", "DoubleConsentCaptureDate", "EffectiveTo",
-      "EmailBouncedDate", "ShouldForget", "LastActivityDate"]
+SF = [
+    "Id",
+    "FirstName",
+    "LastName",
+    "Email",
+    "Phone",
+    "Company",
+    "LeadSource",
+    "HasOptedOutOfEmail",
+    "CreatedDate",
+    "PrivacyConsentStatus",
+    "CaptureDate",
+    "CaptureSource",
+    "DoubleConsentCaptureDate",
+    "EffectiveTo",
+    "EmailBouncedDate",
+    "ShouldForget",
+    "LastActivityDate",
+]
 sf: list[list[str]] = []
 sf_n = iter(range(1, 100_000))
 
@@ -119,33 +294,91 @@ def sfts(value: dt.datetime | None) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.000Z") if value else ""
 
 
-def sf_row(p: Person, *, status: str = "", capture: dt.datetime | None = None, doi: dt.datetime | None = None,
-           source: str = "Web", opted_out: bool = False, expires: dt.datetime | None = None,
-           bounced: dt.datetime | None = None, forget: bool = False, activity: dt.datetime | None = None,
-           email: str | None = None) -> list[str]:
-    return [f"003Q{next(sf_n):011d}", p.first, p.last, p.email if email is None else email, p.phone, p.company, source,
-            "true" if opted_out else "false", sfts(ago(200, 2500)), status, sfts(capture),
-            "Web form" if capture else "", sfts(doi), sfts(expires).split("T")[0], sfts(bounced),
-            "true" if forget else "false", sfts(activity).split("T")[0]]
+def sf_row(
+    p: Person,
+    *,
+    status: str = "",
+    capture: dt.datetime | None = None,
+    doi: dt.datetime | None = None,
+    source: str = "Web",
+    opted_out: bool = False,
+    expires: dt.datetime | None = None,
+    bounced: dt.datetime | None = None,
+    forget: bool = False,
+    activity: dt.datetime | None = None,
+    email: str | None = None,
+) -> list[str]:
+    return [
+        f"003Q{next(sf_n):011d}",
+        p.first,
+        p.last,
+        p.email if email is None else email,
+        p.phone,
+        p.company,
+        source,
+        "true" if opted_out else "false",
+        sfts(ago(200, 2500)),
+        status,
+        sfts(capture),
+        "Web form" if capture else "",
+        sfts(doi),
+        sfts(expires).split("T")[0],
+        sfts(bounced),
+        "true" if forget else "false",
+        sfts(activity).split("T")[0],
+    ]
 
 
 # ---------------------------------------------------------------- Swedish sheet (cp1252, ;)
-SV = ["Förnamn", "Efternamn", "E-post", "Telefon", "Företag", "Ort", "Samtycke", "Samtyckesdatum", "Källa", "Kund",
-      "Senaste köp", "Avregistrerad"]
+SV = [
+    "Förnamn",
+    "Efternamn",
+    "E-post",
+    "Telefon",
+    "Företag",
+    "Ort",
+    "Samtycke",
+    "Samtyckesdatum",
+    "Källa",
+    "Kund",
+    "Senaste köp",
+    "Avregistrerad",
+]
 sv: list[list[str]] = []
 
 
-def sv_row(p: Person, *, consent: str = "", date: str = "", source: str = "Mässa", customer: bool = False,
-           purchase: dt.datetime | None = None, unsub: str = "", email: str | None = None) -> list[str]:
-    return [p.first, p.last, p.email if email is None else email, p.phone, p.company, p.city, consent, date, source,
-            "ja" if customer else "nej", purchase.strftime("%Y-%m-%d") if purchase else "", unsub]
+def sv_row(
+    p: Person,
+    *,
+    consent: str = "",
+    date: str = "",
+    source: str = "Mässa",
+    customer: bool = False,
+    purchase: dt.datetime | None = None,
+    unsub: str = "",
+    email: str | None = None,
+) -> list[str]:
+    return [
+        p.first,
+        p.last,
+        p.email if email is None else email,
+        p.phone,
+        p.company,
+        p.city,
+        consent,
+        date,
+        source,
+        "ja" if customer else "nej",
+        purchase.strftime("%Y-%m-%d") if purchase else "",
+        unsub,
+    ]
 
 
 def gmail_variant(email: str) -> str:
     local, domain = email.split("@")
     if domain != "gmail.com":
         return email.upper()
-    return local.replace(".", "") .capitalize() + "+nyhetsbrev@googlemail.com"
+    return local.replace(".", "").capitalize() + "+nyhetsbrev@googlemail.com"
 
 
 def build() -> list[str]:
@@ -159,8 +392,9 @@ def build() -> list[str]:
         optin = ago(10, months(22))
         mc["subscribed"].append(mc_row(p, optin, optin + dt.timedelta(minutes=rng.randint(1, 90))))
         if rng.random() < 0.25:  # the same person in the CRM: a duplicate record of one address
-            hs.append(hs_row(p, basis="Freely given consent from contact", email=gmail_variant(p.email),
-                             activity=ago(5, 200)))
+            hs.append(
+                hs_row(p, basis="Freely given consent from contact", email=gmail_variant(p.email), activity=ago(5, 200))
+            )
     # R10 CONSENT_STALE: dated consent 25–47 months old; some refreshed by engagement (→ valid).
     for p in people(260):
         optin = ago(months(25.5), months(46.5))
@@ -181,8 +415,7 @@ def build() -> list[str]:
         hs.append(hs_row(p, basis="Freely given consent from contact", confirmation="Confirmed"))
     # R3 OPTED_OUT, in every tool; R3 then a later re-opt-in (→ valid).
     for p in people(180):
-        row = mc_row(p, ago(800, 1500), None) + [ts(ago(30, 700)), "Nyhetsbrev vecka 12", "a1b2c3",
-                                                 "NORMAL", ""]
+        row = mc_row(p, ago(800, 1500), None) + [ts(ago(30, 700)), "Nyhetsbrev vecka 12", "a1b2c3", "NORMAL", ""]
         mc["unsubscribed"].append(row)
         if rng.random() < 0.3:  # the CRM still says consent: the opt-out must win
             hs.append(hs_row(p, basis="Freely given consent from contact", confirmation="Confirmed"))
@@ -263,16 +496,31 @@ def build() -> list[str]:
     # Role accounts shared by colleagues.
     for i, domain in enumerate(COMPANY_DOMAIN):
         p = Person()
-        hs.append(hs_row(p, basis="Legitimate interest – existing customer", stage="customer",
-                         email=f"{['info', 'sales', 'kontakt', 'support'][i % 4]}@{domain}"))
+        hs.append(
+            hs_row(
+                p,
+                basis="Legitimate interest – existing customer",
+                stage="customer",
+                email=f"{['info', 'sales', 'kontakt', 'support'][i % 4]}@{domain}",
+            )
+        )
     return forget
 
 
-def write_csv(path: Path, header: list[str], rows: list[list[str]], *, delimiter: str = ",",
-              encoding: str = "utf-8", quote_all: bool = False, extra_lines: list[str] | None = None) -> None:
+def write_csv(
+    path: Path,
+    header: list[str],
+    rows: list[list[str]],
+    *,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    quote_all: bool = False,
+    extra_lines: list[str] | None = None,
+) -> None:
     buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, delimiter=delimiter, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL,
-                        lineterminator="\r\n")
+    writer = csv.writer(
+        buffer, delimiter=delimiter, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL, lineterminator="\r\n"
+    )
     writer.writerow(header)
     writer.writerows(rows)
     text = buffer.getvalue() + "".join(line + "\r\n" for line in extra_lines or [])
@@ -286,9 +534,16 @@ def main() -> None:
         rng.shuffle(rows)
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
-        extra = {"unsubscribed": ["UNSUB_TIME", "UNSUB_CAMPAIGN_TITLE", "UNSUB_CAMPAIGN_ID", "UNSUB_REASON",
-                                  "UNSUB_REASON_OTHER"],
-                 "cleaned": ["CLEAN_TIME", "CLEAN_CAMPAIGN_TITLE", "CLEAN_CAMPAIGN_ID"]}
+        extra = {
+            "unsubscribed": [
+                "UNSUB_TIME",
+                "UNSUB_CAMPAIGN_TITLE",
+                "UNSUB_CAMPAIGN_ID",
+                "UNSUB_REASON",
+                "UNSUB_REASON_OTHER",
+            ],
+            "cleaned": ["CLEAN_TIME", "CLEAN_CAMPAIGN_TITLE", "CLEAN_CAMPAIGN_ID"],
+        }
         for status, rows in mc.items():
             buffer = io.StringIO(newline="")
             writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
@@ -300,8 +555,10 @@ def main() -> None:
     write_csv(OUT / "hubspot_contacts.csv", HS, hs)
     write_csv(OUT / "salesforce_contacts.csv", SF, sf)
     # A Swedish Excel sheet saved as CSV: Windows-1252, semicolons, and two rows nobody can read.
-    broken = ['Kalle;Ankeborg;"kalle@ankeborg.se;070-111 22 33;Ankeborg AB;Ankeborg;ja;01.02.2025;Mässa;nej;;',
-              "Musse;Pigg;musse@example.se;Pigg AB"]
+    broken = [
+        'Kalle;Ankeborg;"kalle@ankeborg.se;070-111 22 33;Ankeborg AB;Ankeborg;ja;01.02.2025;Mässa;nej;;',
+        "Musse;Pigg;musse@example.se;Pigg AB",
+    ]
     write_csv(OUT / "kunder_sv.csv", SV, sv, delimiter=";", encoding="cp1252", extra_lines=broken)
     (ROOT / "data" / "sample-forget.txt").write_text("\n".join(forget) + "\n", encoding="utf-8")
     total = sum(len(r) for r in mc.values()) + len(hs) + len(sf) + len(sv) + len(broken)

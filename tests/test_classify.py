@@ -28,33 +28,61 @@ def contacts(*records: dict[str, Any]) -> pl.DataFrame:
     rows = []
     for i, overrides in enumerate(records, start=1):
         row: dict[str, Any] = {c: None for c in schema}
-        row.update(source_file="t.csv", source_row=i, input_index=0, preset="generic", record_id=f"r{i}",
-                   email="anna@example.se", tags=[], lawful_basis=[], consent_status="unknown", opted_out=False,
-                   erasure_requested=False, hard_bounced=False, is_customer=False, flags=[])
+        row.update(
+            source_file="t.csv",
+            source_row=i,
+            input_index=0,
+            preset="generic",
+            record_id=f"r{i}",
+            email="anna@example.se",
+            tags=[],
+            lawful_basis=[],
+            consent_status="unknown",
+            opted_out=False,
+            erasure_requested=False,
+            hard_bounced=False,
+            is_customer=False,
+            flags=[],
+        )
         row.update(overrides)
         rows.append(row)
     return pl.DataFrame(rows, schema=schema)
 
 
-def judge(*records: dict[str, Any], policy: Policy | None = None, suppressed: dict[str, str] | None = None,
-          persons: dict[int, str] | None = None, mx: dict[int, str] | None = None, disposable: set[int] | None = None,
-          dns_healthy: bool = True) -> pl.DataFrame:
+def judge(
+    *records: dict[str, Any],
+    policy: Policy | None = None,
+    suppressed: dict[str, str] | None = None,
+    persons: dict[int, str] | None = None,
+    mx: dict[int, str] | None = None,
+    disposable: set[int] | None = None,
+    dns_healthy: bool = True,
+) -> pl.DataFrame:
     frame = contacts(*records).with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
     frame = assign_persons(check_domains(validate(frame))[0])
     if persons:
-        frame = frame.with_columns(pl.col("_row").replace_strict(
-            {i - 1: k for i, k in persons.items()}, default=pl.col("person_key"), return_dtype=pl.String
-        ).alias("person_key"))
+        frame = frame.with_columns(
+            pl.col("_row")
+            .replace_strict(
+                {i - 1: k for i, k in persons.items()}, default=pl.col("person_key"), return_dtype=pl.String
+            )
+            .alias("person_key")
+        )
     if mx:
-        frame = frame.with_columns(pl.col("_row").replace_strict(
-            {i - 1: s for i, s in mx.items()}, default=pl.col("mx_status"), return_dtype=pl.String).alias("mx_status"))
+        frame = frame.with_columns(
+            pl.col("_row")
+            .replace_strict({i - 1: s for i, s in mx.items()}, default=pl.col("mx_status"), return_dtype=pl.String)
+            .alias("mx_status")
+        )
     if disposable:
         frame = frame.with_columns(pl.col("_row").is_in([i - 1 for i in disposable]).alias("disposable"))
     frame = frame.with_columns(hash_keys(frame["address_key"], KEY).alias("address_hash"))
     entries = pl.DataFrame(schema={"address_hash": pl.String, "suppressed_at": pl.Datetime("us", "UTC")})
     if suppressed:
         keys = pl.Series(list(suppressed))
-        entries = pl.DataFrame({"address_hash": hash_keys(keys, KEY), "suppressed_at": [t(d) for d in suppressed.values()]})
+        entries = pl.DataFrame(
+            {"address_hash": hash_keys(keys, KEY), "suppressed_at": [t(d) for d in suppressed.values()]}
+        )
     out, _ = classify(frame, policy or Policy(), AS_OF, entries, dns_healthy)
     return out.sort("_row")
 
@@ -73,100 +101,249 @@ DOI = Policy(consent=ConsentPolicy(require_double_opt_in=True))
     ("record", "kwargs", "expected"),
     [
         pytest.param({"email": "anna.example.se"}, {}, ("discard", "INVALID_EMAIL"), id="R0-invalid-syntax"),
-        pytest.param({"email": None, **GRANTED, "consent_at": t("2026-01-01")}, {}, ("discard", "INVALID_EMAIL"),
-                     id="R0-missing"),
-        pytest.param({**GRANTED, "consent_at": t("2024-12-01")}, {"suppressed": {"anna@example.se": "2025-01-01"}},
-                     ("discard", "SUPPRESSED"), id="R1-suppressed"),
-        pytest.param({**GRANTED, "consent_at": t("2025-06-01")}, {"suppressed": {"anna@example.se": "2025-01-01"}},
-                     ("keep", "CONSENT_VALID"), id="R1-newer-consent-lifts-suppression"),
-        pytest.param({**GRANTED, "consent_at": t("2026-01-01"), "erasure_requested": True}, {},
-                     ("discard", "ERASURE_REQUESTED"), id="R2-erasure"),
-        pytest.param({**GRANTED, "consent_at": t("2026-01-01"), "opted_out": True}, {},
-                     ("discard", "OPTED_OUT"), id="R3-undated-opt-out-always-stands"),
-        pytest.param({"consent_status": "withdrawn", "consent_at": t("2026-01-01")}, {},
-                     ("discard", "OPTED_OUT"), id="R3-withdrawn-status"),
-        pytest.param({**GRANTED, "consent_at": t("2026-01-01"), "opted_out": True, "opted_out_at": t("2026-02-01")}, {},
-                     ("discard", "OPTED_OUT"), id="R3-opt-out-after-consent"),
-        pytest.param({**GRANTED, "consent_at": t("2026-03-01"), "opted_out": True, "opted_out_at": t("2026-02-01")}, {},
-                     ("keep", "CONSENT_VALID"), id="R3-re-opt-in-after-dated-opt-out"),
-        pytest.param({**GRANTED, "consent_at": t("2026-03-01"), "opted_out": True, "opted_out_at": t("2026-02-01")},
-                     {"policy": Policy(consent=ConsentPolicy(reoptin_after_optout=False))},
-                     ("discard", "OPTED_OUT"), id="R3-no-re-opt-in-by-policy"),
-        pytest.param({**GRANTED, "confirmed_at": t("2024-12-01"), "hard_bounced": True, "bounced_at": t("2025-01-01")},
-                     {}, ("discard", "HARD_BOUNCE"), id="R4-bounce-after-confirmation"),
-        pytest.param({**GRANTED, "confirmed_at": t("2025-02-01"), "hard_bounced": True, "bounced_at": t("2025-01-01")},
-                     {}, ("keep", "CONSENT_VALID"), id="R4-confirmed-after-bounce"),
-        pytest.param({**GRANTED, "consent_at": t("2026-01-01"), "hard_bounced": True}, {},
-                     ("discard", "HARD_BOUNCE"), id="R4-undated-bounce"),
-        pytest.param({**GRANTED, "consent_at": t("2026-01-01")}, {"mx": {1: "no_mail"}},
-                     ("discard", "NO_MAIL_DOMAIN"), id="R5-no-mail-domain"),
-        pytest.param({**GRANTED, "consent_at": t("2026-01-01")}, {"mx": {1: "domain_missing"}, "dns_healthy": False},
-                     ("keep", "CONSENT_VALID"), id="R5-never-when-dns-unhealthy"),
-        pytest.param({**GRANTED, "consent_at": t("2026-01-01")}, {"mx": {1: "unknown"}},
-                     ("keep", "CONSENT_VALID"), id="R5-unknown-never-discards"),
-        pytest.param({**GRANTED, "consent_at": t("2026-01-01")}, {"disposable": {1}},
-                     ("discard", "DISPOSABLE_DOMAIN"), id="R6-disposable"),
-        pytest.param({**GRANTED, "consent_at": t("2026-01-01")},
-                     {"disposable": {1}, "policy": Policy(domains=DomainPolicy(discard_disposable=False))},
-                     ("keep", "CONSENT_VALID"), id="R6-off-by-policy"),
-        pytest.param({**GRANTED, "consent_at": t("2026-01-01"), "consent_source": "Purchased list 2025"}, {},
-                     ("discard", "THIRD_PARTY_LIST"), id="R7-bought-list"),
+        pytest.param(
+            {"email": None, **GRANTED, "consent_at": t("2026-01-01")}, {}, ("discard", "INVALID_EMAIL"), id="R0-missing"
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2024-12-01")},
+            {"suppressed": {"anna@example.se": "2025-01-01"}},
+            ("discard", "SUPPRESSED"),
+            id="R1-suppressed",
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2025-06-01")},
+            {"suppressed": {"anna@example.se": "2025-01-01"}},
+            ("keep", "CONSENT_VALID"),
+            id="R1-newer-consent-lifts-suppression",
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2026-01-01"), "erasure_requested": True},
+            {},
+            ("discard", "ERASURE_REQUESTED"),
+            id="R2-erasure",
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2026-01-01"), "opted_out": True},
+            {},
+            ("discard", "OPTED_OUT"),
+            id="R3-undated-opt-out-always-stands",
+        ),
+        pytest.param(
+            {"consent_status": "withdrawn", "consent_at": t("2026-01-01")},
+            {},
+            ("discard", "OPTED_OUT"),
+            id="R3-withdrawn-status",
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2026-01-01"), "opted_out": True, "opted_out_at": t("2026-02-01")},
+            {},
+            ("discard", "OPTED_OUT"),
+            id="R3-opt-out-after-consent",
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2026-03-01"), "opted_out": True, "opted_out_at": t("2026-02-01")},
+            {},
+            ("keep", "CONSENT_VALID"),
+            id="R3-re-opt-in-after-dated-opt-out",
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2026-03-01"), "opted_out": True, "opted_out_at": t("2026-02-01")},
+            {"policy": Policy(consent=ConsentPolicy(reoptin_after_optout=False))},
+            ("discard", "OPTED_OUT"),
+            id="R3-no-re-opt-in-by-policy",
+        ),
+        pytest.param(
+            {**GRANTED, "confirmed_at": t("2024-12-01"), "hard_bounced": True, "bounced_at": t("2025-01-01")},
+            {},
+            ("discard", "HARD_BOUNCE"),
+            id="R4-bounce-after-confirmation",
+        ),
+        pytest.param(
+            {**GRANTED, "confirmed_at": t("2025-02-01"), "hard_bounced": True, "bounced_at": t("2025-01-01")},
+            {},
+            ("keep", "CONSENT_VALID"),
+            id="R4-confirmed-after-bounce",
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2026-01-01"), "hard_bounced": True},
+            {},
+            ("discard", "HARD_BOUNCE"),
+            id="R4-undated-bounce",
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2026-01-01")},
+            {"mx": {1: "no_mail"}},
+            ("discard", "NO_MAIL_DOMAIN"),
+            id="R5-no-mail-domain",
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2026-01-01")},
+            {"mx": {1: "domain_missing"}, "dns_healthy": False},
+            ("keep", "CONSENT_VALID"),
+            id="R5-never-when-dns-unhealthy",
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2026-01-01")},
+            {"mx": {1: "unknown"}},
+            ("keep", "CONSENT_VALID"),
+            id="R5-unknown-never-discards",
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2026-01-01")},
+            {"disposable": {1}},
+            ("discard", "DISPOSABLE_DOMAIN"),
+            id="R6-disposable",
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2026-01-01")},
+            {"disposable": {1}, "policy": Policy(domains=DomainPolicy(discard_disposable=False))},
+            ("keep", "CONSENT_VALID"),
+            id="R6-off-by-policy",
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2026-01-01"), "consent_source": "Purchased list 2025"},
+            {},
+            ("discard", "THIRD_PARTY_LIST"),
+            id="R7-bought-list",
+        ),
         pytest.param({**GRANTED, "tags": ["Köpt lista"]}, {}, ("discard", "THIRD_PARTY_LIST"), id="R7-swedish-tag"),
-        pytest.param({**GRANTED, "consent_at": t("2026-01-01"), "confirmed_at": t("2026-01-01"),
-                      "consent_source": "co-registration"}, {},
-                     ("keep", "CONSENT_VALID"), id="R7-own-double-opt-in-makes-it-direct"),
-        pytest.param({**GRANTED, "consent_at": t("2022-11-28")}, {}, ("discard", "CONSENT_EXPIRED"),
-                     id="R8-48-months-and-a-day"),
-        pytest.param({**GRANTED, "consent_at": t("2022-11-29")}, {}, ("reconfirm", "CONSENT_STALE"),
-                     id="R10-exactly-48-months"),
-        pytest.param({**GRANTED, "consent_at": t("2026-01-01"), "consent_expires_at": t("2026-11-28")}, {},
-                     ("discard", "CONSENT_EXPIRED"), id="R8-past-end-date"),
-        pytest.param({**GRANTED, "consent_at": t("2026-01-01"), "consent_expires_at": t("2026-11-29")}, {},
-                     ("keep", "CONSENT_VALID"), id="R8-end-date-today-still-valid"),
-        pytest.param({**GRANTED, "consent_at": t("2024-11-29")}, {}, ("keep", "CONSENT_VALID"),
-                     id="R9-exactly-24-months"),
-        pytest.param({**GRANTED, "consent_at": t("2024-11-28")}, {}, ("reconfirm", "CONSENT_STALE"),
-                     id="R10-24-months-and-a-day"),
-        pytest.param({"consent_at": t("2026-01-01")}, {}, ("keep", "CONSENT_VALID"),
-                     id="R9-dated-consent-with-unknown-status"),
-        pytest.param({"consent_status": "none", "confirmed_at": t("2026-01-01")}, {}, ("keep", "CONSENT_VALID"),
-                     id="R9-confirmation-is-evidence"),
-        pytest.param({**GRANTED, "consent_at": t("2026-01-01")}, {"policy": DOI},
-                     ("reconfirm", "NEEDS_DOUBLE_OPT_IN"), id="R9-double-opt-in-required"),
-        pytest.param({**GRANTED, "consent_at": t("2026-01-01"), "confirmed_at": t("2026-01-02")}, {"policy": DOI},
-                     ("keep", "CONSENT_VALID"), id="R9-double-opt-in-present"),
-        pytest.param({**GRANTED, "consent_at": t("2020-01-01"), "last_activity_at": t("2026-10-01")}, {},
-                     ("keep", "CONSENT_VALID"), id="R9-engagement-refreshes-consent"),
-        pytest.param({**GRANTED, "consent_at": t("2020-01-01"), "last_activity_at": t("2026-10-01")},
-                     {"policy": Policy(consent=ConsentPolicy(engagement_refreshes_consent=False))},
-                     ("discard", "CONSENT_EXPIRED"), id="R8-engagement-ignored-by-policy"),
-        pytest.param({"consent_status": "none", "last_activity_at": t("2026-10-01")}, {},
-                     ("discard", "NO_CONSENT"), id="R15-engagement-never-creates-consent"),
-        pytest.param({"consent_status": "pending", "consent_at": t("2026-10-30")}, {},
-                     ("reconfirm", "DOI_PENDING"), id="R11-pending-30-days"),
-        pytest.param({"consent_status": "pending", "consent_at": t("2026-10-29")}, {},
-                     ("discard", "DOI_NEVER_CONFIRMED"), id="R11-pending-31-days"),
-        pytest.param({"consent_status": "pending", "created_at": t("2026-11-20")}, {},
-                     ("reconfirm", "DOI_PENDING"), id="R11-pending-dated-by-creation"),
+        pytest.param(
+            {
+                **GRANTED,
+                "consent_at": t("2026-01-01"),
+                "confirmed_at": t("2026-01-01"),
+                "consent_source": "co-registration",
+            },
+            {},
+            ("keep", "CONSENT_VALID"),
+            id="R7-own-double-opt-in-makes-it-direct",
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2022-11-28")}, {}, ("discard", "CONSENT_EXPIRED"), id="R8-48-months-and-a-day"
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2022-11-29")}, {}, ("reconfirm", "CONSENT_STALE"), id="R10-exactly-48-months"
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2026-01-01"), "consent_expires_at": t("2026-11-28")},
+            {},
+            ("discard", "CONSENT_EXPIRED"),
+            id="R8-past-end-date",
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2026-01-01"), "consent_expires_at": t("2026-11-29")},
+            {},
+            ("keep", "CONSENT_VALID"),
+            id="R8-end-date-today-still-valid",
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2024-11-29")}, {}, ("keep", "CONSENT_VALID"), id="R9-exactly-24-months"
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2024-11-28")}, {}, ("reconfirm", "CONSENT_STALE"), id="R10-24-months-and-a-day"
+        ),
+        pytest.param(
+            {"consent_at": t("2026-01-01")}, {}, ("keep", "CONSENT_VALID"), id="R9-dated-consent-with-unknown-status"
+        ),
+        pytest.param(
+            {"consent_status": "none", "confirmed_at": t("2026-01-01")},
+            {},
+            ("keep", "CONSENT_VALID"),
+            id="R9-confirmation-is-evidence",
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2026-01-01")},
+            {"policy": DOI},
+            ("reconfirm", "NEEDS_DOUBLE_OPT_IN"),
+            id="R9-double-opt-in-required",
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2026-01-01"), "confirmed_at": t("2026-01-02")},
+            {"policy": DOI},
+            ("keep", "CONSENT_VALID"),
+            id="R9-double-opt-in-present",
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2020-01-01"), "last_activity_at": t("2026-10-01")},
+            {},
+            ("keep", "CONSENT_VALID"),
+            id="R9-engagement-refreshes-consent",
+        ),
+        pytest.param(
+            {**GRANTED, "consent_at": t("2020-01-01"), "last_activity_at": t("2026-10-01")},
+            {"policy": Policy(consent=ConsentPolicy(engagement_refreshes_consent=False))},
+            ("discard", "CONSENT_EXPIRED"),
+            id="R8-engagement-ignored-by-policy",
+        ),
+        pytest.param(
+            {"consent_status": "none", "last_activity_at": t("2026-10-01")},
+            {},
+            ("discard", "NO_CONSENT"),
+            id="R15-engagement-never-creates-consent",
+        ),
+        pytest.param(
+            {"consent_status": "pending", "consent_at": t("2026-10-30")},
+            {},
+            ("reconfirm", "DOI_PENDING"),
+            id="R11-pending-30-days",
+        ),
+        pytest.param(
+            {"consent_status": "pending", "consent_at": t("2026-10-29")},
+            {},
+            ("discard", "DOI_NEVER_CONFIRMED"),
+            id="R11-pending-31-days",
+        ),
+        pytest.param(
+            {"consent_status": "pending", "created_at": t("2026-11-20")},
+            {},
+            ("reconfirm", "DOI_PENDING"),
+            id="R11-pending-dated-by-creation",
+        ),
         pytest.param({"consent_status": "pending"}, {}, ("discard", "DOI_NEVER_CONFIRMED"), id="R11-pending-undated"),
-        pytest.param({"is_customer": True, "last_purchase_at": t("2024-11-29")}, {}, ("keep", "SOFT_OPT_IN"),
-                     id="R12-purchase-exactly-24-months"),
-        pytest.param({"is_customer": True, "last_purchase_at": t("2024-11-28")}, {}, ("discard", "NO_CONSENT"),
-                     id="R15-purchase-24-months-and-a-day"),
-        pytest.param({"is_customer": True, "last_purchase_at": t("2026-01-01")},
-                     {"policy": Policy(soft_opt_in=SoftOptInPolicy(enabled=False))},
-                     ("discard", "NO_CONSENT"), id="R12-off-by-policy"),
+        pytest.param(
+            {"is_customer": True, "last_purchase_at": t("2024-11-29")},
+            {},
+            ("keep", "SOFT_OPT_IN"),
+            id="R12-purchase-exactly-24-months",
+        ),
+        pytest.param(
+            {"is_customer": True, "last_purchase_at": t("2024-11-28")},
+            {},
+            ("discard", "NO_CONSENT"),
+            id="R15-purchase-24-months-and-a-day",
+        ),
+        pytest.param(
+            {"is_customer": True, "last_purchase_at": t("2026-01-01")},
+            {"policy": Policy(soft_opt_in=SoftOptInPolicy(enabled=False))},
+            ("discard", "NO_CONSENT"),
+            id="R12-off-by-policy",
+        ),
         pytest.param(GRANTED, {}, ("reconfirm", "CONSENT_UNPROVEN"), id="R13-claimed-without-date"),
         pytest.param({"lawful_basis": ["consent"]}, {}, ("reconfirm", "CONSENT_UNPROVEN"), id="R13-consent-basis"),
-        pytest.param(GRANTED, {"policy": Policy(consent=ConsentPolicy(unproven_consent="discard"))},
-                     ("discard", "CONSENT_UNPROVEN"), id="R13-discard-by-policy"),
-        pytest.param({"lawful_basis": ["legitimate_interest"]}, {}, ("discard", "LEGITIMATE_INTEREST_ONLY"),
-                     id="R14-legitimate-interest-only"),
-        pytest.param({"lawful_basis": ["legitimate_interest"]},
-                     {"policy": Policy(legitimate_interest=LegitimateInterestPolicy(action="keep"))},
-                     ("keep", "LEGITIMATE_INTEREST_ONLY"), id="R14-keep-by-policy"),
-        pytest.param({"lawful_basis": ["contract", "legitimate_interest"]}, {}, ("discard", "NO_CONSENT"),
-                     id="R15-contract-and-interest"),
+        pytest.param(
+            GRANTED,
+            {"policy": Policy(consent=ConsentPolicy(unproven_consent="discard"))},
+            ("discard", "CONSENT_UNPROVEN"),
+            id="R13-discard-by-policy",
+        ),
+        pytest.param(
+            {"lawful_basis": ["legitimate_interest"]},
+            {},
+            ("discard", "LEGITIMATE_INTEREST_ONLY"),
+            id="R14-legitimate-interest-only",
+        ),
+        pytest.param(
+            {"lawful_basis": ["legitimate_interest"]},
+            {"policy": Policy(legitimate_interest=LegitimateInterestPolicy(action="keep"))},
+            ("keep", "LEGITIMATE_INTEREST_ONLY"),
+            id="R14-keep-by-policy",
+        ),
+        pytest.param(
+            {"lawful_basis": ["contract", "legitimate_interest"]},
+            {},
+            ("discard", "NO_CONSENT"),
+            id="R15-contract-and-interest",
+        ),
         pytest.param({"consent_status": "none"}, {}, ("discard", "NO_CONSENT"), id="R15-nothing"),
     ],
 )
@@ -235,7 +412,8 @@ def test_objections_stay_put_when_propagation_is_off() -> None:
     out = judge(
         {"email": "anna@work.se", **GRANTED, "consent_at": t("2026-01-01")},
         {"email": "anna@home.se", "opted_out": True},
-        persons={1: "p", 2: "p"}, policy=Policy(consent=ConsentPolicy(propagate_opt_out=False)),
+        persons={1: "p", 2: "p"},
+        policy=Policy(consent=ConsentPolicy(propagate_opt_out=False)),
     )
     assert out["reason"].to_list() == ["CONSENT_VALID", "OPTED_OUT"]
 

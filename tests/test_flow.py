@@ -20,14 +20,16 @@ def test_flow_runs_one_task_per_stage_in_pipeline_order(prefect_harness: None, t
 
     from flows.cleanse import cleanse_contacts
 
-    state = cleanse_contacts(as_of=dt.date(2026, 11, 2), out_dir=str(tmp_path / "out"),
-                             state=str(tmp_path / "s.sqlite"), return_state=True)
+    state = cleanse_contacts(
+        as_of=dt.date(2026, 11, 2), out_dir=str(tmp_path / "out"), state=str(tmp_path / "s.sqlite"), return_state=True
+    )
     assert state.is_completed()
     run_dir = Path(state.result())
     assert (run_dir / "manifest.json").is_file()
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
     ordered = sorted(runs, key=lambda r: r.start_time or r.expected_start_time)
     assert [r.name.rsplit("-", 1)[0] for r in ordered] == [name for name, _ in STAGES]
     assert all(r.state is not None and r.state.is_completed() for r in ordered)
@@ -36,8 +38,19 @@ def test_flow_runs_one_task_per_stage_in_pipeline_order(prefect_harness: None, t
 def test_cleanse_run_prints_the_run_folder_last_and_exits_0(
     prefect_harness: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["run", str(ROOT / "data" / "samples" / "hubspot_contacts.csv"), "--as-of", "2026-11-02",
-                 "--out", str(tmp_path / "out"), "--state", str(tmp_path / "s.sqlite"), "--no-mx"])
+    code = main(
+        [
+            "run",
+            str(ROOT / "data" / "samples" / "hubspot_contacts.csv"),
+            "--as-of",
+            "2026-11-02",
+            "--out",
+            str(tmp_path / "out"),
+            "--state",
+            str(tmp_path / "s.sqlite"),
+            "--no-mx",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0
     run_dir = Path(out.strip().splitlines()[-1])
@@ -64,8 +77,14 @@ def test_unusable_input_exits_2_with_one_paragraph_and_publishes_nothing(
 ) -> None:
     (tmp_path / "empty.csv").write_bytes(b"")
     (tmp_path / "names.csv").write_text("Name;Telefon\nAnna;070\n")
-    argv = ["run", *[a.format(tmp=tmp_path) for a in args], "--out", str(tmp_path / "out"),
-            "--state", str(tmp_path / "s.sqlite")]
+    argv = [
+        "run",
+        *[a.format(tmp=tmp_path) for a in args],
+        "--out",
+        str(tmp_path / "out"),
+        "--state",
+        str(tmp_path / "s.sqlite"),
+    ]
     code = main(argv)
     _, err = capsys.readouterr()
     assert code == 2

@@ -4,8 +4,8 @@ import csv
 import datetime as dt
 import io
 import json
-import tempfile
 import stat
+import tempfile
 from pathlib import Path
 
 import polars as pl
@@ -62,7 +62,9 @@ def test_sample_has_duplicates_across_files(tmp_path: Path) -> None:
     dup = decisions.filter(pl.col("reason") == "DUPLICATE")
     survivors = decisions.filter(pl.col("record_id").is_in(dup["survivor_id"].implode()))
     assert dup.height > 100
-    assert set(survivors["source_file"]) - set(dup["source_file"]) or set(dup["source_file"]) - set(survivors["source_file"])
+    assert set(survivors["source_file"]) - set(dup["source_file"]) or set(dup["source_file"]) - set(
+        survivors["source_file"]
+    )
 
 
 def test_rerun_with_same_inputs_and_as_of_gives_byte_identical_partitions(tmp_path: Path) -> None:
@@ -108,8 +110,11 @@ def test_no_address_name_or_phone_appears_in_report_or_manifest(tmp_path: Path) 
 def test_csv_cells_that_look_like_formulas_are_defused(tmp_path: Path) -> None:
     source = tmp_path / "c.csv"
     source.write_text("email,first name,company\n=HYPERLINK@example.se,+Anna,@SUM(A1)\nb@example.se,-1,ok\n")
-    ctx = run_pipeline(RunRequest(sources=(str(source),), as_of=SAMPLE_AS_OF, out_dir=str(tmp_path / "out"),
-                                  state=str(tmp_path / "s.sqlite")))
+    ctx = run_pipeline(
+        RunRequest(
+            sources=(str(source),), as_of=SAMPLE_AS_OF, out_dir=str(tmp_path / "out"), state=str(tmp_path / "s.sqlite")
+        )
+    )
     rows = list(csv.DictReader(io.StringIO((ctx.run_dir / "discard.csv").read_text())))  # type: ignore[operator]
     assert [r["first_name"] for r in rows] == ["'+Anna", "'-1"]
     assert rows[0]["company"] == "'@SUM(A1)" and rows[0]["email"] == "'=HYPERLINK@example.se"
@@ -120,8 +125,9 @@ def test_csv_cells_that_look_like_formulas_are_defused(tmp_path: Path) -> None:
 def test_opted_out_addresses_are_suppressed_in_the_next_run(tmp_path: Path) -> None:
     source = tmp_path / "c.csv"
     source.write_text("email,consent,unsubscribed\nanna@example.se,yes,yes\n")
-    request = RunRequest(sources=(str(source),), as_of=SAMPLE_AS_OF, out_dir=str(tmp_path / "out"),
-                         state=str(tmp_path / "s.sqlite"))
+    request = RunRequest(
+        sources=(str(source),), as_of=SAMPLE_AS_OF, out_dir=str(tmp_path / "out"), state=str(tmp_path / "s.sqlite")
+    )
     assert run_pipeline(request).contacts["reason"].to_list() == ["OPTED_OUT"]
     source.write_text("email,consent\nANNA@example.se,yes\n")
     assert run_pipeline(request).contacts["reason"].to_list() == ["SUPPRESSED"]
@@ -177,7 +183,9 @@ def test_bad_policy_fails_with_a_config_error(tmp_path: Path) -> None:
 def test_a_header_without_rows_makes_a_run_with_zero_rows(tmp_path: Path) -> None:
     source = tmp_path / "c.csv"
     source.write_text("Email,First name\n")
-    ctx = run_pipeline(RunRequest(sources=(str(source),), out_dir=str(tmp_path / "out"), state=str(tmp_path / "s.sqlite")))
+    ctx = run_pipeline(
+        RunRequest(sources=(str(source),), out_dir=str(tmp_path / "out"), state=str(tmp_path / "s.sqlite"))
+    )
     assert ctx.counts == {"keep": 0, "reconfirm": 0, "discard": 0, "quarantine": 0}
     assert (ctx.run_dir / "report.html").exists()  # type: ignore[operator]
 
@@ -194,8 +202,27 @@ def test_a_lost_row_stops_the_run_and_publishes_nothing(tmp_path: Path) -> None:
 
 FIELD = st.one_of(
     st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00\r"), max_size=12),
-    st.sampled_from(["a@example.se", "ANNA@example.se", "x@gmail.com", "bad@", "yes", "no", "2024-02-30",
-                     "01.02.2025", "2026-11-01", "unsubscribed", "pending", '"', ";", ",", "\n", " ", ""]),
+    st.sampled_from(
+        [
+            "a@example.se",
+            "ANNA@example.se",
+            "x@gmail.com",
+            "bad@",
+            "yes",
+            "no",
+            "2024-02-30",
+            "01.02.2025",
+            "2026-11-01",
+            "unsubscribed",
+            "pending",
+            '"',
+            ";",
+            ",",
+            "\n",
+            " ",
+            "",
+        ]
+    ),
 )
 
 
@@ -209,9 +236,30 @@ def test_every_input_row_lands_in_exactly_one_partition(tmp_path: Path, rows: li
     writer.writerows(rows)
     work = Path(tempfile.mkdtemp(dir=tmp_path))
     (work / "c.csv").write_text(buffer.getvalue(), encoding="utf-8")
-    ctx = run_pipeline(RunRequest(sources=(str(work / "c.csv"),), as_of=SAMPLE_AS_OF, out_dir=str(work / "out"),
-                                  state=str(work / "s.sqlite")))
+    ctx = run_pipeline(
+        RunRequest(
+            sources=(str(work / "c.csv"),), as_of=SAMPLE_AS_OF, out_dir=str(work / "out"), state=str(work / "s.sqlite")
+        )
+    )
     decisions = pl.read_parquet(ctx.run_dir / "decisions.parquet")  # type: ignore[operator]
     assert ctx.read.rows_in == len(rows)
     assert sum(ctx.counts.values()) == len(rows) == decisions.height
     assert sorted(decisions["source_row"].to_list()) == list(range(1, len(rows) + 1))
+
+
+def test_two_runs_at_once_share_one_state_database(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    source = tmp_path / "c.csv"
+    source.write_text("email,consent,unsubscribed\n" + "".join(f"p{i}@example.se,yes,yes\n" for i in range(200)))
+    request = RunRequest(
+        sources=(str(source),), as_of=SAMPLE_AS_OF, out_dir=str(tmp_path / "out"), state=str(tmp_path / "s.sqlite")
+    )
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(lambda _: run_pipeline(request), range(2)))
+    assert runs[0].run_id != runs[1].run_id
+    assert all(r.counts["discard"] == 200 for r in runs)
+    from cleansing.state import StateStore
+
+    store = StateStore(tmp_path / "s.sqlite")
+    assert store.suppression().height == 200 and len(store.runs()) == 2

@@ -26,13 +26,21 @@ def test_policy_is_frozen() -> None:
 
 def test_every_problem_of_a_bad_policy_is_reported_at_once(tmp_path: Path) -> None:
     bad = tmp_path / "policy.toml"
-    bad.write_text('[consent]\nrefresh_after_months = -3\ncolour = "blue"\nthird_party_patterns = ["(unclosed"]\n'
-                   '[legitimate_interest]\naction = "maybe"\n[nonsense]\nx = 1\n')
+    bad.write_text(
+        '[consent]\nrefresh_after_months = -3\ncolour = "blue"\nthird_party_patterns = ["(unclosed"]\n'
+        '[legitimate_interest]\naction = "maybe"\n[nonsense]\nx = 1\n'
+    )
     with pytest.raises(ConfigError) as err:
         load_policy(bad)
     message = str(err.value)
-    for part in ("consent.refresh_after_months", "consent.colour: unknown key", "third_party_patterns",
-                 "legitimate_interest.action", "nonsense: unknown key", str(bad)):
+    for part in (
+        "consent.refresh_after_months",
+        "consent.colour: unknown key",
+        "third_party_patterns",
+        "legitimate_interest.action",
+        "nonsense: unknown key",
+        str(bad),
+    ):
         assert part in message
 
 

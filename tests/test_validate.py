@@ -1,5 +1,4 @@
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -91,8 +90,14 @@ def test_each_distinct_address_is_checked_once() -> None:
 
 @pytest.mark.parametrize(
     ("phone", "e164"),
-    [("070-123 45 67", "+46701234567"), ("+46 70 123 45 67", "+46701234567"), ("0046701234567", "+46701234567"),
-     ("08-123 456 78", "+46812345678"), ("+44 20 7946 0958", "+442079460958"), ("not a phone", None)],
+    [
+        ("070-123 45 67", "+46701234567"),
+        ("+46 70 123 45 67", "+46701234567"),
+        ("0046701234567", "+46701234567"),
+        ("08-123 456 78", "+46812345678"),
+        ("+44 20 7946 0958", "+442079460958"),
+        ("not a phone", None),
+    ],
 )
 def test_phones_are_written_in_e164_with_sweden_as_default_region(phone: str, e164: str | None) -> None:
     result = normalize_phones(pl.Series([phone]), "SE")
@@ -114,8 +119,11 @@ def test_phone_fast_path_agrees_with_phonenumbers(phone: str, region: str) -> No
 
     try:
         number = phonenumbers.parse(phone, region)
-        expected = (phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-                    if phonenumbers.is_possible_number(number) else None)
+        expected = (
+            phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            if phonenumbers.is_possible_number(number)
+            else None
+        )
     except phonenumbers.NumberParseException:
         expected = None
     assert normalize_phones(pl.Series([phone]), region)["phone_e164"].to_list() == [expected]
