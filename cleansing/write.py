@@ -17,6 +17,8 @@ from pathlib import Path
 
 import polars as pl
 
+from schemas.contacts import Decisions
+
 from .errors import ConservationError
 from .reasons import Klass
 
@@ -161,6 +163,7 @@ def publish(
         partitions = {name: ordered.filter(pl.col("class") == name).select(PARTITION_COLUMNS) for name in PARTITIONS}
         partitions[Klass.QUARANTINE.value] = quarantine
         decisions = decisions_frame(records, quarantine)
+        Decisions.validate(decisions)
         counts = check_conservation(rows_in, decisions, partitions)
         for name, frame in partitions.items():
             frame.write_parquet(tmp / f"{name}.parquet")
