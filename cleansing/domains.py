@@ -1,17 +1,51 @@
-"""Domain check: the mail status of every distinct email domain.
+"""Domain check: the mail status of every distinct email domain, looked up once per run.
 
-Only the switched-off form exists yet: every record gets ``mx_status = not_checked`` and DNS
-counts as healthy, so R5 and R6 never fire.
+Statuses follow RFC 5321 §5.1 (implicit MX) and RFC 7505 (null MX): ``deliverable``, ``no_mail``,
+``domain_missing``, ``mx_unusable``, ``unknown`` (transient: never discards) and ``not_checked``.
+Canary domains tell whether the resolver can be trusted at all; when it cannot, every status is
+reported but counts as unknown for the rules.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import concurrent.futures
+import datetime as dt
+import ipaddress
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
 
+import disposable_email_domains
 import polars as pl
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
 
-NOT_CHECKED = "not_checked"
-PERMANENT_FAILURES = ["domain_missing", "no_mail", "mx_unusable"]
+from .policy import DomainPolicy
+from .providers import COMMON_DOMAINS, FREE_MAIL_DOMAINS, ROLE_LOCAL_PARTS
+from .reasons import Flag
+from .resolver import Lookup, Resolver, gather_limited
+
+DELIVERABLE, NO_MAIL, DOMAIN_MISSING, MX_UNUSABLE, UNKNOWN, NOT_CHECKED = (
+    "deliverable",
+    "no_mail",
+    "domain_missing",
+    "mx_unusable",
+    "unknown",
+    "not_checked",
+)
+PERMANENT_FAILURES = [DOMAIN_MISSING, NO_MAIL, MX_UNUSABLE]
+MIN_TTL, MAX_TTL = 3600, 7 * 86400
+DEFAULT_CONCURRENCY = 100
+
+
+@dataclass(frozen=True)
+class DomainResult:
+    domain: str
+    status: str
+    detail: str
+    ttl: int = MIN_TTL
 
 
 @dataclass(frozen=True)
@@ -19,12 +53,266 @@ class DnsHealth:
     checked: bool
     healthy: bool
     detail: str
+    statuses: dict[str, int] = field(default_factory=dict)
+    canaries: dict[str, str] = field(default_factory=dict)
+    from_cache: int = 0
+    looked_up: int = 0
 
 
-def check_domains(contacts: pl.DataFrame) -> tuple[pl.DataFrame, DnsHealth]:
-    """Add ``mx_status`` and ``disposable`` per record."""
-    out = contacts.with_columns(
-        pl.lit(NOT_CHECKED).alias("mx_status"),
-        pl.lit(False).alias("disposable"),
+class DomainCache(Protocol):
+    def cached_domains(self, domains: Sequence[str], now: dt.datetime) -> dict[str, tuple[str, str]]: ...
+    def cache_domains(self, results: Sequence[DomainResult], now: dt.datetime) -> None: ...
+
+
+def _clamp(ttl: int) -> int:
+    return max(MIN_TTL, min(MAX_TTL, ttl))
+
+
+def _is_global(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_global
+    except ValueError:
+        return False
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+class DomainChecker:
+    """Looks up domains through a resolver; MX hosts shared by many domains are resolved once."""
+
+    def __init__(self, resolver: Resolver) -> None:
+        self.resolver = resolver
+        self._hosts: dict[str, asyncio.Task[tuple[str, int]]] = {}
+
+    async def _addresses(self, name: str) -> tuple[list[str], set[str], int]:
+        """A and AAAA of a name: (addresses, outcomes, ttl)."""
+        a, aaaa = await asyncio.gather(self.resolver.lookup(name, "A"), self.resolver.lookup(name, "AAAA"))
+        addresses = [*a.records, *aaaa.records]
+        ttls = [x.ttl for x in (a, aaaa) if x.outcome in ("answer", "nodata", "nxdomain")]
+        return addresses, {a.outcome, aaaa.outcome}, min(ttls, default=MIN_TTL)
+
+    async def _host(self, host: str) -> tuple[str, int]:
+        """An MX host: ``global``, ``unusable`` or ``transient``."""
+        addresses, outcomes, ttl = await self._addresses(host)
+        if any(_is_global(a) for a in addresses):
+            return "global", ttl
+        if "transient" in outcomes:
+            return "transient", ttl
+        return "unusable", ttl
+
+    def _host_once(self, host: str) -> Awaitable[tuple[str, int]]:
+        if host not in self._hosts:
+            self._hosts[host] = asyncio.ensure_future(self._host(host))
+        return self._hosts[host]
+
+    async def check(self, domain: str) -> DomainResult:
+        mx = await self.resolver.lookup(domain, "MX")
+        if mx.outcome == "transient":
+            return DomainResult(domain, UNKNOWN, f"MX lookup failed transiently ({mx.detail})")
+        if mx.outcome == "nxdomain":
+            return DomainResult(domain, DOMAIN_MISSING, "the domain does not exist (NXDOMAIN)", _clamp(mx.ttl))
+        if mx.outcome == "nodata":
+            return await self._implicit(domain, mx)
+        return await self._explicit(domain, mx)
+
+    async def _implicit(self, domain: str, mx: Lookup) -> DomainResult:
+        addresses, outcomes, ttl = await self._addresses(domain)
+        ttl = _clamp(min(ttl, mx.ttl))
+        if any(_is_global(a) for a in addresses):
+            return DomainResult(domain, DELIVERABLE, "no MX; implicit MX on its own address", ttl)
+        if "transient" in outcomes:
+            return DomainResult(domain, UNKNOWN, "no MX, and the address lookup failed transiently")
+        if addresses:
+            return DomainResult(domain, NO_MAIL, "no MX, and only non-global addresses", ttl)
+        return DomainResult(domain, NO_MAIL, "the domain exists but has no MX, A or AAAA record", ttl)
+
+    async def _explicit(self, domain: str, mx: Lookup) -> DomainResult:
+        records = []
+        for text in mx.records:
+            preference, _, host = text.partition(" ")
+            records.append((int(preference), host.lower()))
+        real = sorted((p, h) for p, h in records if h != ".")
+        if not real:
+            return DomainResult(domain, NO_MAIL, "null MX: the domain takes no mail (RFC 7505)", _clamp(mx.ttl))
+        warning = "; a null MX stands beside real MX records" if len(real) < len(records) else ""
+        verdicts: list[str] = []
+        for _, host in real:
+            name = host.rstrip(".")
+            if name == "localhost" or name.endswith(".localhost") or _is_ip_literal(name):
+                verdicts.append("unusable")
+                continue
+            glue = mx.glue.get(host) or mx.glue.get(host if host.endswith(".") else host + ".")
+            if glue and any(_is_global(a) for a in glue):
+                verdicts.append("global")
+            else:
+                verdicts.append((await self._host_once(host))[0])
+            if verdicts[-1] == "global":
+                return DomainResult(
+                    domain, DELIVERABLE, f"MX host resolves to a global address{warning}", _clamp(mx.ttl)
+                )
+        if "transient" in verdicts:
+            return DomainResult(domain, UNKNOWN, "MX host lookups failed transiently")
+        return DomainResult(
+            domain,
+            MX_UNUSABLE,
+            "every MX host is missing, localhost, an IP literal or has no global address",
+            _clamp(mx.ttl),
+        )
+
+
+def lookup_domains(
+    domains: Sequence[str], resolver: Resolver, concurrency: int = DEFAULT_CONCURRENCY
+) -> list[DomainResult]:
+    """Check every domain with at most ``concurrency`` lookups in flight (in a thread of its own, so
+    that it runs whether or not the caller already has an event loop)."""
+
+    async def run() -> list[DomainResult]:
+        checker = DomainChecker(resolver)
+        results = await gather_limited([checker.check(d) for d in domains], concurrency)
+        return [r for r in results if isinstance(r, DomainResult)]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run()).result()
+
+
+def disposable(domains: Sequence[str]) -> set[str]:
+    """Domains that are, or are under, a disposable mail provider (``x.mailinator.com``)."""
+    blocklist = disposable_email_domains.blocklist
+    out = set()
+    for domain in domains:
+        labels = domain.split(".")
+        if any(".".join(labels[i:]) in blocklist for i in range(len(labels) - 1)):
+            out.add(domain)
+    return out
+
+
+def typo_suggestion(domain: str) -> str | None:
+    """The common domain this one is most likely a slip of (``gmial.com`` → ``gmail.com``)."""
+    if domain in COMMON_DOMAINS:
+        return None
+    limit = 1 if len(domain) <= 8 else 2
+    match = process.extractOne(domain, COMMON_DOMAINS, scorer=Levenshtein.distance, score_cutoff=limit)
+    return match[0] if match else None
+
+
+def local_flags(contacts: pl.DataFrame) -> pl.DataFrame:
+    """ROLE_ACCOUNT and FREE_MAIL, which need no DNS."""
+    local = pl.col("email_normalized").str.extract(r"^(.*)@").str.to_lowercase().str.replace(r"\+.*$", "")
+    domain = pl.col("email_domain")
+    return contacts.with_columns(
+        pl.concat_list(
+            [
+                pl.col("flags"),
+                pl.when(local.is_in(list(ROLE_LOCAL_PARTS))).then(pl.lit(Flag.ROLE_ACCOUNT.value)),
+                pl.when(domain.is_in(list(FREE_MAIL_DOMAINS))).then(pl.lit(Flag.FREE_MAIL.value)),
+            ]
+        )
+        .list.drop_nulls()
+        .alias("flags")
     )
-    return out, DnsHealth(checked=False, healthy=True, detail="the domain check was not run")
+
+
+def health(results: dict[str, str], canaries: dict[str, str], policy: DomainPolicy) -> tuple[bool, str]:
+    """DNS is healthy when a canary is deliverable and few enough of the run's domains are unknown."""
+    unknown = sum(1 for s in results.values() if s == UNKNOWN)
+    share = unknown / len(results) if results else 0.0
+    canary_ok = any(s == DELIVERABLE for s in canaries.values())
+    if not canary_ok:
+        return False, (
+            f"DNS is unhealthy: none of the canary domains ({', '.join(canaries) or 'none'}) "
+            "resolved as deliverable, so no domain was judged permanently failing"
+        )
+    if share > policy.max_transient_share:
+        return False, (
+            f"DNS is unhealthy: {share:.0%} of the run's domains could not be looked up "
+            f"(more than {policy.max_transient_share:.0%}), so no domain was judged permanently failing"
+        )
+    return True, f"DNS is healthy: {len(results)} domains checked, {unknown} unknown"
+
+
+def check_domains(
+    contacts: pl.DataFrame,
+    policy: DomainPolicy,
+    resolver: Resolver | None,
+    cache: DomainCache | None = None,
+    now: dt.datetime | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[pl.DataFrame, DnsHealth]:
+    """Add ``mx_status``, ``disposable`` and ``suggested_email`` per record, and the domain flags.
+
+    With ``resolver=None`` (``--no-mx``) or ``check_mx = false`` the lookups are skipped and every
+    record is ``not_checked``; disposable domains and role or free-mail flags need no DNS.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    domains = contacts["email_domain"].drop_nulls().unique().sort().to_list()
+    throwaway = disposable(domains)
+    out = local_flags(contacts).with_columns(
+        pl.col("email_domain").is_in(list(throwaway)).fill_null(False).alias("disposable")
+    )
+    if resolver is None or not policy.check_mx:
+        off = DnsHealth(checked=False, healthy=True, detail="the domain check was switched off")
+        return out.with_columns(
+            pl.lit(NOT_CHECKED).alias("mx_status"), pl.lit(None, pl.String).alias("suggested_email")
+        ), off
+    cached = cache.cached_domains(domains, now) if cache else {}
+    to_check = [d for d in domains if d not in cached]
+    canaries = list(policy.canaries)
+    fresh = lookup_domains([*to_check, *[c for c in canaries if c not in to_check]], resolver, concurrency)
+    by_domain = {r.domain: r for r in fresh}
+    if cache:
+        cache.cache_domains([r for r in fresh if r.status != UNKNOWN], now)
+    statuses = {d: cached[d][0] if d in cached else by_domain[d].status for d in domains}
+    canary_status = {c: by_domain[c].status for c in canaries}
+    healthy, detail = health(statuses, canary_status, policy)
+    suggestions = {d: typo_suggestion(d) for d, s in statuses.items() if s in PERMANENT_FAILURES}
+    suggestions = {d: s for d, s in suggestions.items() if s}
+    table = pl.DataFrame(
+        {
+            "email_domain": list(statuses),
+            "mx_status": list(statuses.values()),
+            "_suggested_domain": [suggestions.get(d) for d in statuses],
+        },
+        schema={"email_domain": pl.String, "mx_status": pl.String, "_suggested_domain": pl.String},
+    )
+    unverified = (pl.col("mx_status") == UNKNOWN) | pl.lit(not healthy)
+    out = (
+        out.join(table, on="email_domain", how="left")
+        .with_columns(
+            pl.col("mx_status").fill_null(NOT_CHECKED),
+            pl.when(pl.col("_suggested_domain").is_not_null())
+            .then(
+                pl.concat_str(
+                    [pl.col("email_normalized").str.extract(r"^(.*)@"), pl.lit("@"), pl.col("_suggested_domain")]
+                )
+            )
+            .alias("suggested_email"),
+        )
+        .with_columns(
+            pl.concat_list(
+                [
+                    pl.col("flags"),
+                    pl.when(unverified & pl.col("email_domain").is_not_null()).then(pl.lit(Flag.MX_UNVERIFIED.value)),
+                    pl.when(pl.col("suggested_email").is_not_null()).then(pl.lit(Flag.TYPO_SUSPECTED.value)),
+                ]
+            )
+            .list.drop_nulls()
+            .alias("flags"),
+        )
+        .drop("_suggested_domain")
+    )
+    return out, DnsHealth(
+        checked=True,
+        healthy=healthy,
+        detail=detail,
+        statuses=dict(Counter(statuses.values())),
+        canaries=canary_status,
+        from_cache=len(cached),
+        looked_up=len(to_check),
+    )

@@ -24,6 +24,7 @@ from .mapping import empty_contacts, load_mapping, map_tables
 from .policy import LoadedPolicy, load_policy
 from .read import ReadResult, read_sources
 from .report import build_report, render_html
+from .resolver import DnsResolver
 from .state import DEFAULT_STATE, StateStore, hash_keys
 from .validate import validate
 from .write import new_run_id, publish, write_json
@@ -109,7 +110,8 @@ def stage_validate(ctx: RunContext) -> RunContext:
 
 
 def stage_domains(ctx: RunContext) -> RunContext:
-    ctx.contacts, ctx.dns = check_domains(ctx.contacts)
+    resolver = DnsResolver(ctx.request.dns_servers) if ctx.request.check_mx else None
+    ctx.contacts, ctx.dns = check_domains(ctx.contacts, ctx.policy.policy.domains, resolver, ctx.state)
     return ctx
 
 
@@ -142,8 +144,20 @@ def _manifest(ctx: RunContext, counts: dict[str, int], decisions: pl.DataFrame) 
         "counts": counts,
         "reasons": reasons,
         "timings_s": {k: round(v, 3) for k, v in ctx.timings.items()},
-        "dns": {"checked": ctx.dns.checked, "healthy": ctx.dns.healthy, "detail": ctx.dns.detail},
+        "dns": dns_summary(ctx.dns),
         "conservation": "rows in = keep + reconfirm + discard + quarantine",
+    }
+
+
+def dns_summary(health: DnsHealth) -> dict[str, Any]:
+    return {
+        "checked": health.checked,
+        "healthy": health.healthy,
+        "detail": health.detail,
+        "domains_by_status": health.statuses,
+        "canaries": health.canaries,
+        "from_cache": health.from_cache,
+        "looked_up": health.looked_up,
     }
 
 

@@ -20,15 +20,25 @@ from pathlib import Path
 
 import polars as pl
 
+from .domains import DomainResult
 from .errors import ConfigError
 
 DEFAULT_STATE = Path("data/state/cleansing.sqlite")
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS suppression (
     address_hash TEXT PRIMARY KEY,
     reason TEXT NOT NULL,
     added_at TEXT NOT NULL,
     origin TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS domain_cache (
+    domain TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    checked_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -104,6 +114,30 @@ class StateStore:
                 [(h, reason, stamp, origin) for h in hashes],
             )
             return db.total_changes - before
+
+    def cached_domains(self, domains: Sequence[str], now: dt.datetime) -> dict[str, tuple[str, str]]:
+        """Cached statuses that have not expired: domain → (status, detail)."""
+        stamp = now.isoformat()
+        out: dict[str, tuple[str, str]] = {}
+        with self._connect() as db:
+            db.execute("CREATE TEMP TABLE wanted (domain TEXT PRIMARY KEY)")
+            db.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", [(d,) for d in domains])
+            for domain, status, detail in db.execute(
+                "SELECT c.domain, c.status, c.detail FROM domain_cache c JOIN wanted w USING (domain) "
+                "WHERE c.expires_at > ?",
+                (stamp,),
+            ):
+                out[domain] = (status, detail)
+        return out
+
+    def cache_domains(self, results: Sequence[DomainResult], now: dt.datetime) -> None:
+        """Store results until their TTL runs out (``unknown`` is never passed here)."""
+        rows = [
+            (r.domain, r.status, r.detail, now.isoformat(), (now + dt.timedelta(seconds=r.ttl)).isoformat())
+            for r in results
+        ]
+        with self._connect() as db:
+            db.executemany("INSERT OR REPLACE INTO domain_cache VALUES (?, ?, ?, ?, ?)", rows)
 
     def record_run(self, run_id: str, as_of: dt.date, run_dir: str, summary: dict[str, object]) -> None:
         with self._connect() as db:

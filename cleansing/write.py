@@ -58,7 +58,16 @@ EVIDENCE_COLUMNS = [
     "tags",
     "unparsed",
 ]
-PARTITION_COLUMNS = [*LINEAGE, "reason", "flags", "mx_status", "preset", *CONTACT_COLUMNS, *EVIDENCE_COLUMNS]
+PARTITION_COLUMNS = [
+    *LINEAGE,
+    "reason",
+    "flags",
+    "mx_status",
+    "suggested_email",
+    "preset",
+    *CONTACT_COLUMNS,
+    *EVIDENCE_COLUMNS,
+]
 FORMULA_START = r"^[=+\-@\t\r]"
 
 

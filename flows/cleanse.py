@@ -9,7 +9,7 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.client.schemas.objects import TaskRun
-from prefect.states import State
+from prefect.states import Completed, State
 
 from cleansing.errors import TransientError
 from cleansing.pipeline import STAGES, Progress, RunContext, RunRequest, prepare, run_stage
@@ -84,5 +84,19 @@ def cleanse_contacts(
     ctx = prepare(request)
     for _name, stage_task in TASKS:
         ctx = stage_task(ctx)
-    get_run_logger().info("published run %s: %s", ctx.run_id, ctx.counts)
+    logger = get_run_logger()
+    logger.info("published run %s: %s", ctx.run_id, ctx.counts)
+    warnings = run_warnings(ctx)
+    if warnings:
+        message = " ".join(warnings)
+        logger.warning(message)
+        return Completed(name="Warning", message=message, data=str(ctx.run_dir))  # type: ignore[return-value]
     return str(ctx.run_dir)
+
+
+def run_warnings(ctx: RunContext) -> list[str]:
+    """What makes a published run end in a warning state rather than a plain success."""
+    warnings = []
+    if ctx.dns.checked and not ctx.dns.healthy:
+        warnings.append(ctx.dns.detail + ".")
+    return warnings

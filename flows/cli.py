@@ -110,6 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     manifest = json.loads((Path(run_dir) / "manifest.json").read_text())
     counts = ", ".join(f"{k} {v:,}" for k, v in manifest["counts"].items())
     print(f"done in {time.perf_counter() - started:.1f} s: {counts}", file=sys.stderr)
+    if manifest["dns"]["checked"]:
+        print(f"domain check: {manifest['dns']['detail']}", file=sys.stderr)
     print(run_dir)
     return EXIT_OK
 

@@ -59,7 +59,7 @@ def judge(
     dns_healthy: bool = True,
 ) -> pl.DataFrame:
     frame = contacts(*records).with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
-    frame = assign_persons(check_domains(validate(frame))[0])
+    frame = assign_persons(check_domains(validate(frame), Policy().domains, None)[0])
     if persons:
         frame = frame.with_columns(
             pl.col("_row")
@@ -400,7 +400,7 @@ def test_an_invalid_record_is_judged_alone() -> None:
 def test_an_objection_spreads_to_the_persons_other_addresses() -> None:
     out = judge(
         {"email": "anna@work.se", **GRANTED, "consent_at": t("2026-01-01")},
-        {"email": "anna@home.se", "opted_out": True},
+        {"email": "anna@private.se", "opted_out": True},
         {"email": "anna@old.se", "hard_bounced": True},
         persons={1: "p", 2: "p", 3: "p"},
     )
@@ -411,7 +411,7 @@ def test_an_objection_spreads_to_the_persons_other_addresses() -> None:
 def test_objections_stay_put_when_propagation_is_off() -> None:
     out = judge(
         {"email": "anna@work.se", **GRANTED, "consent_at": t("2026-01-01")},
-        {"email": "anna@home.se", "opted_out": True},
+        {"email": "anna@private.se", "opted_out": True},
         persons={1: "p", 2: "p"},
         policy=Policy(consent=ConsentPolicy(propagate_opt_out=False)),
     )
@@ -421,7 +421,7 @@ def test_objections_stay_put_when_propagation_is_off() -> None:
 def test_one_survivor_per_person_keep_beats_reconfirm() -> None:
     out = judge(
         {"email": "anna@work.se", **GRANTED, "consent_at": t("2023-01-01")},
-        {"email": "anna@home.se", **GRANTED, "consent_at": t("2026-01-01")},
+        {"email": "anna@private.se", **GRANTED, "consent_at": t("2026-01-01")},
         persons={1: "p", 2: "p"},
     )
     assert out["reason"].to_list() == ["DUPLICATE", "CONSENT_VALID"]
@@ -431,7 +431,7 @@ def test_one_survivor_per_person_keep_beats_reconfirm() -> None:
 def test_among_equal_classes_the_latest_reference_time_survives() -> None:
     out = judge(
         {"email": "anna@work.se", **GRANTED, "consent_at": t("2025-01-01")},
-        {"email": "anna@home.se", **GRANTED, "consent_at": t("2026-01-01")},
+        {"email": "anna@private.se", **GRANTED, "consent_at": t("2026-01-01")},
         {"email": "anna@else.se", **GRANTED, "consent_at": t("2025-06-01")},
         persons={1: "p", 2: "p", 3: "p"},
     )
@@ -441,7 +441,7 @@ def test_among_equal_classes_the_latest_reference_time_survives() -> None:
 def test_evidence_on_one_address_never_strengthens_another() -> None:
     out = judge(
         {"email": "anna@work.se", **GRANTED},
-        {"email": "anna@home.se", "consent_status": "none", "confirmed_at": t("2026-01-01")},
+        {"email": "anna@private.se", "consent_status": "none", "confirmed_at": t("2026-01-01")},
         persons={1: "p", 2: "p"},
     )
     assert out["reason"].to_list() == ["DUPLICATE", "CONSENT_VALID"]

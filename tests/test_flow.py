@@ -91,3 +91,24 @@ def test_unusable_input_exits_2_with_one_paragraph_and_publishes_nothing(
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0] and err.splitlines()[-1] == errors[0]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_run_with_unhealthy_dns_ends_in_a_warning_state(prefect_harness: None, tmp_path: Path) -> None:
+    from flows.cleanse import cleanse_contacts
+
+    from .dns_server import DnsServer
+
+    source = tmp_path / "c.csv"
+    source.write_text("email,consent date\nanna@example.se,2026-10-01\n")
+    with DnsServer("example.se. 3600 IN MX 10 mail.example.se.\n", lie=True) as liar:
+        state = cleanse_contacts(
+            sources=[str(source)],
+            as_of=dt.date(2026, 11, 29),
+            out_dir=str(tmp_path / "out"),
+            state=str(tmp_path / "s.sqlite"),
+            dns_servers=[liar.address],
+            return_state=True,
+        )
+    assert state.is_completed() and state.name == "Warning"
+    assert "DNS is unhealthy" in (state.message or "")
+    assert Path(state.result()).is_dir()

@@ -28,6 +28,7 @@ PARTITION_FILES = [f"{k}.{ext}" for k in ("keep", "reconfirm", "discard", "quara
 def sample_run(tmp: Path, **kwargs: object) -> Path:
     state = tmp / "state" / "cleansing.sqlite"
     forget((ROOT / "data" / "sample-forget.txt").read_text().split(), state)
+    kwargs.setdefault("check_mx", False)
     ctx = run_pipeline(RunRequest(as_of=SAMPLE_AS_OF, out_dir=str(tmp / "out"), state=str(state), **kwargs))  # type: ignore[arg-type]
     assert ctx.run_dir is not None
     return ctx.run_dir
@@ -48,8 +49,8 @@ def test_sample_run_gives_the_golden_counts_per_class_and_reason(tmp_path: Path)
 
 def test_sample_represents_every_rule_the_default_policy_can_reach(tmp_path: Path) -> None:
     reasons = set(json.loads(GOLDEN.read_text())["reason"])
-    # R5 and R6 need the domain check; NEEDS_DOUBLE_OPT_IN needs require_double_opt_in.
-    unreachable = {Reason.NO_MAIL_DOMAIN, Reason.DISPOSABLE_DOMAIN, Reason.NEEDS_DOUBLE_OPT_IN}
+    # R5 needs the domain check (see test_domains); NEEDS_DOUBLE_OPT_IN needs require_double_opt_in.
+    unreachable = {Reason.NO_MAIL_DOMAIN, Reason.NEEDS_DOUBLE_OPT_IN}
     assert {r.value for r in Reason} - {r.value for r in unreachable} == reasons
     policy = tmp_path / "doi.toml"
     policy.write_text("[consent]\nrequire_double_opt_in = true\n")
@@ -112,7 +113,11 @@ def test_csv_cells_that_look_like_formulas_are_defused(tmp_path: Path) -> None:
     source.write_text("email,first name,company\n=HYPERLINK@example.se,+Anna,@SUM(A1)\nb@example.se,-1,ok\n")
     ctx = run_pipeline(
         RunRequest(
-            sources=(str(source),), as_of=SAMPLE_AS_OF, out_dir=str(tmp_path / "out"), state=str(tmp_path / "s.sqlite")
+            check_mx=False,
+            sources=(str(source),),
+            as_of=SAMPLE_AS_OF,
+            out_dir=str(tmp_path / "out"),
+            state=str(tmp_path / "s.sqlite"),
         )
     )
     rows = list(csv.DictReader(io.StringIO((ctx.run_dir / "discard.csv").read_text())))  # type: ignore[operator]
@@ -126,7 +131,11 @@ def test_opted_out_addresses_are_suppressed_in_the_next_run(tmp_path: Path) -> N
     source = tmp_path / "c.csv"
     source.write_text("email,consent,unsubscribed\nanna@example.se,yes,yes\n")
     request = RunRequest(
-        sources=(str(source),), as_of=SAMPLE_AS_OF, out_dir=str(tmp_path / "out"), state=str(tmp_path / "s.sqlite")
+        check_mx=False,
+        sources=(str(source),),
+        as_of=SAMPLE_AS_OF,
+        out_dir=str(tmp_path / "out"),
+        state=str(tmp_path / "s.sqlite"),
     )
     assert run_pipeline(request).contacts["reason"].to_list() == ["OPTED_OUT"]
     source.write_text("email,consent\nANNA@example.se,yes\n")
@@ -168,7 +177,11 @@ def test_unusable_input_fails_before_anything_is_published(tmp_path: Path, name:
     if name in UNUSABLE:
         path.write_bytes(UNUSABLE[name])
     with pytest.raises(InputError, match=message) as err:
-        run_pipeline(RunRequest(sources=(str(path),), out_dir=str(tmp_path / "out"), state=str(tmp_path / "s.sqlite")))
+        run_pipeline(
+            RunRequest(
+                check_mx=False, sources=(str(path),), out_dir=str(tmp_path / "out"), state=str(tmp_path / "s.sqlite")
+            )
+        )
     assert str(path) in str(err.value) or name in str(err.value)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
@@ -177,21 +190,29 @@ def test_bad_policy_fails_with_a_config_error(tmp_path: Path) -> None:
     policy = tmp_path / "p.toml"
     policy.write_text("[consent]\nrefresh_after_months = 'soon'\n")
     with pytest.raises(ConfigError, match="refresh_after_months"):
-        run_pipeline(RunRequest(policy=str(policy), out_dir=str(tmp_path / "out"), state=str(tmp_path / "s.sqlite")))
+        run_pipeline(
+            RunRequest(
+                check_mx=False, policy=str(policy), out_dir=str(tmp_path / "out"), state=str(tmp_path / "s.sqlite")
+            )
+        )
 
 
 def test_a_header_without_rows_makes_a_run_with_zero_rows(tmp_path: Path) -> None:
     source = tmp_path / "c.csv"
     source.write_text("Email,First name\n")
     ctx = run_pipeline(
-        RunRequest(sources=(str(source),), out_dir=str(tmp_path / "out"), state=str(tmp_path / "s.sqlite"))
+        RunRequest(
+            check_mx=False, sources=(str(source),), out_dir=str(tmp_path / "out"), state=str(tmp_path / "s.sqlite")
+        )
     )
     assert ctx.counts == {"keep": 0, "reconfirm": 0, "discard": 0, "quarantine": 0}
     assert (ctx.run_dir / "report.html").exists()  # type: ignore[operator]
 
 
 def test_a_lost_row_stops_the_run_and_publishes_nothing(tmp_path: Path) -> None:
-    ctx = prepare(RunRequest(as_of=SAMPLE_AS_OF, out_dir=str(tmp_path / "out"), state=str(tmp_path / "s.sqlite")))
+    ctx = prepare(
+        RunRequest(check_mx=False, as_of=SAMPLE_AS_OF, out_dir=str(tmp_path / "out"), state=str(tmp_path / "s.sqlite"))
+    )
     for _name, stage in STAGES[:-1]:
         ctx = stage(ctx)
     ctx.contacts = ctx.contacts.slice(1)
@@ -238,7 +259,11 @@ def test_every_input_row_lands_in_exactly_one_partition(tmp_path: Path, rows: li
     (work / "c.csv").write_text(buffer.getvalue(), encoding="utf-8")
     ctx = run_pipeline(
         RunRequest(
-            sources=(str(work / "c.csv"),), as_of=SAMPLE_AS_OF, out_dir=str(work / "out"), state=str(work / "s.sqlite")
+            check_mx=False,
+            sources=(str(work / "c.csv"),),
+            as_of=SAMPLE_AS_OF,
+            out_dir=str(work / "out"),
+            state=str(work / "s.sqlite"),
         )
     )
     decisions = pl.read_parquet(ctx.run_dir / "decisions.parquet")  # type: ignore[operator]
@@ -253,7 +278,11 @@ def test_two_runs_at_once_share_one_state_database(tmp_path: Path) -> None:
     source = tmp_path / "c.csv"
     source.write_text("email,consent,unsubscribed\n" + "".join(f"p{i}@example.se,yes,yes\n" for i in range(200)))
     request = RunRequest(
-        sources=(str(source),), as_of=SAMPLE_AS_OF, out_dir=str(tmp_path / "out"), state=str(tmp_path / "s.sqlite")
+        check_mx=False,
+        sources=(str(source),),
+        as_of=SAMPLE_AS_OF,
+        out_dir=str(tmp_path / "out"),
+        state=str(tmp_path / "s.sqlite"),
     )
     with ThreadPoolExecutor(max_workers=2) as pool:
         runs = list(pool.map(lambda _: run_pipeline(request), range(2)))

@@ -1,0 +1,234 @@
+"""The domain check against a real DNS server on loopback that the tests start."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import idna
+import polars as pl
+import pytest
+
+from cleansing.domains import disposable, lookup_domains, typo_suggestion
+from cleansing.pipeline import RunRequest, run_pipeline
+from cleansing.resolver import DnsResolver, parse_server
+
+from .dns_server import DnsServer
+
+IDN = idna.encode("börse.zone.se").decode()
+GLOBAL_V4, GLOBAL_V6 = "93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"
+ZONE = f"""
+mx.zone.se. 3600 IN MX 10 mail.mx.zone.se.
+mail.mx.zone.se. 3600 IN A {GLOBAL_V4}
+nullmx.zone.se. 3600 IN MX 0 .
+nullmix.zone.se. 3600 IN MX 0 .
+nullmix.zone.se. 3600 IN MX 10 mail.mx.zone.se.
+aonly.zone.se. 3600 IN A {GLOBAL_V4}
+aaaaonly.zone.se. 3600 IN AAAA {GLOBAL_V6}
+aprivate.zone.se. 3600 IN A 10.1.2.3
+nodata.zone.se. 3600 IN TXT "v=spf1 -all"
+cname.zone.se. 3600 IN CNAME mx.zone.se.
+mxmissing.zone.se. 3600 IN MX 10 nohost.zone.se.
+mxlocalhost.zone.se. 3600 IN MX 10 localhost.
+mxprivate.zone.se. 3600 IN MX 10 priv.zone.se.
+priv.zone.se. 3600 IN A 192.168.1.10
+mxnoglue.zone.se. 3600 IN MX 10 mail.other.se.
+mail.other.se. 3600 IN AAAA {GLOBAL_V6}
+mxfail.zone.se. 3600 IN A {GLOBAL_V4}
+mxhostfail.zone.se. 3600 IN MX 10 broken.zone.se.
+short.zone.se. 60 IN MX 10 mail.mx.zone.se.
+long.zone.se. 2592000 IN MX 10 mail.mx.zone.se.
+{IDN}. 3600 IN MX 10 mail.mx.zone.se.
+gmail.com. 3600 IN MX 5 gmail-smtp-in.l.google.com.
+gmail-smtp-in.l.google.com. 3600 IN A 142.250.150.26
+outlook.com. 3600 IN MX 10 outlook-com.olc.protection.outlook.com.
+outlook-com.olc.protection.outlook.com. 3600 IN A 52.101.68.1
+mailinator.com. 3600 IN MX 10 mail.mx.zone.se.
+yahoo.com. 3600 IN MX 1 mta5.am0.yahoodns.net.
+mta5.am0.yahoodns.net. 3600 IN A 67.195.204.72
+"""
+FAULTS = {
+    "servfail.zone.se": "servfail",
+    "refused.zone.se": "refused",
+    "silent.zone.se": "silent",
+    "mxfail.zone.se/MX": "servfail",
+    "broken.zone.se": "servfail",
+}
+FAST = (0.2, 0.4)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[DnsServer]:
+    with DnsServer(ZONE, FAULTS) as dns:  # type: ignore[arg-type]
+        yield dns
+
+
+@pytest.mark.parametrize(
+    ("domain", "status"),
+    [
+        pytest.param("mx.zone.se", "deliverable", id="mx-to-global-host"),
+        pytest.param("nullmx.zone.se", "no_mail", id="null-mx"),
+        pytest.param("nullmix.zone.se", "deliverable", id="null-mx-beside-real-mx"),
+        pytest.param("aonly.zone.se", "deliverable", id="implicit-mx-a"),
+        pytest.param("aaaaonly.zone.se", "deliverable", id="implicit-mx-aaaa"),
+        pytest.param("aprivate.zone.se", "no_mail", id="implicit-mx-private-address"),
+        pytest.param("nodata.zone.se", "no_mail", id="nodata"),
+        pytest.param("missing.zone.se", "domain_missing", id="nxdomain"),
+        pytest.param("cname.zone.se", "deliverable", id="cname-to-mx-domain"),
+        pytest.param("mxmissing.zone.se", "mx_unusable", id="mx-to-missing-host"),
+        pytest.param("mxlocalhost.zone.se", "mx_unusable", id="mx-to-localhost"),
+        pytest.param("mxprivate.zone.se", "mx_unusable", id="mx-to-private-address"),
+        pytest.param("mxnoglue.zone.se", "deliverable", id="mx-host-resolved-without-glue"),
+        pytest.param(IDN, "deliverable", id="idn-a-label"),
+        pytest.param("servfail.zone.se", "unknown", id="servfail"),
+        pytest.param("refused.zone.se", "unknown", id="refused"),
+        pytest.param("silent.zone.se", "unknown", id="never-answers"),
+        pytest.param("mxfail.zone.se", "unknown", id="mx-transient-never-falls-back-to-a"),
+        pytest.param("mxhostfail.zone.se", "unknown", id="mx-host-transient"),
+    ],
+)
+def test_domain_status(server: DnsServer, domain: str, status: str) -> None:
+    (result,) = lookup_domains([domain], DnsResolver([server.address], lifetimes=FAST))
+    assert (result.domain, result.status) == (domain, status), result.detail
+
+
+def test_transient_failures_are_retried_with_growing_lifetimes(server: DnsServer) -> None:
+    before = server.queries[("servfail.zone.se.", "MX")]
+    lookup_domains(["servfail.zone.se"], DnsResolver([server.address], lifetimes=(0.2, 0.3, 0.4)))
+    assert server.queries[("servfail.zone.se.", "MX")] - before == 3
+
+
+def test_mx_hosts_shared_by_many_domains_are_resolved_once(server: DnsServer) -> None:
+    before = server.count("mail.other.se")
+    lookup_domains(["mxnoglue.zone.se"] * 5, DnsResolver([server.address], lifetimes=FAST))
+    assert server.count("mail.other.se") - before == 2  # one A and one AAAA query
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [("127.0.0.1:5353", ("127.0.0.1", 5353)), ("10.0.0.1", ("10.0.0.1", 53)), ("[::1]:5353", ("::1", 5353))],
+)
+def test_dns_server_option_takes_host_and_port(text: str, parsed: tuple[str, int]) -> None:
+    assert parse_server(text) == parsed
+
+
+def test_disposable_domains_include_their_subdomains() -> None:
+    assert disposable(["mailinator.com", "x.mailinator.com", "gmail.com", "nordvik.se"]) == {
+        "mailinator.com",
+        "x.mailinator.com",
+    }
+
+
+@pytest.mark.parametrize(
+    ("domain", "suggestion"),
+    [
+        ("gmial.com", "gmail.com"),
+        ("hotmal.com", "hotmail.com"),
+        ("outlok.se", "outlook.se"),
+        ("gmail.com", None),
+        ("nordvik.se", None),
+        ("acme.se", None),
+    ],
+)
+def test_typo_suggestions_point_at_common_domains(domain: str, suggestion: str | None) -> None:
+    assert typo_suggestion(domain) == suggestion
+
+
+def _run(tmp_path: Path, server: DnsServer, rows: list[str], name: str = "c.csv") -> pl.DataFrame:
+    source = tmp_path / name
+    source.write_text("email,consent date\n" + "".join(f"{r},2026-10-01\n" for r in rows))
+    ctx = run_pipeline(
+        RunRequest(
+            sources=(str(source),),
+            as_of=dt.date(2026, 11, 29),
+            out_dir=str(tmp_path / "out"),
+            state=str(tmp_path / "s.sqlite"),
+            dns_servers=(server.address,),
+        )
+    )
+    assert ctx.run_dir is not None
+    return pl.read_parquet(ctx.run_dir / "decisions.parquet").join(
+        pl.concat([pl.read_parquet(ctx.run_dir / f"{k}.parquet") for k in ("keep", "reconfirm", "discard")]).select(
+            "source_row", "suggested_email"
+        ),
+        on="source_row",
+    )
+
+
+def test_pipeline_discards_dead_domains_and_never_transient_ones(tmp_path: Path, server: DnsServer) -> None:
+    out = _run(
+        tmp_path,
+        server,
+        [
+            "anna@mx.zone.se",
+            "bo@missing.zone.se",
+            "cia@nullmx.zone.se",
+            "dan@servfail.zone.se",
+            "eva@outlok.com",
+            "fia@mailinator.com",
+            "info@mx.zone.se",
+            "gun@gmail.com",
+            f"hans@{idna.decode(IDN)}",
+        ],
+    )
+    rows = {r["source_row"]: r for r in out.iter_rows(named=True)}
+    assert [rows[i]["reason"] for i in range(1, 10)] == [
+        "CONSENT_VALID",
+        "NO_MAIL_DOMAIN",
+        "NO_MAIL_DOMAIN",
+        "CONSENT_VALID",
+        "NO_MAIL_DOMAIN",
+        "DISPOSABLE_DOMAIN",
+        "CONSENT_VALID",
+        "CONSENT_VALID",
+        "CONSENT_VALID",
+    ]
+    assert rows[4]["mx_status"] == "unknown" and "MX_UNVERIFIED" in rows[4]["flags"]
+    assert "TYPO_SUSPECTED" in rows[5]["flags"] and rows[5]["suggested_email"] == "eva@outlook.com"
+    assert "ROLE_ACCOUNT" in rows[7]["flags"] and "FREE_MAIL" in rows[8]["flags"]
+    assert rows[9]["mx_status"] == "deliverable"
+
+
+def test_second_run_asks_no_questions_about_known_domains(tmp_path: Path, server: DnsServer) -> None:
+    addresses = ["a@mx.zone.se", "b@missing.zone.se", "c@nodata.zone.se", "d@refused.zone.se"]
+    _run(tmp_path, server, addresses)
+    before = {d: server.count(d) for d in ("mx.zone.se", "missing.zone.se", "nodata.zone.se", "refused.zone.se")}
+    _run(tmp_path, server, addresses)
+    after = {d: server.count(d) for d in before}
+    assert after["mx.zone.se"] == before["mx.zone.se"]
+    assert after["missing.zone.se"] == before["missing.zone.se"]
+    assert after["nodata.zone.se"] == before["nodata.zone.se"]
+    assert after["refused.zone.se"] > before["refused.zone.se"]  # unknown is never cached
+
+
+def test_cached_results_live_for_their_ttl_clamped_to_an_hour_and_a_week(tmp_path: Path, server: DnsServer) -> None:
+    _run(tmp_path, server, ["a@short.zone.se", "b@long.zone.se"])
+    with sqlite3.connect(tmp_path / "s.sqlite") as db:
+        rows = dict(db.execute("SELECT domain, julianday(expires_at) - julianday(checked_at) FROM domain_cache"))
+    assert rows["short.zone.se"] == pytest.approx(1 / 24, abs=1e-6)
+    assert rows["long.zone.se"] == pytest.approx(7, abs=1e-6)
+    assert "refused.zone.se" not in rows
+
+
+def test_a_resolver_that_lies_nxdomain_discards_nobody_and_says_dns_is_unhealthy(tmp_path: Path) -> None:
+    import json
+
+    with DnsServer(ZONE, lie=True) as liar:
+        source = tmp_path / "c.csv"
+        source.write_text("email,consent date\nanna@mx.zone.se,2026-10-01\nbo@missing.zone.se,2026-10-01\n")
+        ctx = run_pipeline(
+            RunRequest(
+                sources=(str(source),),
+                as_of=dt.date(2026, 11, 29),
+                out_dir=str(tmp_path / "out"),
+                state=str(tmp_path / "s.sqlite"),
+                dns_servers=(liar.address,),
+            )
+        )
+    assert ctx.contacts["reason"].to_list() == ["CONSENT_VALID", "CONSENT_VALID"]
+    assert all("MX_UNVERIFIED" in f for f in ctx.contacts["flags"].to_list())
+    manifest = json.loads((ctx.run_dir / "manifest.json").read_text())  # type: ignore[operator]
+    assert manifest["dns"]["healthy"] is False and "unhealthy" in manifest["dns"]["detail"]
+    assert "unhealthy" in (ctx.run_dir / "report.html").read_text()  # type: ignore[operator]
