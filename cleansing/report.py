@@ -100,6 +100,9 @@ def render_html(report: dict[str, Any], quarantine_errors: list[dict[str, Any]] 
         else "<p>No row was quarantined.</p>"
     )
     dns = report.get("dns", {})
+    domain_rows = [[status, count] for status, count in sorted(dns.get("domains_by_status", {}).items())]
+    domains = _table(["domain status", "distinct domains"], domain_rows) if domain_rows else ""
+    canaries = ", ".join(f"{c}: {s}" for c, s in dns.get("canaries", {}).items())
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Contact cleansing report {html.escape(report["run_id"])}</title>
 <style>
@@ -115,7 +118,8 @@ policy <code>{html.escape(report["policy_version"])}</code>. {report["rows_in"]}
 <p>Keep: mail them. Reconfirm: send one request for consent, keep only those who answer yes.
 Discard: do not mail; delete or suppress as the reason says.
 Quarantine: rows that could not be read; fix them and run again.</p>
-<p>Domain check: {html.escape(str(dns.get("detail", "")))}</p>
+<p>Domain check: {html.escape(str(dns.get("detail", "")))}.</p>
+{domains}{f"<p>Canary domains: {html.escape(canaries)}.</p>" if canaries else ""}
 <h2>2. Reasons</h2>{reasons}
 <h2>3. By source</h2>{sources}
 <h2>4. Flags</h2>{flags}

@@ -232,3 +232,47 @@ def test_a_resolver_that_lies_nxdomain_discards_nobody_and_says_dns_is_unhealthy
     manifest = json.loads((ctx.run_dir / "manifest.json").read_text())  # type: ignore[operator]
     assert manifest["dns"]["healthy"] is False and "unhealthy" in manifest["dns"]["detail"]
     assert "unhealthy" in (ctx.run_dir / "report.html").read_text()  # type: ignore[operator]
+
+
+SAMPLE_DOMAINS = [
+    "gmail.com",
+    "outlook.com",
+    "hotmail.com",
+    "yahoo.com",
+    "telia.com",
+    "live.se",
+    "icloud.com",
+    "nordvik.se",
+    "fjallbackakonsult.se",
+    "solbergatra.se",
+    "ostrabygg.se",
+    "lindqvist.co",
+    "acmenordic.com",
+    "havsbris.se",
+    "granitdata.se",
+    "mailinator.com",
+]
+
+
+def test_sample_against_a_healthy_resolver_reaches_every_rule_but_double_opt_in(tmp_path: Path) -> None:
+    from cleansing.forget import forget
+    from cleansing.reasons import Reason
+
+    from .conftest import ROOT
+
+    zone = "\n".join(f"{d}. 3600 IN MX 10 mx.{d}.\nmx.{d}. 3600 IN A {GLOBAL_V4}" for d in SAMPLE_DOMAINS)
+    forget((ROOT / "data" / "sample-forget.txt").read_text().split(), tmp_path / "s.sqlite")
+    with DnsServer(zone) as dns:
+        ctx = run_pipeline(
+            RunRequest(
+                as_of=dt.date(2026, 11, 2),
+                out_dir=str(tmp_path / "out"),
+                state=str(tmp_path / "s.sqlite"),
+                dns_servers=(dns.address,),
+            )
+        )
+    assert ctx.dns.healthy
+    reasons = set(ctx.contacts["reason"].to_list()) | {"UNREADABLE_ROW"}
+    assert {r.value for r in Reason} - reasons == {"NEEDS_DOUBLE_OPT_IN"}
+    typos = ctx.contacts.filter(pl.col("flags").list.contains("TYPO_SUSPECTED"))
+    assert typos.height > 0 and set(typos["reason"]) <= {"NO_MAIL_DOMAIN", "DISPOSABLE_DOMAIN"}
