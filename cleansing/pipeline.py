@@ -23,7 +23,7 @@ from .errors import ConfigError
 from .mapping import empty_contacts, load_mapping, map_tables
 from .policy import LoadedPolicy, load_policy
 from .read import ReadResult, read_sources
-from .report import build_report, render_html
+from .report import RECORD_COLUMNS, build_report, render_html
 from .resolver import DnsResolver
 from .state import DEFAULT_STATE, StateStore, hash_keys
 from .validate import validate
@@ -133,6 +133,7 @@ def stage_classify(ctx: RunContext) -> RunContext:
 
 def _manifest(ctx: RunContext, counts: dict[str, int], decisions: pl.DataFrame) -> dict[str, Any]:
     reasons = dict(decisions.group_by("reason").len().sort("reason").iter_rows())
+    previous = ctx.state.runs()
     return {
         "run_id": ctx.run_id,
         "as_of": ctx.as_of.isoformat(),
@@ -145,6 +146,7 @@ def _manifest(ctx: RunContext, counts: dict[str, int], decisions: pl.DataFrame) 
         "reasons": reasons,
         "timings_s": {k: round(v, 3) for k, v in ctx.timings.items()},
         "dns": dns_summary(ctx.dns),
+        "previous_run": previous[-1]["summary"] if previous else None,
         "conservation": "rows in = keep + reconfirm + discard + quarantine",
     }
 
@@ -162,21 +164,22 @@ def dns_summary(health: DnsHealth) -> dict[str, Any]:
 
 
 def stage_write(ctx: RunContext) -> RunContext:
+    summary: dict[str, Any] = {}
+
     def extra(folder: Path, counts: dict[str, int], decisions: pl.DataFrame) -> None:
         manifest = _manifest(ctx, counts, decisions)
         write_json(folder / "manifest.json", manifest)
         report = build_report(
-            decisions,
-            {
-                "run_id": ctx.run_id,
-                "as_of": ctx.as_of.isoformat(),
-                "policy_version": ctx.policy.policy.version,
-                "dns": manifest["dns"],
-            },
+            ctx.contacts.select(RECORD_COLUMNS), decisions, ctx.read.quarantine, manifest, ctx.policy.policy
         )
         write_json(folder / "report.json", report)
-        errors = ctx.read.quarantine.select("source_file", "source_row", "error").head(200).to_dicts()
-        (folder / "report.html").write_text(render_html(report, errors), encoding="utf-8")
+        (folder / "report.html").write_text(render_html(report), encoding="utf-8")
+        summary.update(
+            run_id=ctx.run_id,
+            as_of=ctx.as_of.isoformat(),
+            by_class=report["by_class"],
+            by_reason=dict(decisions.group_by("reason").len().sort("reason").iter_rows()),
+        )
 
     ctx.run_dir, ctx.counts = publish(
         Path(ctx.request.out_dir), ctx.run_id, ctx.contacts, ctx.read.quarantine, ctx.read.rows_in, extra
@@ -185,7 +188,7 @@ def stage_write(ctx: RunContext) -> RunContext:
     if to_suppress.height:
         hashes = hash_keys(to_suppress["address_key"].drop_nulls().unique(), ctx.state.hmac_key())
         ctx.suppressed_added = ctx.state.suppress(hashes.to_list(), "opt-out or erasure", f"run {ctx.run_id}")
-    ctx.state.record_run(ctx.run_id, ctx.as_of, str(ctx.run_dir), {"counts": ctx.counts})
+    ctx.state.record_run(ctx.run_id, ctx.as_of, str(ctx.run_dir), summary)
     return ctx
 
 

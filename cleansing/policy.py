@@ -91,7 +91,7 @@ class ContactPolicy(_Section):
 
 
 class ReportPolicy(_Section):
-    max_quarantine_share: float = Field(default=0.05, ge=0, le=1)
+    quarantine_warn_share: float = Field(default=0.01, ge=0, le=1)
     """A run whose quarantine share is above this ends in a warning."""
 
 

@@ -1,50 +1,46 @@
-"""``cleanse report``: rebuild the report of a finished run from its decisions and manifest."""
+"""``cleanse report``: rebuild the report of a finished run from the files in its folder."""
 
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import polars as pl
 
 from .errors import InputError
-from .report import build_report, render_html
-from .write import write_json
+from .policy import Policy
+from .report import RECORD_COLUMNS, build_report, render_html
+from .write import PARTITIONS, write_json
 
 
 def rebuild_report(run_dir: Path) -> Path:
-    decisions_path = run_dir / "decisions.parquet"
-    manifest_path = run_dir / "manifest.json"
-    if not decisions_path.is_file() or not manifest_path.is_file():
+    needed = ["decisions.parquet", "manifest.json", "quarantine.parquet", *[f"{p}.parquet" for p in PARTITIONS]]
+    missing = [name for name in needed if not (run_dir / name).is_file()]
+    if missing:
         raise InputError(
-            "this is not a run folder (decisions.parquet or manifest.json is missing).",
+            f"this is not a whole run folder ({', '.join(missing)} missing).",
             path=run_dir,
             fix="Pass a folder that cleanse run published, e.g. out/latest.",
         )
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    decisions = pl.read_parquet(decisions_path)
-    quarantine_path = run_dir / "quarantine.parquet"
-    errors = (
-        pl.read_parquet(quarantine_path).select("source_file", "source_row", "error").head(200).to_dicts()
-        if quarantine_path.is_file()
-        else []
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    policy = Policy.model_validate(tomllib.loads(manifest["policy"]["text"]))
+    records = pl.concat(
+        [
+            pl.read_parquet(run_dir / f"{p}.parquet").with_columns(pl.lit(p).alias("class")).select(RECORD_COLUMNS)
+            for p in PARTITIONS
+        ]
     )
-    policy_version = "unknown"
-    for line in manifest["policy"]["text"].splitlines():
-        if line.strip().startswith("version"):
-            policy_version = line.split("=", 1)[1].strip().strip('"')
     report = build_report(
-        decisions,
-        {
-            "run_id": manifest["run_id"],
-            "as_of": manifest["as_of"],
-            "policy_version": policy_version,
-            "dns": manifest["dns"],
-        },
+        records,
+        pl.read_parquet(run_dir / "decisions.parquet"),
+        pl.read_parquet(run_dir / "quarantine.parquet"),
+        manifest,
+        policy,
     )
     write_json(run_dir / "report.json", report)
     html_path = run_dir / "report.html"
-    html_path.write_text(render_html(report, errors), encoding="utf-8")
+    html_path.write_text(render_html(report), encoding="utf-8")
     for path in (run_dir / "report.json", html_path):
         path.chmod(0o600)
     return html_path
