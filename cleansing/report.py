@@ -271,12 +271,14 @@ def _pct(part: int, whole: int) -> str:
 
 
 STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:62rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:62rem;margin:2rem auto;padding:0 1rem;
+color:#222;line-height:1.45}
 h1{font-size:1.6rem}h2{margin-top:2.2rem;border-bottom:2px solid #ddd;padding-bottom:.2rem}
 table{border-collapse:collapse;margin:.8rem 0;width:100%;font-size:.92rem}
 th,td{border:1px solid #ccc;padding:.25rem .45rem;text-align:left;vertical-align:top}th{background:#f3f3f3}
 .big{display:flex;gap:1rem;flex-wrap:wrap}.big div{flex:1;min-width:9rem;padding:.6rem;border-radius:6px;color:#fff}
-.big b{display:block;font-size:1.7rem}.keep{background:#2e7d32}.reconfirm{background:#b28704}.discard{background:#c62828}
+.big b{display:block;font-size:1.7rem}.keep{background:#2e7d32}.reconfirm{background:#b28704}
+.discard{background:#c62828}
 .quarantine{background:#6d4c41}.warn{background:#fff3cd;border:1px solid #e0c36a;padding:.5rem;border-radius:4px}
 svg.chart{max-width:100%;height:auto;display:block;margin:.6rem 0}
 @media print{body{margin:0;max-width:none}h2{break-after:avoid}svg.chart,table{break-inside:avoid}}
