@@ -1,12 +1,12 @@
 """The flow ``cleanse-contacts``: one thin task per pipeline stage."""
 
-from __future__ import annotations
-
 import datetime as dt
+import json
 from collections.abc import Callable
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import Completed, State
@@ -63,12 +63,16 @@ def cleanse_contacts(
     """Read contact exports, classify every record as keep / reconfirm / discard by its consent
     evidence, and publish a run folder. Returns the run folder's path.
 
-    sources: export files or folders; empty runs the bundled sample.
-    preset: the tool the exports come from, or auto to detect per file.
-    policy: a policy TOML; empty uses the bundled default.
-    as_of: the date the rules count ages from; empty is today (UTC).
-    out_dir: where run folders are published.
-    check_domains: look up every email domain in DNS.
+    Args:
+        sources: Export files or folders on the machine that serves the flow; empty runs the bundled sample.
+        preset: The tool the exports come from, or auto to detect it per file.
+        policy: A policy TOML file; empty uses the bundled default policy.
+        as_of: The date the rules count ages from; empty is today (UTC).
+        out_dir: Where run folders are published.
+        check_domains: Look up every email domain in DNS (off: every record is not_checked).
+        mapping: A TOML mapping of source headers to canonical fields, for files no preset knows.
+        state: The state database: suppression list, domain cache, run history.
+        dns_servers: Resolvers to ask, as HOST or HOST:PORT; empty uses the system's.
     """
     request = RunRequest(
         sources=tuple(sources or ()),
@@ -86,6 +90,7 @@ def cleanse_contacts(
         ctx = stage_task(ctx)
     logger = get_run_logger()
     logger.info("published run %s: %s", ctx.run_id, ctx.counts)
+    publish_artifacts(ctx)
     warnings = run_warnings(ctx)
     if warnings:
         message = " ".join(warnings)
@@ -99,4 +104,43 @@ def run_warnings(ctx: RunContext) -> list[str]:
     warnings = []
     if ctx.dns.checked and not ctx.dns.healthy:
         warnings.append(ctx.dns.detail + ".")
+    rows = ctx.read.rows_in
+    quarantined = ctx.counts.get("quarantine", 0)
+    limit = ctx.policy.policy.report.quarantine_warn_share
+    if rows and quarantined / rows > limit:
+        warnings.append(
+            f"{quarantined / rows:.1%} of the rows were quarantined (more than {limit:.1%}): "
+            "see section 9 of the report."
+        )
     return warnings
+
+
+def publish_artifacts(ctx: RunContext) -> None:
+    """A markdown summary, a table of reasons and a link to the report: counts only, nothing personal."""
+    assert ctx.run_dir is not None
+    report = json.loads((ctx.run_dir / "report.json").read_text(encoding="utf-8"))
+    rows = report["rows_in"]
+    lines = [
+        f"# Contact cleansing {ctx.run_id}",
+        f"As of **{ctx.as_of.isoformat()}**, policy `{ctx.policy.policy.version}`, {rows:,} input rows.",
+        "",
+        "| class | records | share |",
+        "|---|---:|---:|",
+        *[f"| {k} | {n:,} | {100 * n / rows if rows else 0:.1f} % |" for k, n in report["by_class"].items()],
+        "",
+        f"**Domain check:** {ctx.dns.detail}.",
+        "",
+        f"Run folder: `{ctx.run_dir}`",
+    ]
+    create_markdown_artifact(markdown="\n".join(lines), key="cleanse-summary", description="Counts per class")
+    create_table_artifact(
+        table=[{k: r[k] for k in ("reason", "rule", "class", "count", "what_to_do")} for r in report["by_reason"]],
+        key="cleanse-reasons",
+        description="Records per reason, with what to do",
+    )
+    create_link_artifact(
+        link=(ctx.run_dir / "report.html").resolve().as_uri(),
+        link_text="report.html",
+        key="cleanse-report",
+        description="The audit report of this run",
+    )

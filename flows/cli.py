@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cleansing.errors import CleansingError, UsageError
 from cleansing.pipeline import DEFAULT_OUT, RunContext, RunRequest, parse_as_of, prepare
+from cleansing.policy import load_policy
 from cleansing.state import DEFAULT_STATE
 
 from .settings import configure_prefect
@@ -50,6 +51,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--state", default=str(DEFAULT_STATE), help="the state database (default: data/state/cleansing.sqlite)"
     )
+
+    serve = commands.add_parser("serve", help="register the nightly deployment and serve it (needs a Prefect server)")
+    serve.add_argument("sources", nargs="*", help="the nightly sources (default: the bundled sample)")
+    serve.add_argument("--cron", default=None, help="when to run (default: the policy's schedule, 0 2 * * *)")
+    serve.add_argument("--timezone", default=None, help="time zone of the schedule (default: the policy's)")
+    serve.add_argument("--out", default=str(DEFAULT_OUT), help="where run folders go (default: out/)")
+    serve.add_argument("--policy", default=None, help="policy TOML (default: the bundled default policy)")
+    serve.add_argument(
+        "--preset",
+        default="auto",
+        choices=["auto", "mailchimp", "hubspot", "salesforce", "brevo", "klaviyo", "generic"],
+    )
+    serve.add_argument("--mapping", default=None, help="TOML mapping of source headers to canonical fields")
+    serve.add_argument("--no-mx", action="store_true", help="skip the domain check")
+    serve.add_argument("--dns-server", action="append", default=[], metavar="HOST[:PORT]")
+    serve.add_argument("--state", default=str(DEFAULT_STATE), help="the state database")
 
     forget = commands.add_parser("forget", help="add addresses to the suppression list (erasure or objection)")
     forget.add_argument("emails", nargs="*", help="email addresses")
@@ -116,6 +133,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    policy = load_policy(args.policy).policy
+    for source in args.sources:
+        if not Path(source).exists():
+            raise UsageError(
+                "the path does not exist.", path=source, fix="Pass the folder or files the nightly run should read."
+            )
+    configure_prefect(quiet=False)
+    from .serve import serve
+
+    absolute = [str(Path(s).resolve()) for s in args.sources]
+    parameters = {
+        "sources": absolute,
+        "preset": args.preset,
+        "policy": str(Path(args.policy).resolve()) if args.policy else None,
+        "out_dir": str(Path(args.out).resolve()),
+        "check_domains": not args.no_mx,
+        "mapping": str(Path(args.mapping).resolve()) if args.mapping else None,
+        "state": str(Path(args.state).resolve()),
+        "dns_servers": list(args.dns_server),
+    }
+    serve(parameters, args.cron or policy.schedule.cron, args.timezone or policy.schedule.timezone)
+    return EXIT_OK
+
+
 def cmd_forget(args: argparse.Namespace) -> int:
     from cleansing.forget import forget
 
@@ -142,7 +184,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"run": cmd_run, "forget": cmd_forget, "report": cmd_report}
+    handlers = {"run": cmd_run, "serve": cmd_serve, "forget": cmd_forget, "report": cmd_report}
     try:
         return handlers[args.command](args)
     except UsageError as exc:

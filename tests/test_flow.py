@@ -112,3 +112,20 @@ def test_a_run_with_unhealthy_dns_ends_in_a_warning_state(prefect_harness: None,
     assert state.is_completed() and state.name == "Warning"
     assert "DNS is unhealthy" in (state.message or "")
     assert Path(state.result()).is_dir()
+
+
+def test_a_run_with_many_unreadable_rows_ends_in_a_warning_state(prefect_harness: None, tmp_path: Path) -> None:
+    from flows.cleanse import cleanse_contacts
+
+    source = tmp_path / "c.csv"
+    source.write_text("email,consent date\nanna@example.se,2026-10-01\nbo@example.se,2026-10-01,extra\n")
+    state = cleanse_contacts(
+        sources=[str(source)],
+        as_of=dt.date(2026, 11, 29),
+        out_dir=str(tmp_path / "out"),
+        state=str(tmp_path / "s.sqlite"),
+        check_domains=False,
+        return_state=True,
+    )
+    assert state.is_completed() and state.name == "Warning"
+    assert "50.0% of the rows were quarantined" in (state.message or "")

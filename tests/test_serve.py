@@ -1,0 +1,158 @@
+"""``cleanse serve`` against a real Prefect server on loopback: the nightly deployment, its schedule,
+an ad-hoc run with other parameters, its artifacts, and no personal data in what Prefect keeps."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cleansing.read import read_sources
+
+from .conftest import ROOT, SAMPLES
+
+pytestmark = pytest.mark.flow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(predicate: object, seconds: float, what: str) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_URL": url,
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+    }
+    log = (home / "server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        _wait(lambda: _healthy(url), 90, "the Prefect server")
+        yield url, env
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        log.close()
+
+
+def test_serve_registers_the_nightly_deployment_and_runs_ad_hoc_runs(
+    prefect_server: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    url, env = prefect_server
+    serve_log = (tmp_path / "serve.log").open("w")
+    serve = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "serve",
+            str(SAMPLES),
+            "--out",
+            str(tmp_path / "nightly"),
+            "--state",
+            str(tmp_path / "s.sqlite"),
+            "--no-mx",
+            "--cron",
+            "30 3 * * *",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=serve_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
+            deployments: list[object] = []
+
+            def registered() -> bool:
+                deployments[:] = [d for d in client.read_deployments() if d.name == "nightly"]
+                return bool(deployments)
+
+            _wait(registered, 90, "the deployment")
+            deployment = client.read_deployment_by_name("cleanse-contacts/nightly")
+            (schedule,) = deployment.schedules
+            assert schedule.schedule.cron == "30 3 * * *"  # type: ignore[union-attr]
+            assert schedule.schedule.timezone == "Europe/Stockholm"  # type: ignore[union-attr]
+            assert deployment.parameters["sources"] == [str(SAMPLES)]
+            form = deployment.parameter_openapi_schema["properties"]
+            assert {"sources", "preset", "policy", "as_of", "out_dir", "check_domains"} <= set(form)
+            assert form["as_of"]["anyOf"][0]["format"] == "date"
+
+            source = SAMPLES / "kunder_sv.csv"
+            run = client.create_flow_run_from_deployment(
+                deployment.id,
+                parameters={"sources": [str(source)], "as_of": "2026-11-02", "out_dir": str(tmp_path / "adhoc")},
+            )
+            _wait(lambda: client.read_flow_run(run.id).state.is_final(), 120, "the ad-hoc run")  # type: ignore[union-attr]
+            final = client.read_flow_run(run.id).state
+            assert final is not None and final.is_completed()
+            run_dir = tmp_path / "adhoc" / "latest"
+            manifest = json.loads((run_dir / "manifest.json").read_text())
+            assert manifest["as_of"] == "2026-11-02" and manifest["presets"] == {"kunder_sv.csv": "generic"}
+
+            artifacts = {a.key: a for a in client.read_artifacts() if a.flow_run_id == run.id}
+            assert {"cleanse-summary", "cleanse-reasons", "cleanse-report"} <= set(artifacts)
+            assert "report.html" in str(artifacts["cleanse-report"].data)
+            logs = client.read_logs()
+            prefect_text = "\n".join([*(str(a.data) for a in artifacts.values()), *(log.message for log in logs)])
+    finally:
+        os.killpg(serve.pid, signal.SIGINT)
+        serve.wait(timeout=30)
+        serve_log.close()
+
+    read = read_sources([source]).tables[0].frame
+    personal = {v for c in ("E-post", "Förnamn", "Efternamn", "Telefon") for v in read[c].drop_nulls() if len(v) > 3}
+    personal -= {"ja", "nej"}
+    for name, text in [
+        ("Prefect logs and artifacts", prefect_text),
+        ("serve output", (tmp_path / "serve.log").read_text()),
+        ("report.html", (run_dir / "report.html").read_text()),
+        ("report.json", (run_dir / "report.json").read_text()),
+    ]:
+        leaked = sorted(v for v in personal if v in text)
+        assert leaked == [], f"{name} holds personal data: {leaked[:5]}"
