@@ -294,6 +294,28 @@ def _distribution(level: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return share
 
 
+# Weights for inputs too small to learn from (a few hundred rows): rounded from what the model learns on
+# the FEBRL files and on 20,000 generated contacts (benchmarks/bench_dedupe.py), levels 0…3.
+DEFAULT_WEIGHTS = {
+    "first": (-3.0, 2.0, 5.0, 6.0),
+    "last": (-3.0, 2.0, 5.0, 6.0),
+    "street": (-3.0, 2.0, 9.0, 10.0),
+    "street2": (-2.5, 5.0, 9.5, 9.5),
+    "city": (-3.5, 2.0, 2.0, 4.0),
+    "postcode": (-3.0, 1.0, 2.0, 9.0),
+    "region": (-3.0, 1.5, 1.5, 2.0),
+    "company": (-3.0, 2.0, 2.0, 8.0),
+    "phone": (-2.0, 2.0, 2.0, 13.0),
+    "local": (-1.0, 3.5, 3.5, 12.5),
+}
+DEFAULT_MATCH_SHARE = 2.75e-4  # puts the 0.9 threshold at about 15 bits
+MIN_TRAINING_RECORDS = 1000
+
+
+def default_model(fields: Sequence[Field]) -> Model:
+    return Model({f.name: np.array(DEFAULT_WEIGHTS[f.name]) for f in fields}, DEFAULT_MATCH_SHARE)
+
+
 def estimate(
     p: pl.DataFrame, pairs: pl.DataFrame, lv: dict[str, np.ndarray], fields: Sequence[Field], seed: int = 7
 ) -> Model:
@@ -500,7 +522,7 @@ def assign_persons(contacts: pl.DataFrame, probability: float = MATCH_PROBABILIT
     pairs = candidate_pairs(p)
     if pairs.height and fields:
         lv = levels(p, pairs, fields)
-        model = estimate(p, pairs, lv, fields)
+        model = estimate(p, pairs, lv, fields) if p.height >= MIN_TRAINING_RECORDS else default_model(fields)
         adjust, shared_phone = _frequency_adjustment(p, pairs, lv)
         weights = model.score(lv) + adjust
         threshold = model.threshold(probability)

@@ -7,6 +7,7 @@ order; the Prefect flow wraps each stage in a task, the benchmark and the tests 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -212,6 +213,51 @@ def run_stage(name: str, stage: Stage, ctx: RunContext, progress: Progress | Non
     if progress:
         progress(name, ctx, ctx.timings[name])
     return ctx
+
+
+def dedupe_only(request: RunRequest, out_file: Path, progress: Progress | None = None) -> pl.DataFrame:
+    """read → map → validate → dedupe, written as one row per input row: ``source_file, source_row,
+    record_id, cluster_id, survivor`` (CSV or Parquet by the file's ending, owner-only, whole or not at
+    all). The survivor of a cluster is its record with the latest evidenced consent, then the latest
+    activity, then the first in input order; unreadable rows have no cluster."""
+    if out_file.suffix.lower() not in {".csv", ".parquet"}:
+        raise ConfigError(f"--out {out_file} must end in .csv or .parquet.", fix="Name the output file so.")
+    ctx = prepare(request)
+    for name, stage in STAGES:
+        if name in ("read", "map", "validate", "dedupe"):
+            ctx = run_stage(name, stage, ctx, progress)
+    evidence = pl.max_horizontal(
+        pl.col("confirmed_at"),
+        pl.when(pl.col("consent_status").is_in(["granted", "unknown"])).then(pl.col("consent_at")),
+    )
+    ranked = ctx.contacts.sort(
+        [evidence, pl.col("last_activity_at"), pl.col("_row")], descending=[True, True, False], nulls_last=True
+    )
+    survivors = set(ranked.group_by("person_key", maintain_order=True).agg(pl.col("_row").first())["_row"])
+    records = ctx.contacts.sort("_row").select(
+        "source_file",
+        "source_row",
+        "record_id",
+        pl.col("record_id").first().over("person_key").alias("cluster_id"),
+        pl.col("_row").is_in(list(survivors)).alias("survivor"),
+    )
+    unreadable = ctx.read.quarantine.select(
+        "source_file",
+        "source_row",
+        pl.lit(None, pl.String).alias("record_id"),
+        pl.lit(None, pl.String).alias("cluster_id"),
+        pl.lit(False).alias("survivor"),
+    )
+    out = pl.concat([records, unreadable]).sort("source_file", "source_row", maintain_order=True)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_file.with_name(f".{out_file.name}.partial")
+    if out_file.suffix.lower() == ".csv":
+        out.write_csv(partial)
+    else:
+        out.write_parquet(partial)
+    os.chmod(partial, 0o600)
+    os.replace(partial, out_file)
+    return out
 
 
 def run_pipeline(request: RunRequest, progress: Progress | None = None) -> RunContext:

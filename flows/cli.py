@@ -52,6 +52,18 @@ def _parser() -> argparse.ArgumentParser:
         "--state", default=str(DEFAULT_STATE), help="the state database (default: data/state/cleansing.sqlite)"
     )
 
+    dedupe = commands.add_parser("dedupe", help="only read, map, validate and dedupe: one row per input row")
+    dedupe.add_argument("sources", nargs="+", help="export files, ZIPs or folders")
+    dedupe.add_argument("--out", required=True, help="the output file, .csv or .parquet")
+    dedupe.add_argument("--policy", default=None, help="policy TOML (default: the bundled default policy)")
+    dedupe.add_argument(
+        "--preset",
+        default="auto",
+        choices=["auto", "mailchimp", "hubspot", "salesforce", "brevo", "klaviyo", "generic"],
+    )
+    dedupe.add_argument("--mapping", default=None, help="TOML mapping of source headers to canonical fields")
+    dedupe.add_argument("--state", default=str(DEFAULT_STATE), help="the state database")
+
     serve = commands.add_parser("serve", help="register the nightly deployment and serve it (needs a Prefect server)")
     serve.add_argument("sources", nargs="*", help="the nightly sources (default: the bundled sample)")
     serve.add_argument("--cron", default=None, help="when to run (default: the policy's schedule, 0 2 * * *)")
@@ -133,6 +145,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_dedupe(args: argparse.Namespace) -> int:
+    from cleansing.pipeline import dedupe_only
+
+    request = RunRequest(
+        sources=tuple(args.sources),
+        preset=args.preset,
+        mapping=args.mapping,
+        policy=args.policy,
+        state=args.state,
+        check_mx=False,
+    )
+    out = dedupe_only(request, Path(args.out), _progress)
+    clusters = out["cluster_id"].drop_nulls().n_unique()
+    print(f"{out.height:,} rows in {clusters:,} clusters", file=sys.stderr)
+    print(args.out)
+    return EXIT_OK
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     policy = load_policy(args.policy).policy
     for source in args.sources:
@@ -184,7 +214,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"run": cmd_run, "serve": cmd_serve, "forget": cmd_forget, "report": cmd_report}
+    handlers = {"run": cmd_run, "dedupe": cmd_dedupe, "serve": cmd_serve, "forget": cmd_forget, "report": cmd_report}
     try:
         return handlers[args.command](args)
     except UsageError as exc:

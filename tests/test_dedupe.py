@@ -1,0 +1,260 @@
+"""Person matching: pair cases, survivorship, opt-outs across a cluster, and invariants."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cleansing.dedupe import assign_persons
+from cleansing.mapping import empty_contacts
+from cleansing.pipeline import RunRequest, dedupe_only, run_pipeline
+from cleansing.validate import validate
+
+from .conftest import SAMPLES
+
+
+def people(*records: dict[str, Any]) -> pl.DataFrame:
+    schema = empty_contacts().schema
+    rows = []
+    for i, overrides in enumerate(records, start=1):
+        row: dict[str, Any] = {c: None for c in schema}
+        row.update(
+            source_file="t.csv",
+            source_row=i,
+            input_index=0,
+            preset="generic",
+            record_id=f"r{i}",
+            tags=[],
+            lawful_basis=[],
+            consent_status="unknown",
+            opted_out=False,
+            erasure_requested=False,
+            hard_bounced=False,
+            is_customer=False,
+            flags=[],
+        )
+        row.update(overrides)
+        rows.append(row)
+    frame = pl.DataFrame(rows, schema=schema).with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
+    return validate(frame, "SE")
+
+
+def same_person(*records: dict[str, Any]) -> bool:
+    keys = assign_persons(people(*records))["person_key"]
+    return keys.n_unique() == 1
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        pytest.param(
+            {"first_name": "Åsa", "last_name": "Öberg", "city": "Malmö"},
+            {"first_name": "ASA", "last_name": "OBERG", "city": "Malmo"},
+            True,
+            id="accents-and-case",
+        ),
+        pytest.param(
+            {"full_name": "Öberg, Åsa", "phone": "070-123 45 67"},
+            {"first_name": "Asa", "last_name": "Oberg", "phone": "+46701234567"},
+            True,
+            id="comma-name-and-phone-format",
+        ),
+        pytest.param(
+            {"first_name": "Anna", "last_name": "Ek", "phone": "070-123 45 67"},
+            {"first_name": "Anna", "last_name": "Ek", "phone": "0046 70 123 45 67"},
+            True,
+            id="phone-in-e164",
+        ),
+        pytest.param(
+            {"first_name": "Ek", "last_name": "Anna", "company": "Nordvik AB", "city": "Umeå"},
+            {"first_name": "Anna", "last_name": "Ek", "company": "Nordvik", "city": "Umeå"},
+            True,
+            id="swapped-names",
+        ),
+        pytest.param(
+            {"first_name": "Lasse", "last_name": "Berg", "street": "Storgatan 1", "postcode": "11122"},
+            {"first_name": "Lars", "last_name": "Berg", "street": "Storgatan 1", "postcode": "111 22"},
+            True,
+            id="nickname",
+        ),
+        pytest.param(
+            {"first_name": "Anna", "last_name": "Ek", "email": "a.n.na.ek+shop@gmail.com"},
+            {"first_name": "A.", "last_name": "Eek", "email": "annaek@googlemail.com"},
+            True,
+            id="gmail-variants-are-one-address",
+        ),
+        pytest.param(
+            {"first_name": "Åsa", "last_name": "Öberg"},
+            {"first_name": "Åsa", "last_name": "Öberg"},
+            False,
+            id="a-name-alone-is-not-enough",
+        ),
+        pytest.param(
+            {
+                "first_name": "Anna",
+                "last_name": "Ek",
+                "company": "Nordvik AB",
+                "phone": "08-123 456 00",
+                "street": "Storgatan 1",
+            },
+            {
+                "first_name": "Bo",
+                "last_name": "Holm",
+                "company": "Nordvik AB",
+                "phone": "08-123 456 00",
+                "street": "Storgatan 1",
+            },
+            False,
+            id="colleagues-at-one-switchboard",
+        ),
+        pytest.param(
+            {"first_name": "Anna", "last_name": "Ek", "email": "info@nordvik.se", "company": "Nordvik AB"},
+            {"first_name": "Bo", "last_name": "Holm", "email": "info@nordvik.se", "company": "Nordvik AB"},
+            False,
+            id="shared-info-address",
+        ),
+        pytest.param(
+            {"first_name": "Maja", "last_name": "Lind", "phone": "070-111 11 11", "city": "Lund"},
+            {"first_name": "Maja", "last_name": "Lind", "phone": "073-222 22 22", "city": "Lund"},
+            False,
+            id="namesakes-with-their-own-phones",
+        ),
+    ],
+)
+def test_pairs(a: dict[str, Any], b: dict[str, Any], expected: bool) -> None:
+    assert same_person(a, b) is expected
+
+
+def test_a_chain_through_an_initial_never_joins_two_colleagues() -> None:
+    keys = assign_persons(
+        people(
+            {
+                "first_name": "Erik",
+                "last_name": "Forsberg",
+                "company": "Blom AB",
+                "street": "Östra Hamngatan 32",
+                "email": "e.forsberg1@blom.se",
+            },
+            {"first_name": "E.", "last_name": "Forsberg", "company": "Blom AB", "street": "Östra Hamngatan 32"},
+            {
+                "first_name": "Elin",
+                "last_name": "Forsberg",
+                "company": "Blom AB",
+                "street": "Östra Hamngatan 32",
+                "email": "e.forsberg2@blom.se",
+            },
+        )
+    )["person_key"].to_list()
+    assert keys[0] != keys[2]
+
+
+RECORD = st.fixed_dictionaries(
+    {
+        "first_name": st.sampled_from(["Anna", "ANNA", "Åsa", "Asa", "Bo", None]),
+        "last_name": st.sampled_from(["Ek", "Öberg", "Oberg", "Holm", None]),
+        "email": st.sampled_from(
+            ["anna@example.se", "ANNA@example.se", "a.sa@gmail.com", "asa+x@googlemail.com", "info@nordvik.se", None]
+        ),
+        "phone": st.sampled_from(["070-123 45 67", "+46701234567", "08-123 456 00", None]),
+        "company": st.sampled_from(["Nordvik AB", "Nordvik", None]),
+    }
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=st.lists(RECORD, min_size=1, max_size=12))
+def test_dedupe_never_creates_or_loses_rows_and_is_stable(records: list[dict[str, Any]]) -> None:
+    frame = people(*records)
+    first = assign_persons(frame)
+    second = assign_persons(frame)
+    assert first.height == frame.height and first["_row"].sort().to_list() == frame["_row"].sort().to_list()
+    assert first["person_key"].null_count() == 0
+    assert first.sort("_row")["person_key"].to_list() == second.sort("_row")["person_key"].to_list()
+    same_address = first.filter(pl.col("address_key").is_not_null() & ~pl.col("address_key").str.starts_with("info@"))
+    assert (same_address.group_by("address_key").agg(pl.col("person_key").n_unique())["person_key"] == 1).all()
+
+
+def _run(tmp_path: Path, text: str, **policy: str) -> pl.DataFrame:
+    source = tmp_path / "c.csv"
+    source.write_text(text)
+    ctx = run_pipeline(
+        RunRequest(
+            sources=(str(source),),
+            as_of=dt.date(2026, 11, 29),
+            out_dir=str(tmp_path / "o"),
+            state=str(tmp_path / "s.sqlite"),
+            check_mx=False,
+        )
+    )
+    return ctx.contacts.sort("_row")
+
+
+HEADER = "email,first name,last name,phone,consent,consent date,unsubscribed,last activity,customer,last purchase\n"
+
+
+def test_an_opt_out_on_one_address_reaches_the_persons_other_address(tmp_path: Path) -> None:
+    out = _run(
+        tmp_path,
+        HEADER + "anna.ek@work.se,Anna,Ek,070-123 45 67,yes,2026-06-01,,,,\n"
+        "anna.ek@private.se,ANNA,EK,+46701234567,,,yes,,,\n",
+    )
+    assert out["reason"].to_list() == ["OPTED_OUT", "OPTED_OUT"]
+    assert "VIA_DUPLICATE" in out["flags"][0] and out["cluster_id"].n_unique() == 1
+
+
+@pytest.mark.parametrize(
+    ("rows", "survivor"),
+    [
+        pytest.param(
+            ["a@work.se,Anna,Ek,070-1234567,yes,2023-01-01,,,,", "a@home.se,Anna,Ek,070-1234567,yes,2026-01-01,,,,"],
+            2,
+            id="keep-beats-reconfirm",
+        ),
+        pytest.param(
+            ["a@work.se,Anna,Ek,070-1234567,yes,2026-01-01,,,,", "a@home.se,Anna,Ek,070-1234567,yes,2026-03-01,,,,"],
+            2,
+            id="latest-reference-time",
+        ),
+        pytest.param(
+            [
+                "a@work.se,Anna,Ek,070-1234567,,,,2026-05-01,ja,2026-01-01",
+                "a@home.se,Anna,Ek,070-1234567,,,,2026-07-01,ja,2026-01-01",
+            ],
+            2,
+            id="latest-activity",
+        ),
+        pytest.param(
+            ["a@work.se,Anna,Ek,070-1234567,,,,,ja,2026-01-01", "a@home.se,Anna,Ek,070-1234567,,,,,ja,2026-01-01"],
+            1,
+            id="input-order",
+        ),
+    ],
+)
+def test_one_survivor_per_person_by_each_ordering_rule(tmp_path: Path, rows: list[str], survivor: int) -> None:
+    out = _run(tmp_path, HEADER + "\n".join(rows) + "\n")
+    kept = out.filter(pl.col("class") != "discard")
+    assert kept["source_row"].to_list() == [survivor]
+    duplicate = out.filter(pl.col("reason") == "DUPLICATE")
+    assert duplicate["survivor_id"].to_list() == kept["record_id"].to_list()
+
+
+def test_cleanse_dedupe_writes_one_row_per_input_row(tmp_path: Path) -> None:
+    out = dedupe_only(
+        RunRequest(sources=(str(SAMPLES),), state=str(tmp_path / "s.sqlite"), check_mx=False),
+        tmp_path / "clusters.parquet",
+    )
+    written = pl.read_parquet(tmp_path / "clusters.parquet")
+    assert written.columns == ["source_file", "source_row", "record_id", "cluster_id", "survivor"]
+    assert written.equals(out) and written.height == 3419
+    assert written.select(pl.struct("source_file", "source_row").n_unique()).item() == written.height
+    clusters = written.filter(pl.col("cluster_id").is_not_null())
+    assert (clusters.group_by("cluster_id").agg(pl.col("survivor").sum())["survivor"] == 1).all()
+    assert written.filter(pl.col("cluster_id").is_null()).height == 2  # the unreadable rows
+    multi = clusters.group_by("cluster_id").agg(pl.col("source_file").n_unique()).filter(pl.col("source_file") > 1)
+    assert multi.height > 50  # the same people across the sample's files
