@@ -11,6 +11,7 @@ Pairwise precision, recall and F1 are counted over all within-cluster pairs agai
 from __future__ import annotations
 
 import argparse
+import math
 import resource
 import sys
 import time
@@ -82,7 +83,7 @@ def contacts(persons: int) -> pl.DataFrame:
     return validate(frame, "SE")
 
 
-def run(name: str, frame: pl.DataFrame) -> None:
+def run(name: str, frame: pl.DataFrame) -> float:
     started = time.perf_counter()
     out = assign_persons(frame)
     wall = time.perf_counter() - started
@@ -106,9 +107,13 @@ def main() -> None:
     if args.only in (None, "contacts"):
         run("generated contacts", contacts(20_000))
     if args.scale:
-        for persons in (75_000, 750_000):
+        timed = []
+        for persons in (63_000, 630_000):
             frame = contacts(persons)
-            run(f"scale {frame.height:,}", frame)
+            timed.append((frame.height, run(f"scale {frame.height:,}", frame)))
+        (n1, t1), (n2, t2) = timed
+        nlogn = (n2 * math.log(n2)) / (n1 * math.log(n1))
+        print(f"growth from {n1:,} to {n2:,} rows: time x{t2 / t1:.1f}; n log n would be x{nlogn:.1f}")
 
 
 if __name__ == "__main__":

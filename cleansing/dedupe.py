@@ -32,17 +32,19 @@ from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
 
 from .providers import FREE_MAIL_DOMAINS, ROLE_LOCAL_PARTS
 
-MAX_BLOCK = 60
+MAX_BLOCK = 40
+COARSE_KEYS = (0, 1, 4, 5, 10)  # names alone, postcode with two letters, phone (switchboards)
 RANDOM_PAIRS = 200_000
 MATCH_PROBABILITY = 0.9  # posterior a pair must reach to be merged: a wrong merge costs more than a miss
 STRANGERS = -8.0  # a pair inside a component this far below zero is evidence of a wrong chain
 TRAINING_ROUNDS = 4
+TRAINING_PAIRS = 1_000_000  # candidate pairs m is learned from (a random sample beyond this)
 CERTAIN = 20.0  # match weight of the other fields that makes a pair a training example for m
 PRIOR = 1e-4
 SWAP = 0.85  # both names this similar crosswise: first and last name were swapped
 # Jaro-Winkler similarity for a weak and a strong agreement. Swedish surnames share their "-sson"
 # ending, so a surname must come closer than a first name to count.
-JW_LEVELS = {"first": (0.80, 0.92), "name": (0.80, 0.92), "place": (0.80, 0.92)}
+JW_LEVELS = {"first": (0.80, 0.92), "name": (0.80, 0.92), "place": (0.80, 0.92), "handle": (0.80, 0.92)}
 # Names count as clearly different (for the vetoes) below this similarity and more than one typo apart;
 # Swedish surnames share their "-sson" ending, so similar-looking ones must come this close.
 DIFFERENT_NAMES = 0.92
@@ -138,11 +140,13 @@ def prepare(contacts: pl.DataFrame) -> pl.DataFrame:
 
 def _blocking_keys(p: pl.DataFrame) -> list[pl.Expr]:
     f1, f2, f3 = (pl.col("first").str.slice(0, n) for n in (1, 2, 3))
-    l2, l3, l4 = (pl.col("last").str.slice(0, n) for n in (2, 3, 4))
+    l1, l2, l3, l4 = (pl.col("last").str.slice(0, n) for n in (1, 2, 3, 4))
     swapped = pl.when(f3 < l3).then(pl.concat_str([f3, l3])).otherwise(pl.concat_str([l3, f3]))
     return [
         pl.concat_str([l4, f1]),
         swapped,
+        pl.concat_str([pl.col("postcode"), l3, f1]),
+        pl.concat_str([pl.col("postcode"), f3, l1]),
         pl.concat_str([pl.col("postcode"), l2]),
         pl.concat_str([pl.col("postcode"), f2]),
         pl.concat_str([pl.col("street").str.slice(0, 8), pl.col("postcode").str.slice(0, 2)]),
@@ -151,7 +155,7 @@ def _blocking_keys(p: pl.DataFrame) -> list[pl.Expr]:
         pl.concat_str([pl.col("first_canon"), pl.col("street2").str.slice(0, 5)]),
         pl.col("phone"),
         pl.col("local"),
-        pl.concat_str([pl.col("company").str.slice(0, 6), l3, f1]),
+        pl.concat_str([pl.col("company"), l3, f1]),
         pl.col("address"),
     ]
 
@@ -160,13 +164,15 @@ def candidate_pairs(p: pl.DataFrame, max_block: int = MAX_BLOCK) -> pl.DataFrame
     """Pairs ``(l, r)`` with ``l < r`` that share at least one blocking key."""
     frames = []
     for i, key in enumerate(_blocking_keys(p)):
+        # Coarse keys get a smaller block limit: in a big file their blocks fill up with namesakes,
+        # neighbours and colleagues at one switchboard.
+        limit = max_block // 5 if i in COARSE_KEYS else max_block
         keyed = p.select(pl.col("_row"), key.alias("k")).drop_nulls("k")
-        keyed = keyed.filter(pl.len().over("k").is_between(2, max_block))
+        keyed = keyed.filter(pl.len().over("k").is_between(2, limit))
         if keyed.height == 0:
             continue
         pairs = keyed.join(keyed, on="k", suffix="_r").filter(pl.col("_row") < pl.col("_row_r"))
         frames.append(pairs.select(pl.col("_row").alias("l"), pl.col("_row_r").alias("r")))
-        del i
     if not frames:
         return pl.DataFrame(schema={"l": pl.Int64, "r": pl.Int64})
     return pl.concat(frames).unique()
@@ -193,13 +199,17 @@ FIELDS = (
 LEVELS = 4  # 0 disagree … 3 exact; -1 missing
 
 
-def _sim(frame: pl.DataFrame, a: str, b: str, scorer: Any) -> np.ndarray:
-    """``scorer`` over the rows' two columns, computed once per distinct pair of values (names repeat a
-    lot), in parallel by rapidfuzz; null counts as the empty string."""
+def _sim(frame: pl.DataFrame, a: str, b: str, scorer: Any, distinct: bool = True) -> np.ndarray:
+    """``scorer`` over the rows' two columns, in parallel by rapidfuzz; null counts as the empty string.
+    With ``distinct`` it is computed once per distinct pair of values (names repeat a lot); values that
+    rarely repeat (streets, email local parts) are scored directly."""
     pairs = frame.select(pl.col(a).fill_null("").alias("a"), pl.col(b).fill_null("").alias("b"))
-    distinct = pairs.unique()
-    scores = process.cpdist(distinct["a"].to_list(), distinct["b"].to_list(), scorer=scorer, workers=-1)
-    table = distinct.with_columns(pl.Series("s", np.asarray(scores, dtype=np.float32)))
+    if not distinct:
+        direct = process.cpdist(pairs["a"].to_list(), pairs["b"].to_list(), scorer=scorer, workers=-1)
+        return np.asarray(direct, dtype=np.float32)
+    values = pairs.unique()
+    scores = process.cpdist(values["a"].to_list(), values["b"].to_list(), scorer=scorer, workers=-1)
+    table = values.with_columns(pl.Series("s", np.asarray(scores, dtype=np.float32)))
     return pairs.join(table, on=["a", "b"], how="left", maintain_order="left")["s"].to_numpy()
 
 
@@ -214,8 +224,12 @@ def _np(frame: pl.DataFrame, expr: pl.Expr) -> np.ndarray:
     return frame.select(expr.fill_null(False)).to_series().to_numpy()
 
 
-def levels(p: pl.DataFrame, pairs: pl.DataFrame, fields: Sequence[Field]) -> dict[str, np.ndarray]:
-    """Agreement level per field per pair: -1 missing, 0 disagree, 1 weak, 2 strong, 3 exact."""
+def levels(
+    p: pl.DataFrame, pairs: pl.DataFrame, fields: Sequence[Field], sims: dict[str, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
+    """Agreement level per field per pair: -1 missing, 0 disagree, 1 weak, 2 strong, 3 exact. The raw
+    name similarities go into ``sims`` for the name vetoes."""
+    sims = {} if sims is None else sims
     joined = _joined(p, pairs, [*[f.name for f in fields], "first_canon"])
     out: dict[str, np.ndarray] = {}
     for f in fields:
@@ -223,15 +237,18 @@ def levels(p: pl.DataFrame, pairs: pl.DataFrame, fields: Sequence[Field]) -> dic
         missing = _np(joined, a.is_null() | b.is_null())
         exact = _np(joined, a == b)
         level = np.zeros(joined.height, dtype=np.int8)
-        if f.kind in ("first", "name", "place"):
-            jw = _sim(joined, f.name, f"{f.name}_r", JaroWinkler.normalized_similarity)
+        if f.kind in ("first", "name", "place", "handle"):
+            jw = _sim(joined, f.name, f"{f.name}_r", JaroWinkler.normalized_similarity, f.kind != "handle")
+            sims[f"{f.name}_jw"] = jw
             weak, strong = JW_LEVELS[f.kind]
             level[jw >= weak] = 1
             level[jw >= strong] = 2
             if f.kind in ("first", "name"):
                 # One typo (a letter dropped, swapped or wrong) in a name of four letters or more.
                 long_enough = _np(joined, pl.min_horizontal(a.str.len_chars(), b.str.len_chars()) >= 4)
-                typo = (_sim(joined, f.name, f"{f.name}_r", OSA.distance) <= 1) & long_enough
+                osa = _sim(joined, f.name, f"{f.name}_r", OSA.distance)
+                sims[f"{f.name}_osa"] = osa
+                typo = (osa <= 1) & long_enough
                 level[typo & (level < 1)] = 1
             if f.kind == "first":
                 canon = _np(joined, pl.col("first_canon") == pl.col("first_canon_r"))
@@ -242,7 +259,7 @@ def levels(p: pl.DataFrame, pairs: pl.DataFrame, fields: Sequence[Field]) -> dic
                 level[abbreviated] = np.where(initial[abbreviated], 1, 0)
                 exact = exact & ~abbreviated
         elif f.kind == "text":
-            ratio = _sim(joined, f.name, f"{f.name}_r", fuzz.token_sort_ratio) / 100
+            ratio = _sim(joined, f.name, f"{f.name}_r", fuzz.token_sort_ratio, distinct=False) / 100
             level[ratio >= 0.65] = 1
             level[ratio >= 0.85] = 2
             # "Vasagatan 11" and "Vasagatan 31" are different buildings however alike they look.
@@ -250,15 +267,15 @@ def levels(p: pl.DataFrame, pairs: pl.DataFrame, fields: Sequence[Field]) -> dic
             nb = b.str.replace_all(r"\D+", " ").str.strip_chars()
             level[_np(joined, (na != "") & (nb != "") & (na != nb))] = 0
         elif f.kind == "code":
-            level[_sim(joined, f.name, f"{f.name}_r", Levenshtein.distance) <= 1] = 1
+            level[_sim(joined, f.name, f"{f.name}_r", Levenshtein.distance, distinct=False) <= 1] = 1
         level[exact] = 3
         level[missing] = -1
         out[f.name] = level
     # Swapped first and last names count as agreeing names.
     if "first" in out and "last" in out:
-        swap = (_sim(joined, "first", "last_r", JaroWinkler.normalized_similarity) >= SWAP) & (
-            _sim(joined, "last", "first_r", JaroWinkler.normalized_similarity) >= SWAP
-        )
+        sims["first_last_jw"] = _sim(joined, "first", "last_r", JaroWinkler.normalized_similarity)
+        sims["last_first_jw"] = _sim(joined, "last", "first_r", JaroWinkler.normalized_similarity)
+        swap = (sims["first_last_jw"] >= SWAP) & (sims["last_first_jw"] >= SWAP)
         for name in ("first", "last"):
             out[name] = np.where(swap & (out[name] < 2), 2, out[name]).astype(np.int8)
     return out
@@ -332,10 +349,13 @@ def estimate(
     random_lv = levels(p, pl.DataFrame({"l": rows[left[keep]], "r": rows[right[keep]]}), fields)
     u = {name: _distribution(level, np.ones(len(level), dtype=bool)) for name, level in random_lv.items()}
     m = {name: np.array([0.02, 0.05, 0.15, 0.78]) for name in lv}
+    count = len(next(iter(lv.values())))
+    sample = rng.choice(count, size=TRAINING_PAIRS, replace=False) if count > TRAINING_PAIRS else slice(None)
+    train = {name: level[sample] for name, level in lv.items()}
     for _ in range(TRAINING_ROUNDS):
         model = Model({name: np.log2(m[name] / u[name]) for name in lv}, PRIOR)
-        total = model.score(lv)
-        for name, level in lv.items():
+        total = model.score(train)
+        for name, level in train.items():
             others = total - model._part(name, level)
             m[name] = _distribution(level, others >= CERTAIN)
     model = Model({name: np.log2(m[name] / u[name]) for name in lv}, PRIOR)
@@ -349,13 +369,16 @@ def estimate(
     return model
 
 
-def names_differ(p: pl.DataFrame, pairs: pl.DataFrame) -> dict[str, np.ndarray]:
+def names_differ(p: pl.DataFrame, pairs: pl.DataFrame, sims: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per pair, whether the first names and the last names are clearly different: not similar, not one
-    typo apart, not swapped, not an initial or nickname of each other; a missing name never differs."""
+    typo apart, not swapped, not an initial or nickname of each other; a missing name never differs.
+    ``sims`` holds the similarities ``levels`` computed."""
     j = _joined(p, pairs, ["first", "last", "first_canon"])
 
-    def differ(a: str, b: str) -> np.ndarray:
-        far = (_sim(j, a, b, JaroWinkler.normalized_similarity) < DIFFERENT_NAMES) & (_sim(j, a, b, OSA.distance) > 1)
+    def differ(a: str, b: str, jw: np.ndarray | None, osa: np.ndarray | None) -> np.ndarray:
+        jw = _sim(j, a, b, JaroWinkler.normalized_similarity) if jw is None else jw
+        osa = _sim(j, a, b, OSA.distance) if osa is None else osa
+        far = (jw < DIFFERENT_NAMES) & (osa > 1)
         present = _np(j, pl.col(a).is_not_null() & pl.col(b).is_not_null())
         initial = _np(
             j,
@@ -367,8 +390,14 @@ def names_differ(p: pl.DataFrame, pairs: pl.DataFrame) -> dict[str, np.ndarray]:
 
     nickname = _np(j, pl.col("first_canon") == pl.col("first_canon_r"))
     long_names = _np(j, (pl.col("first").str.len_chars() > 1) & (pl.col("last_r").str.len_chars() > 1))
-    swapped = ~differ("first", "last_r") & ~differ("last", "first_r") & long_names
-    return {"first": differ("first", "first_r") & ~nickname & ~swapped, "last": differ("last", "last_r") & ~swapped}
+    swapped = (
+        ~differ("first", "last_r", sims.get("first_last_jw"), None)
+        & ~differ("last", "first_r", sims.get("last_first_jw"), None)
+        & long_names
+    )
+    first = differ("first", "first_r", sims.get("first_jw"), sims.get("first_osa"))
+    last = differ("last", "last_r", sims.get("last_jw"), sims.get("last_osa"))
+    return {"first": first & ~nickname & ~swapped, "last": last & ~swapped}
 
 
 def _work_conflict(p: pl.DataFrame, pairs: pl.DataFrame) -> np.ndarray:
@@ -521,12 +550,13 @@ def assign_persons(contacts: pl.DataFrame, probability: float = MATCH_PROBABILIT
     fields = [f for f in FIELDS if p[f.name].null_count() < p.height]
     pairs = candidate_pairs(p)
     if pairs.height and fields:
-        lv = levels(p, pairs, fields)
+        sims: dict[str, np.ndarray] = {}
+        lv = levels(p, pairs, fields, sims)
         model = estimate(p, pairs, lv, fields) if p.height >= MIN_TRAINING_RECORDS else default_model(fields)
         adjust, shared_phone = _frequency_adjustment(p, pairs, lv)
         weights = model.score(lv) + adjust
         threshold = model.threshold(probability)
-        no_link, strangers = _name_vetoes(lv, names_differ(p, pairs), shared_phone, _work_conflict(p, pairs))
+        no_link, strangers = _name_vetoes(lv, names_differ(p, pairs, sims), shared_phone, _work_conflict(p, pairs))
         weights = np.where(no_link, np.minimum(weights, threshold - 1), weights)
         weights = np.where(strangers, -np.inf, weights)
         address = p.select("_row", "address")
