@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cleansing.errors import CleansingError, UsageError
+from cleansing.mapping import PRESETS_NAMES
 from cleansing.pipeline import DEFAULT_OUT, RunContext, RunRequest, parse_as_of, prepare
 from cleansing.policy import load_policy
 from cleansing.state import DEFAULT_STATE
@@ -17,6 +18,33 @@ from cleansing.state import DEFAULT_STATE
 from .settings import configure_prefect
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+
+
+PRESET_CHOICES = list(PRESETS_NAMES)
+
+
+def _input_options(command: argparse.ArgumentParser, *, dns: bool) -> None:
+    """The options every command that reads exports shares."""
+    command.add_argument("--policy", default=None, help="policy TOML (default: the bundled default policy)")
+    command.add_argument(
+        "--preset",
+        default="auto",
+        choices=PRESET_CHOICES,
+        help="force a source preset (default: auto, detected per file)",
+    )
+    command.add_argument("--mapping", default=None, help="TOML mapping of source headers to canonical fields")
+    command.add_argument(
+        "--state", default=str(DEFAULT_STATE), help="the state database (default: data/state/cleansing.sqlite)"
+    )
+    if dns:
+        command.add_argument(
+            "--dns-server",
+            action="append",
+            default=[],
+            metavar="HOST[:PORT]",
+            help="resolver to ask, repeatable (default: the system's)",
+        )
+        command.add_argument("--no-mx", action="store_true", help="skip the domain check")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,56 +57,22 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the whole pipeline as the Prefect flow cleanse-contacts")
     run.add_argument("sources", nargs="*", help="export files, ZIPs or folders (default: the bundled sample)")
     run.add_argument("--out", default=str(DEFAULT_OUT), help="where run folders go (default: out/)")
-    run.add_argument("--policy", default=None, help="policy TOML (default: the bundled default policy)")
-    run.add_argument(
-        "--preset",
-        default="auto",
-        choices=["auto", "mailchimp", "hubspot", "salesforce", "brevo", "klaviyo", "generic"],
-        help="force a source preset (default: auto, detected per file)",
-    )
-    run.add_argument("--mapping", default=None, help="TOML mapping of source headers to canonical fields")
     run.add_argument(
         "--as-of", default=None, help="the date the rules count ages from, YYYY-MM-DD (default: today, UTC)"
     )
-    run.add_argument(
-        "--dns-server",
-        action="append",
-        default=[],
-        metavar="HOST[:PORT]",
-        help="resolver to ask, repeatable (default: the system's)",
-    )
-    run.add_argument("--no-mx", action="store_true", help="skip the domain check")
-    run.add_argument(
-        "--state", default=str(DEFAULT_STATE), help="the state database (default: data/state/cleansing.sqlite)"
-    )
+    _input_options(run, dns=True)
 
     dedupe = commands.add_parser("dedupe", help="only read, map, validate and dedupe: one row per input row")
     dedupe.add_argument("sources", nargs="+", help="export files, ZIPs or folders")
     dedupe.add_argument("--out", required=True, help="the output file, .csv or .parquet")
-    dedupe.add_argument("--policy", default=None, help="policy TOML (default: the bundled default policy)")
-    dedupe.add_argument(
-        "--preset",
-        default="auto",
-        choices=["auto", "mailchimp", "hubspot", "salesforce", "brevo", "klaviyo", "generic"],
-    )
-    dedupe.add_argument("--mapping", default=None, help="TOML mapping of source headers to canonical fields")
-    dedupe.add_argument("--state", default=str(DEFAULT_STATE), help="the state database")
+    _input_options(dedupe, dns=False)
 
     serve = commands.add_parser("serve", help="register the nightly deployment and serve it (needs a Prefect server)")
     serve.add_argument("sources", nargs="*", help="the nightly sources (default: the bundled sample)")
     serve.add_argument("--cron", default=None, help="when to run (default: the policy's schedule, 0 2 * * *)")
     serve.add_argument("--timezone", default=None, help="time zone of the schedule (default: the policy's)")
     serve.add_argument("--out", default=str(DEFAULT_OUT), help="where run folders go (default: out/)")
-    serve.add_argument("--policy", default=None, help="policy TOML (default: the bundled default policy)")
-    serve.add_argument(
-        "--preset",
-        default="auto",
-        choices=["auto", "mailchimp", "hubspot", "salesforce", "brevo", "klaviyo", "generic"],
-    )
-    serve.add_argument("--mapping", default=None, help="TOML mapping of source headers to canonical fields")
-    serve.add_argument("--no-mx", action="store_true", help="skip the domain check")
-    serve.add_argument("--dns-server", action="append", default=[], metavar="HOST[:PORT]")
-    serve.add_argument("--state", default=str(DEFAULT_STATE), help="the state database")
+    _input_options(serve, dns=True)
 
     forget = commands.add_parser("forget", help="add addresses to the suppression list (erasure or objection)")
     forget.add_argument("emails", nargs="*", help="email addresses")

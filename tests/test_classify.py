@@ -10,10 +10,11 @@ import pytest
 from cleansing.classify import classify
 from cleansing.dedupe import assign_persons
 from cleansing.domains import check_domains
-from cleansing.mapping import empty_contacts
 from cleansing.policy import ConsentPolicy, DomainPolicy, LegitimateInterestPolicy, Policy, SoftOptInPolicy
 from cleansing.state import hash_keys
 from cleansing.validate import validate
+
+from .records import canonical
 
 AS_OF = dt.date(2026, 11, 29)
 KEY = b"test-key"
@@ -21,32 +22,6 @@ KEY = b"test-key"
 
 def t(day: str) -> dt.datetime:
     return dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
-
-
-def contacts(*records: dict[str, Any]) -> pl.DataFrame:
-    schema = empty_contacts().schema
-    rows = []
-    for i, overrides in enumerate(records, start=1):
-        row: dict[str, Any] = {c: None for c in schema}
-        row.update(
-            source_file="t.csv",
-            source_row=i,
-            input_index=0,
-            preset="generic",
-            record_id=f"r{i}",
-            email="anna@example.se",
-            tags=[],
-            lawful_basis=[],
-            consent_status="unknown",
-            opted_out=False,
-            erasure_requested=False,
-            hard_bounced=False,
-            is_customer=False,
-            flags=[],
-        )
-        row.update(overrides)
-        rows.append(row)
-    return pl.DataFrame(rows, schema=schema)
 
 
 def judge(
@@ -58,7 +33,7 @@ def judge(
     disposable: set[int] | None = None,
     dns_healthy: bool = True,
 ) -> pl.DataFrame:
-    frame = contacts(*records).with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
+    frame = canonical(*records, email="anna@example.se")
     frame = assign_persons(check_domains(validate(frame), Policy().domains, None)[0])
     if persons:
         frame = frame.with_columns(

@@ -12,37 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cleansing.dedupe import assign_persons
-from cleansing.mapping import empty_contacts
 from cleansing.pipeline import RunRequest, dedupe_only, run_pipeline
 from cleansing.validate import validate
 
 from .conftest import SAMPLES
+from .records import canonical
 
 
 def people(*records: dict[str, Any]) -> pl.DataFrame:
-    schema = empty_contacts().schema
-    rows = []
-    for i, overrides in enumerate(records, start=1):
-        row: dict[str, Any] = {c: None for c in schema}
-        row.update(
-            source_file="t.csv",
-            source_row=i,
-            input_index=0,
-            preset="generic",
-            record_id=f"r{i}",
-            tags=[],
-            lawful_basis=[],
-            consent_status="unknown",
-            opted_out=False,
-            erasure_requested=False,
-            hard_bounced=False,
-            is_customer=False,
-            flags=[],
-        )
-        row.update(overrides)
-        rows.append(row)
-    frame = pl.DataFrame(rows, schema=schema).with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
-    return validate(frame, "SE")
+    return validate(canonical(*records), "SE")
 
 
 def same_person(*records: dict[str, Any]) -> bool:
