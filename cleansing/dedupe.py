@@ -473,22 +473,25 @@ def _frequency_adjustment(
     return adjust, shared_phone
 
 
-def _components(nodes: np.ndarray, left: np.ndarray, right: np.ndarray) -> dict[int, int]:
-    parent = {int(x): int(x) for x in nodes}
-
-    def find(x: int) -> int:
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
-
-    for a, b in zip(left.tolist(), right.tolist(), strict=True):
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    return {x: find(x) for x in parent}
+def _components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Connected components of ``n`` nodes: every node gets the smallest node index of its component.
+    Min-label propagation over all edges at once, with pointer jumping, in numpy."""
+    labels = np.arange(n)
+    if len(left) == 0:
+        return labels
+    while True:
+        low = np.minimum(labels[left], labels[right])
+        new = labels.copy()
+        np.minimum.at(new, left, low)
+        np.minimum.at(new, right, low)
+        while True:  # a node takes its label's label until nothing moves
+            jumped = new[new]
+            if np.array_equal(jumped, new):
+                break
+            new = jumped
+        if np.array_equal(new, labels):
+            return labels
+        labels = new
 
 
 def _constrained(nodes: set[int], edges: list[tuple[float, int, int]], cannot: dict[int, set[int]]) -> dict[int, int]:
@@ -509,36 +512,43 @@ def _constrained(nodes: set[int], edges: list[tuple[float, int, int]], cannot: d
     return {x: min(members[label[x]]) for x in nodes}
 
 
-def cluster(rows: np.ndarray, pairs: pl.DataFrame, weights: np.ndarray, threshold: float) -> dict[int, int]:
-    """Connected components of the pairs at or above ``threshold``. A component that holds a pair of
-    clear strangers (a chain through an initial, "E. Forsberg" between Erik and Elin) is rebuilt
-    strongest link first without ever joining the strangers."""
-    left, right = pairs["l"].to_numpy(), pairs["r"].to_numpy()
+def cluster(rows: np.ndarray, pairs: pl.DataFrame, weights: np.ndarray, threshold: float) -> np.ndarray:
+    """For each of ``rows``, the row that names its cluster: connected components of the pairs at or
+    above ``threshold``. A component that holds a pair of clear strangers (a chain through an
+    initial, "E. Forsberg" between Erik and Elin) is rebuilt strongest link first without ever
+    joining the strangers; only those few components are handled one by one."""
+    order = np.argsort(rows)
+    sorted_rows = rows[order]
+    left = order[np.searchsorted(sorted_rows, pairs["l"].to_numpy())]
+    right = order[np.searchsorted(sorted_rows, pairs["r"].to_numpy())]
     strong = weights >= threshold
-    labels = _components(rows, left[strong], right[strong])
-    strangers = [
-        (a, b)
-        for a, b, w in zip(left.tolist(), right.tolist(), weights.tolist(), strict=True)
-        if w < STRANGERS and labels[a] == labels[b]
-    ]
-    if not strangers:
-        return labels
-    suspicious = {labels[a] for a, _ in strangers}
-    cannot: dict[int, set[int]] = {}
-    for a, b in strangers:
-        cannot.setdefault(a, set()).add(b)
-        cannot.setdefault(b, set()).add(a)
-    by_component: dict[int, list[tuple[float, int, int]]] = {}
-    for a, b, w, s in zip(left.tolist(), right.tolist(), weights.tolist(), strong.tolist(), strict=True):
-        if s and labels[a] in suspicious:
-            by_component.setdefault(labels[a], []).append((w, a, b))
-    nodes: dict[int, set[int]] = {}
-    for x, lab in labels.items():
-        if lab in suspicious:
+    labels = _components(len(rows), left[strong], right[strong])
+    strangers = (weights < STRANGERS) & (labels[left] == labels[right])
+    if strangers.any():
+        suspicious = np.unique(labels[left[strangers]])
+        cannot: dict[int, set[int]] = {}
+        for a, b in zip(left[strangers].tolist(), right[strangers].tolist(), strict=True):
+            cannot.setdefault(a, set()).add(b)
+            cannot.setdefault(b, set()).add(a)
+        inside = strong & np.isin(labels[left], suspicious)
+        edges: dict[int, list[tuple[float, int, int]]] = {}
+        for lab, w, a, b in zip(
+            labels[left[inside]].tolist(),
+            weights[inside].tolist(),
+            left[inside].tolist(),
+            right[inside].tolist(),
+            strict=True,
+        ):
+            edges.setdefault(lab, []).append((w, a, b))
+        members = np.flatnonzero(np.isin(labels, suspicious))
+        nodes: dict[int, set[int]] = {}
+        for x, lab in zip(members.tolist(), labels[members].tolist(), strict=True):
             nodes.setdefault(lab, set()).add(x)
-    for lab, edges in by_component.items():
-        labels.update(_constrained(nodes[lab], edges, cannot))
-    return labels
+        for lab, component in nodes.items():
+            for x, root in _constrained(component, edges.get(lab, []), cannot).items():
+                labels[x] = root
+    named: np.ndarray = rows[labels]
+    return named
 
 
 def assign_persons(contacts: pl.DataFrame, probability: float = MATCH_PROBABILITY) -> pl.DataFrame:
@@ -570,9 +580,10 @@ def assign_persons(contacts: pl.DataFrame, probability: float = MATCH_PROBABILIT
         weights = np.where(forced, np.inf, weights)
     else:
         weights, threshold = np.zeros(0), 0.0
-    labels = cluster(p["_row"].to_numpy(), pairs, weights, threshold)
+    rows = p["_row"].to_numpy()
     keys = pl.DataFrame(
-        {"_row": list(labels), "_cluster": list(labels.values())}, schema={"_row": pl.Int64, "_cluster": pl.Int64}
+        {"_row": rows, "_cluster": cluster(rows, pairs, weights, threshold)},
+        schema={"_row": pl.Int64, "_cluster": pl.Int64},
     )
     return (
         contacts.join(keys, on="_row", how="left")
