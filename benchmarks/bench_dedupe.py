@@ -94,6 +94,7 @@ def run(name: str, frame: pl.DataFrame) -> float:
         f"{wall:6.1f} s  peak RSS {rss:,.0f} MB",
         flush=True,
     )
+    return wall
 
 
 def main() -> None:
