@@ -32,7 +32,7 @@ from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
 
 from .providers import FREE_MAIL_DOMAINS, ROLE_LOCAL_PARTS
 
-MAX_BLOCK = 40
+MAX_BLOCK = 30
 COARSE_KEYS = (0, 1, 4, 5, 10)  # names alone, postcode with two letters, phone (switchboards)
 RANDOM_PAIRS = 200_000
 MATCH_PROBABILITY = 0.9  # posterior a pair must reach to be merged: a wrong merge costs more than a miss
