@@ -357,23 +357,14 @@ PRESETS: dict[str, Preset] = {
                 "profilecreatedon": "created_at",
                 "lastactive": "last_activity_at",
                 "klaviyoid|id": "record_id",
-                "emailsuppressions|emailmarketingsuppressionreason": "hard_bounced",
+                # The suppression column says why: only a bounce is a bounce, the rest is an opt-out.
+                "emailsuppressions|emailmarketingsuppressionreason": ("hard_bounced", _true_if("bounce")),
             }
-        ),
+        )
+        + (Rule("emailsuppressions", "opted_out", _true_if("unsubscrib|spam|complain|manual")),),
     ),
     "generic": Preset("generic", lambda h: True, GENERIC_RULES, has_record_id=True),
 }
-# Klaviyo's suppression column says why; only a bounce is a bounce, the rest is an opt-out.
-_SUPPRESSION = Rule("emailsuppressions", "opted_out", _true_if("unsubscrib|spam|complain|manual"))
-PRESETS["klaviyo"] = Preset(
-    "klaviyo",
-    PRESETS["klaviyo"].detect,
-    tuple(
-        r if r.target != "hard_bounced" else Rule(r.header, r.target, _true_if("bounce"))
-        for r in PRESETS["klaviyo"].rules
-    )
-    + (_SUPPRESSION,),
-)
 
 
 @dataclass(frozen=True)
