@@ -179,7 +179,7 @@ def stage_write(ctx: RunContext) -> RunContext:
             run_id=ctx.run_id,
             as_of=ctx.as_of.isoformat(),
             by_class=report["by_class"],
-            by_reason=dict(decisions.group_by("reason").len().sort("reason").iter_rows()),
+            by_reason=manifest["reasons"],
         )
 
     ctx.run_dir, ctx.counts = publish(
