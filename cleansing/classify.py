@@ -9,12 +9,13 @@ Input columns: the mapped contact, ``_row`` (input order), the validate stage's 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import polars as pl
 
 from .domains import PERMANENT_FAILURES
 from .policy import Policy
-from .reasons import Flag, Klass, Reason
+from .reasons import Flag, Klass, Reason, unparseable_flag
 
 KEEP, RECONFIRM, DISCARD = Klass.KEEP.value, Klass.RECONFIRM.value, Klass.DISCARD.value
 OBJECTIONS = [Reason.SUPPRESSED.value, Reason.ERASURE_REQUESTED.value, Reason.OPTED_OUT.value]
@@ -45,20 +46,66 @@ def _day(column: str | pl.Expr) -> pl.Expr:
     return expr.dt.date()
 
 
+# Dates that can only make a contact more mailable; one after the as-of date is not evidence.
+_EVIDENCE_DATES = ["consent_at", "confirmed_at", "last_activity_at", "last_purchase_at", "created_at"]
+# An objection dated after the as-of date is still an objection, with its date unknown.
+_OBJECTION_DATES = ["opted_out_at", "bounced_at"]
+
+
+def drop_future_dates(records: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
+    """Dates after ``as_of`` are removed from the evidence, flagged ``FUTURE_DATE`` and kept as text
+    in ``unparsed``: a consent dated 2027 proves nothing in 2026 and lifts no opt-out."""
+    columns = [c for c in _EVIDENCE_DATES + _OBJECTION_DATES if c in records.columns]
+    future = {c: (_day(c) > as_of).fill_null(False) for c in columns}
+    notes = [
+        pl.when(future[c]).then(pl.concat_str([pl.lit(f"{c}="), pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%SZ")]))
+        for c in columns
+    ]
+    note = pl.concat_str(notes, separator="; ", ignore_nulls=True)
+    any_future = pl.any_horizontal(list(future.values()))
+    return records.with_columns(
+        *[pl.when(future[c]).then(None).otherwise(pl.col(c)).alias(c) for c in columns],
+        pl.when(any_future)
+        .then(pl.col("flags").list.concat(pl.lit([Flag.FUTURE_DATE.value])))
+        .otherwise(pl.col("flags"))
+        .alias("flags"),
+        pl.when(any_future)
+        .then(pl.concat_str([pl.col("unparsed"), note], separator="; ", ignore_nulls=True))
+        .otherwise(pl.col("unparsed"))
+        .alias("unparsed"),
+    )
+
+
+def third_party_pattern(patterns: Sequence[str]) -> str | None:
+    """One case-insensitive regular expression that matches any pattern as whole words."""
+    if not patterns:
+        return None
+    return r"(?i)\b(?:" + "|".join(f"(?:{p})" for p in patterns) + r")\b"
+
+
 def _record_evidence(policy: Policy) -> list[pl.Expr]:
     consent_ok = pl.col("consent_status").is_in(["granted", "unknown"])
-    patterns = "|".join(f"(?:{p})" for p in policy.consent.third_party_patterns)
+    pattern = third_party_pattern(policy.consent.third_party_patterns)
     third_party = pl.lit(False)
-    if patterns:
-        third_party = pl.col("consent_source").str.contains(f"(?i){patterns}").fill_null(False) | pl.col(
-            "tags"
-        ).list.eval(pl.element().str.contains(f"(?i){patterns}")).list.any().fill_null(False)
-    opted = pl.col("opted_out") | (pl.col("consent_status") == "withdrawn")
+    if pattern:
+        third_party = pl.col("consent_source").str.contains(pattern).fill_null(False) | pl.col("tags").list.eval(
+            pl.element().str.contains(pattern)
+        ).list.any().fill_null(False)
+    # A refusal in words is an opt-out; an objection whose value could not be read has no date.
+    opted = pl.col("opted_out") | pl.col("consent_status").is_in(["withdrawn", "denied"])
+    flags = pl.col("flags")
     return [
         pl.max_horizontal(pl.col("confirmed_at"), pl.when(consent_ok).then(pl.col("consent_at"))).alias("_evidence_at"),
         opted.alias("_opted"),
-        (opted & pl.col("opted_out_at").is_null()).alias("_optout_undated"),
+        (opted & (pl.col("opted_out_at").is_null() | flags.list.contains(unparseable_flag("opted_out")))).alias(
+            "_optout_undated"
+        ),
+        (pl.col("hard_bounced") & flags.list.contains(unparseable_flag("hard_bounced"))).alias("_bounce_undated"),
         third_party.alias("_third_party"),
+        # Consent the source states in words no one can read: with a date it is a claim, never proof.
+        ((pl.col("consent_status") == "unreadable") & pl.col("consent_at").is_not_null()).alias("_unreadable_claim"),
+        # Soft opt-in assumes the person was offered the opt-out and did not take it.
+        pl.col("consent_status").is_in(["denied", "unreadable"]).alias("_no_soft_opt_in"),
     ]
 
 
@@ -83,7 +130,9 @@ def judge_addresses(addresses: pl.DataFrame, policy: Policy, as_of: dt.date, dns
     suppressed = pl.col("suppressed_at").is_not_null() & ~(pl.col("_evidence_at") > pl.col("suppressed_at")).fill_null(
         False
     )
-    bounced = pl.col("hard_bounced") & ~(pl.col("confirmed_at") > pl.col("bounced_at")).fill_null(False)
+    bounced = pl.col("hard_bounced") & (
+        pl.col("_bounce_undated") | ~(pl.col("confirmed_at") > pl.col("bounced_at")).fill_null(False)
+    )
     no_mail = pl.col("mx_status").is_in(PERMANENT_FAILURES) & pl.lit(dns_healthy)
     disposable = pl.col("disposable") & pl.lit(policy.domains.discard_disposable)
     third_party = pl.col("_third_party") & ~pl.col("_direct_evidence") & pl.col("confirmed_at").is_null()
@@ -99,10 +148,17 @@ def judge_addresses(addresses: pl.DataFrame, policy: Policy, as_of: dt.date, dns
     soft = (
         pl.lit(policy.soft_opt_in.enabled)
         & pl.col("is_customer")
+        & ~pl.col("_no_soft_opt_in")
         & (_day("last_purchase_at") >= months_before(as_of, policy.soft_opt_in.max_months)).fill_null(False)
     )
-    claimed = statuses.list.contains("granted") | pl.col("lawful_basis").list.contains("consent")
-    li_only = pl.col("lawful_basis").list.len().eq(1) & pl.col("lawful_basis").list.contains("legitimate_interest")
+    claimed = (
+        statuses.list.contains("granted")
+        | pl.col("lawful_basis").list.contains("consent")
+        | pl.col("_unreadable_claim")
+    )
+    # Consent to processing (HubSpot's "Freely given consent") says nothing about email either way.
+    bases = pl.col("lawful_basis").list.set_difference(pl.lit(["processing_consent"]))
+    li_only = bases.list.len().eq(1) & bases.list.contains("legitimate_interest")
     needs_doi = pl.lit(c.require_double_opt_in) & pl.col("confirmed_at").is_null()
 
     def rule(cond: pl.Expr, klass: str, reason: Reason) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
@@ -158,6 +214,9 @@ def merge_addresses(records: pl.DataFrame) -> pl.DataFrame:
         .alias("lawful_basis"),
         pl.col("_opted").any(),
         pl.col("_optout_undated").any(),
+        pl.col("_bounce_undated").any(),
+        pl.col("_unreadable_claim").any(),
+        pl.col("_no_soft_opt_in").any(),
         pl.col("erasure_requested").any(),
         pl.col("hard_bounced").any(),
         pl.col("is_customer").any(),
@@ -218,8 +277,10 @@ def classify(
     """Judge every record; returns ``(records with class/reason/flags/cluster_id/survivor_id, addresses)``."""
     suppression = suppression if suppression is not None else pl.DataFrame(schema=SUPPRESSION_SCHEMA)
     # A cluster is named after its first record in input order.
-    recs = records.sort("_row").with_columns(
-        *_record_evidence(policy), pl.col("record_id").first().over("person_key").alias("cluster_id")
+    recs = (
+        drop_future_dates(records, as_of)
+        .sort("_row")
+        .with_columns(*_record_evidence(policy), pl.col("record_id").first().over("person_key").alias("cluster_id"))
     )
     addresses = merge_addresses(recs).join(
         suppression.group_by("address_hash").agg(pl.col("suppressed_at").max()), on="address_hash", how="left"

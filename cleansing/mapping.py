@@ -21,6 +21,7 @@ from .errors import ConfigError, InputError
 from .read import ROW, RawTable
 from .reasons import unparseable_flag
 from .values import (
+    STATUS_PRECEDENCE,
     UTC_DATETIME,
     fold,
     fold_expr,
@@ -85,12 +86,28 @@ class Rule:
 
 @dataclass(frozen=True)
 class Preset:
+    """A tool's export layout. ``ignore`` lists folded headers the tool writes that say nothing about
+    email permission although their names sound like it (they are neither mapped nor an objection
+    column); ``month_first`` reads ``M/D/YYYY`` dates; ``local_time`` takes naive times as the policy's
+    local time zone; ``relationship_names`` maps ``Individual.ShouldForget`` as ``ShouldForget``."""
+
     name: str
     detect: Callable[[set[str]], bool]
     rules: tuple[Rule, ...]
     constants: Callable[[str], dict[str, str]] = field(default=lambda _name: {})
     post: Callable[[pl.DataFrame], pl.DataFrame] = field(default=lambda frame: frame)
+    prepare: Callable[[pl.DataFrame], pl.DataFrame] = field(default=lambda frame: frame)
     has_record_id: bool = True
+    ignore: frozenset[str] = frozenset()
+    month_first: bool = False
+    local_time: bool = False
+    relationship_names: bool = False
+
+    def key(self, header: str) -> str:
+        """The folded header this preset's rules see."""
+        if self.relationship_names and "." in header:
+            header = header.rsplit(".", 1)[1]
+        return fold(header)
 
 
 def _true_if(pattern: str) -> Convert:
@@ -100,6 +117,55 @@ def _true_if(pattern: str) -> Convert:
 
 def _any_text_true(e: pl.Expr) -> pl.Expr:
     return pl.when(present(e)).then(pl.lit("true")).otherwise(None)
+
+
+# A bounce reason that says the failure was temporary: the address is not dead.
+_TEMPORARY_BOUNCE = r"(?i)mailbox.?full|quota|temporar|try.?again|timed?.?out|throttl|greylist|rate.?limit"
+
+
+def _hard_bounce_reason(e: pl.Expr) -> pl.Expr:
+    """A hard-bounce reason is a hard bounce unless its words say the failure was temporary."""
+    return pl.when(present(e) & ~e.str.contains(_TEMPORARY_BOUNCE)).then(pl.lit("true")).otherwise(None)
+
+
+_BOUNCE_WORDS = r"(?i)hard_?bounce\w*|bounce\w*|invalid_?email|invalid\w*"
+
+
+def _klaviyo_suppression_optout(e: pl.Expr) -> pl.Expr:
+    """Every Klaviyo suppression suppresses: what is not a bounce (``USER_SUPPRESSED``,
+    ``UNSUBSCRIBE``, ``SPAM_REPORT``, anything new) is an opt-out."""
+    rest = e.str.replace_all(_BOUNCE_WORDS, "").str.replace_all(r"[^\p{L}\p{N}]", "")
+    return pl.when(present(e) & (rest != "")).then(pl.lit("true")).otherwise(None)
+
+
+_SF_CONSENT_FIELDS = ("privacyconsentstatus", "capturedate", "capturesource", "doubleconsentcapturedate", "effectiveto")
+
+
+def _salesforce_prepare(frame: pl.DataFrame) -> pl.DataFrame:
+    """ContactPointTypeConsent rows speak for one channel: only ``ContactPointType = Email`` rows say
+    anything about email; the consent fields of the others (Phone, Social, ...) are blanked."""
+    columns = {fold(c.rsplit(".", 1)[-1]): c for c in frame.columns}
+    if "contactpointtype" not in columns:
+        return frame
+    other_channel = fold_expr(pl.col(columns["contactpointtype"])).fill_null("") != "email"
+    return frame.with_columns(
+        pl.when(other_channel).then(None).otherwise(pl.col(columns[k])).alias(columns[k])
+        for k in _SF_CONSENT_FIELDS
+        if k in columns
+    )
+
+
+def _bool_status(e: pl.Expr) -> pl.Expr:
+    """A yes/no consent column: yes is a grant, no is "none recorded"; other text is read as a status."""
+    flag, _ = parse_bool(e)
+    return (
+        pl.when(~present(e)).then(None).when(flag).then(pl.lit("granted")).when(~flag).then(pl.lit("none")).otherwise(e)
+    )
+
+
+def _klaviyo_consent_list(e: pl.Expr) -> pl.Expr:
+    """The older Klaviyo layout: ``Consent`` lists channels, ``['email', 'sms']``; email in it is a grant."""
+    return pl.when(e.str.contains(r"(?i)\bemail\b")).then(pl.lit("granted")).when(present(e)).then(pl.lit("none"))
 
 
 def _rules(pairs: Mapping[str, str | tuple[str, Convert]]) -> tuple[Rule, ...]:
@@ -214,7 +280,15 @@ def _mailchimp_post(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(pl.when(proven).then(pl.col("confirmed_at")).otherwise(None).alias("confirmed_at"))
 
 
+def _any(*names: str) -> Callable[[set[str]], bool]:
+    return lambda headers: any(n in headers for n in names)
+
+
+# Each layout below is the tool's own export as its documentation and real exports write it.
 PRESETS: dict[str, Preset] = {
+    # Mailchimp audience export (mailchimp.com/help/view-export-contacts): one CSV per status in a ZIP,
+    # "Email Address", OPTIN_TIME, CONFIRM_TIME, LEID, EUID ... in UTC; the unsubscribed and cleaned
+    # files add UNSUB_* and CLEAN_* columns. "Cleaned" covers hard bounces and repeated soft bounces.
     "mailchimp": Preset(
         "mailchimp",
         lambda h: "emailaddress" in h and bool(h & {"leid", "euid", "optintime", "memberrating"}),
@@ -238,45 +312,63 @@ PRESETS: dict[str, Preset] = {
         ),
         constants=_mailchimp_constants,
         post=_mailchimp_post,
+        # Which campaign and why: the status itself comes from the file name and UNSUB_TIME/CLEAN_TIME.
+        ignore=frozenset(
+            {"unsubcampaigntitle", "unsubcampaignid", "unsubreason", "unsubreasonother"}
+            | {"cleancampaigntitle", "cleancampaignid"}
+        ),
     ),
+    # HubSpot contact export, with property labels ("Record ID", "Unsubscribed from all email",
+    # "Marketing email confirmation status") or internal names (hs_object_id, email, hs_email_optout,
+    # hs_legal_basis, createdate in epoch milliseconds): knowledge.hubspot.com "HubSpot's default
+    # contact properties" and developers.hubspot.com CRM properties API.
     "hubspot": Preset(
         "hubspot",
         lambda h: (
-            "recordid" in h
-            and "email" in h
-            and bool(
-                h
-                & {
-                    "createdate",
-                    "lifecyclestage",
-                    "contactowner",
-                    "legalbasisforprocessingcontactsdata",
-                    "marketingcontactstatus",
-                    "lastactivitydate",
-                    "marketingemailconfirmationstatus",
-                    "unsubscribedfromallemail",
-                    "originalsource",
-                    "associatedcompany",
-                }
+            "email" in h
+            and (
+                "hsobjectid" in h
+                or (
+                    "recordid" in h
+                    and bool(
+                        h
+                        & {
+                            "createdate",
+                            "lifecyclestage",
+                            "contactowner",
+                            "legalbasisforprocessingcontactsdata",
+                            "marketingcontactstatus",
+                            "unsubscribedfromallemail",
+                            "marketingemailconfirmationstatus",
+                        }
+                    )
+                )
+                or any(k.startswith("optedoutofemail") for k in h)
             )
         ),
         _rules(
             {
-                "recordid": "record_id",
-                "email": "email",
+                "recordid|hsobjectid": "record_id",
                 "firstname": "first_name",
                 "lastname": "last_name",
-                "phonenumber|mobilephonenumber": "phone",
-                "companyname|associatedcompany": "company",
-                "streetaddress": "street",
-                "postalcode": "postcode",
+                "email": "email",
+                "phonenumber|phone|mobilephonenumber|mobilephone": "phone",
+                "companyname|company": "company",
+                "streetaddress|address": "street",
+                "postalcode|zip": "postcode",
                 "city": "city",
-                "countryregion": "country",
-                "legalbasisforprocessingcontactsdata": "lawful_basis",
-                "unsubscribedfromallemail|optedoutofemail*": "opted_out",
-                "marketingemailconfirmationstatus": "consent_status",
-                "invalidemailaddress|emailaddressquarantined": "hard_bounced",
-                "emailhardbouncereason": ("hard_bounced", _any_text_true),
+                "countryregion|country": "country",
+                "legalbasisforprocessingcontactsdata|hslegalbasis": "lawful_basis",
+                # Every subscription type counts except one-to-one sales email (in ignore below).
+                "unsubscribedfromallemail|hsemailoptout|optedoutofemail*|hsemailoptout*": "opted_out",
+                "marketingemailconfirmationstatus|hsemailconfirmationstatus": "consent_status",
+                "invalidemailaddress|hsemailbadaddress": "hard_bounced",
+                # HubSpot quarantines an address after spam reports or abuse: a suppression, not a bounce.
+                "emailaddressquarantined|hsemailquarantined": "opted_out",
+                "emailhardbouncereason|hsemailhardbouncereason|hsemailhardbouncereasonenum": (
+                    "hard_bounced",
+                    _hard_bounce_reason,
+                ),
                 "lifecyclestage": (
                     "is_customer",
                     lambda e: (
@@ -284,44 +376,106 @@ PRESETS: dict[str, Preset] = {
                     ),
                 ),
                 "createdate": "created_at",
-                "lastactivitydate|lastengagementdate": "last_activity_at",
-                "originalsource": "consent_source",
+                "lastactivitydate|lastengagementdate|noteslastupdated|hsemaillastopendate|hsemaillastclickdate": (
+                    "last_activity_at"
+                ),
+                "originalsource|hsanalyticssource": "consent_source",
             }
         )
-        + (Rule("legalbasisforprocessingcontactsdata", "is_customer", _true_if("existing customer")),),
+        # "Legitimate interest – existing customer" (older) and "Legitimate interest - Customer" (current).
+        + (
+            Rule("legalbasisforprocessingcontactsdata", "is_customer", _true_if("customer")),
+            Rule("hslegalbasis", "is_customer", _true_if("customer")),
+        ),
+        ignore=frozenset(
+            {
+                "optedoutofemailonetoone",  # one-to-one sales email, not marketing
+                "marketingemailsbounced",  # a count of bounces, soft ones included
+                "hsemailbounce",
+                "emailaddressquarantinereason",  # why it was quarantined; the quarantine itself is mapped
+                "hsemailquarantinedreason",
+            }
+        ),
     ),
+    # Salesforce: Data Loader / API exports use field names (HasOptedOutOfEmail, ISO UTC times,
+    # relationship names such as Individual.ShouldForget); report exports use labels ("Contact ID",
+    # "Email Opt Out" 1/0, "Email Bounced Date", "Mailing Zip/Postal Code"), US dates "3/5/2024 10:22 AM"
+    # in the user's time zone, and a footer after a blank line (developer.salesforce.com Object
+    # Reference: Contact, Individual, ContactPointTypeConsent).
     "salesforce": Preset(
         "salesforce",
-        lambda h: "id" in h and "email" in h and bool(h & {"hasoptedoutofemail", "leadsource", "individualid"}),
-        _rules(
+        lambda h: (
+            "email" in h
+            and bool(h & {"id", "contactid", "leadid"})
+            and bool(
+                h
+                & {
+                    "hasoptedoutofemail",
+                    "leadsource",
+                    "individualid",
+                    "emailoptout",
+                    "emailbounceddate",
+                    "emailbouncedreason",
+                    "isemailbounced",
+                    "privacyconsentstatus",
+                    "shouldforget",
+                }
+            )
+        ),
+        # A consent row (ContactPointTypeConsent) belongs to its party, not to its own Id.
+        (Rule("partyid", "record_id"),)
+        + _rules(
             {
-                "id": "record_id",
+                "id|contactid|leadid": "record_id",
                 "email": "email",
                 "firstname": "first_name",
                 "lastname": "last_name",
-                "name": "full_name",
-                "phone|mobilephone": "phone",
+                "name|fullname": "full_name",
+                "phone|mobilephone|mobile|businessphone": "phone",
                 "company|accountname": "company",
                 "mailingstreet|street": "street",
-                "mailingpostalcode|postalcode": "postcode",
+                "mailingpostalcode|postalcode|mailingzippostalcode|zippostalcode": "postcode",
                 "mailingcity|city": "city",
                 "mailingcountry|country": "country",
-                "hasoptedoutofemail|hasoptedoutsolicit": "opted_out",
+                # "Don't Market" (HasOptedOutSolicit) and "Don't Process" (HasOptedOutProcessing): stop.
+                "hasoptedoutofemail|emailoptout|hasoptedoutsolicit|dontmarket|hasoptedoutprocessing|dontprocess": (
+                    "opted_out"
+                ),
                 "privacyconsentstatus": "consent_status",
                 "capturedate": "consent_at",
                 "capturesource|leadsource": "consent_source",
                 "doubleconsentcapturedate": "confirmed_at",
                 "effectiveto": "consent_expires_at",
-                "emailbounceddate": "hard_bounced",
-                "shouldforget": "erasure_requested",
+                "emailbounceddate|isemailbounced": "hard_bounced",
+                "emailbouncedreason": ("hard_bounced", _any_text_true),
+                "shouldforget|forgetthisindividual": "erasure_requested",
                 "createddate": "created_at",
-                "lastactivitydate": "last_activity_at",
+                "lastactivitydate|lastactivity": "last_activity_at",
             }
         ),
+        # Tracking, profiling, fax and phone preferences say nothing about email marketing.
+        ignore=frozenset(
+            {
+                "hasoptedouttracking",
+                "donttrack",
+                "hasoptedoutprofiling",
+                "dontprofile",
+                "hasoptedoutgeotracking",
+                "hasoptedoutoffax",
+                "faxoptout",
+            }
+        ),
+        prepare=_salesforce_prepare,
+        month_first=True,
+        local_time=True,
+        relationship_names=True,
     ),
+    # Brevo contact export (help.brevo.com "Export your contacts"): EMAIL, FIRSTNAME/PRENOM, SMS,
+    # OPT_IN and DOUBLE_OPT-IN as yes/no, EMAIL_BLACKLISTED, ADDED_TIME and MODIFIED_TIME in the
+    # account's local time unless the value carries an offset.
     "brevo": Preset(
         "brevo",
-        lambda h: "email" in h and bool(h & {"addedtime", "doubleoptin"}),
+        lambda h: "email" in h and bool(h & {"addedtime", "doubleoptin", "emailblacklisted"}),
         _rules(
             {
                 "email": "email",
@@ -330,17 +484,25 @@ PRESETS: dict[str, Preset] = {
                 "sms|phone": "phone",
                 "company": "company",
                 "addedtime": "created_at",
+                # DOUBLE_OPT-IN "Yes" is a confirmed grant without a date; "No" says nothing more than OPT_IN.
                 "doubleoptin": ("consent_status", lambda e: pl.when(parse_bool(e)[0]).then(pl.lit("granted"))),
-                "optindate|optin": "consent_at",
+                "optin": ("consent_status", _bool_status),
+                "optindate": "consent_at",
                 "emailblacklisted|blacklisted": "opted_out",
                 "lastopen|lastclick": "last_activity_at",
             }
         ),
         has_record_id=False,
+        ignore=frozenset({"smsblacklisted", "whatsappblacklisted"}),  # other channels
+        local_time=True,
     ),
+    # Klaviyo profile export (help.klaviyo.com "Understanding suppressed email profiles"): "Email
+    # Marketing Consent", its timestamp, and "Email Suppressions" with USER_SUPPRESSED, UNSUBSCRIBE,
+    # SPAM_REPORT, HARD_BOUNCE, INVALID_EMAIL ...; the older layout has "Klaviyo ID", a "Consent"
+    # list such as ['email', 'sms'] and "$consent_timestamp".
     "klaviyo": Preset(
         "klaviyo",
-        _has("email", "emailmarketingconsent"),
+        lambda h: "email" in h and bool(h & {"emailmarketingconsent", "klaviyoid"}),
         _rules(
             {
                 "email": "email",
@@ -353,26 +515,40 @@ PRESETS: dict[str, Preset] = {
                 "city": "city",
                 "country": "country",
                 "emailmarketingconsent": "consent_status",
-                "emailmarketingconsenttimestamp": "consent_at",
-                "profilecreatedon": "created_at",
+                "emailmarketingconsenttimestamp|consenttimestamp": "consent_at",
+                "consent": ("consent_status", _klaviyo_consent_list),
+                "profilecreatedon|created": "created_at",
                 "lastactive": "last_activity_at",
                 "klaviyoid|id": "record_id",
-                # The suppression column says why: only a bounce is a bounce, the rest is an opt-out.
-                "emailsuppressions|emailmarketingsuppressionreason": ("hard_bounced", _true_if("bounce")),
+                "emailsuppressions|emailmarketingsuppressionreason": ("hard_bounced", _true_if("bounce|invalid")),
             }
         )
-        + (Rule("emailsuppressions", "opted_out", _true_if("unsubscrib|spam|complain|manual")),),
+        + (
+            Rule("emailsuppressions", "opted_out", _klaviyo_suppression_optout),
+            Rule("emailmarketingsuppressionreason", "opted_out", _klaviyo_suppression_optout),
+        ),
     ),
     "generic": Preset("generic", lambda h: True, GENERIC_RULES, has_record_id=True),
 }
 
+# A column whose folded name says objection, in English and Swedish. No preset or mapping using it
+# stops the run: dropping it silently could keep someone who said no.
+OBJECTION_HEADER = re.compile(
+    r"optout|optedout|unsub|avregistr|avanmal|avslut|bounce|studs|suppress|blacklist|blocklist|denylist"
+    r"|forget|forgot|radera|radering|sparr|spam|complain|erasure|donotemail|donotmail|donotcontact|dontemail"
+    r"|dontmail|dontmarket|dontprocess|quarantin"
+)
+OBJECTION_TARGETS = ("opted_out", "erasure_requested", "hard_bounced")
+
 
 @dataclass(frozen=True)
 class UserMapping:
-    """A ``--mapping`` file: ``[columns]`` of ``"Source header" = "canonical_field"``."""
+    """A ``--mapping`` file: ``[columns]`` of ``"Source header" = "canonical_field"``, and
+    ``ignore = ["Header", ...]`` for columns that sound like an objection but are not one."""
 
     rules: tuple[Rule, ...]
     preset: str | None = None
+    ignore: frozenset[str] = frozenset()
 
 
 def load_mapping(path: str | Path | None) -> UserMapping | None:
@@ -386,9 +562,13 @@ def load_mapping(path: str | Path | None) -> UserMapping | None:
         raw = tomllib.loads(source.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"the mapping file is not valid TOML ({exc}).", path=source, fix=example) from exc
-    problems = [f"unknown key {k!r}" for k in raw if k not in {"columns", "preset"}]
+    problems = [f"unknown key {k!r}" for k in raw if k not in {"columns", "preset", "ignore"}]
     columns = raw.get("columns", {})
-    if not isinstance(columns, dict) or not columns:
+    ignore = raw.get("ignore", [])
+    if not isinstance(ignore, list) or not all(isinstance(h, str) for h in ignore):
+        problems.append("ignore must be a list of column names")
+        ignore = []
+    if not isinstance(columns, dict) or (not columns and not ignore):
         problems.append("it has no [columns] table")
         columns = {}
     rules = []
@@ -407,64 +587,115 @@ def load_mapping(path: str | Path | None) -> UserMapping | None:
             path=source,
             fix=example + f" Fields: {', '.join(TARGETS)}.",
         )
-    return UserMapping(tuple(rules), preset)
+    return UserMapping(tuple(rules), preset, frozenset(fold(h) for h in ignore))
+
+
+def _detection_keys(headers: Sequence[str]) -> set[str]:
+    """Folded headers, with relationship names (``Individual.ShouldForget``) also by their last part."""
+    return {fold(h) for h in headers} | {fold(h.rsplit(".", 1)[1]) for h in headers if "." in h}
 
 
 def detect_preset(headers: Sequence[str]) -> str:
-    folded = {fold(h) for h in headers}
+    folded = _detection_keys(headers)
     for name, preset in PRESETS.items():
         if name != "generic" and preset.detect(folded):
             return name
     return "generic"
 
 
-def _sources(table: RawTable, preset: Preset, user: UserMapping | None) -> dict[str, list[pl.Expr]]:
-    """Which column expressions feed each target in this file."""
+def _sources(table: RawTable, preset: Preset, user: UserMapping | None) -> tuple[dict[str, list[pl.Expr]], set[str]]:
+    """Which column expressions feed each target in this file, and the headers that feed one."""
     sources: dict[str, list[pl.Expr]] = {}
     used: set[str] = set()
     headers = [c for c in table.frame.columns if c != ROW]
     folded = {h: fold(h) for h in headers}
+    keys = {h: preset.key(h) for h in headers}
+    user_targets = {r.target for r in user.rules} if user else set()
     if user:
         for h in headers:
             for rule in user.rules:
                 if rule.matches(folded[h]):
                     sources.setdefault(rule.target, []).append(pl.col(h))
                     used.add(h)
+    user_used = set(used)
     for rule in preset.rules:
-        if rule.target in sources and user and any(r.target == rule.target for r in user.rules):
-            continue  # the user's mapping overrides the preset for this field
+        # The user's mapping overrides the preset for a field, except that an objection column the
+        # preset knows is never dropped: both feed the field.
+        if rule.target in user_targets and rule.target not in OBJECTION_TARGETS:
+            continue
         for h in headers:
-            if h not in used and rule.matches(folded[h]):
+            if h not in user_used and keys[h] not in preset.ignore and rule.matches(keys[h]):
                 expr = pl.col(h) if rule.convert is None else rule.convert(pl.col(h))
                 sources.setdefault(rule.target, []).append(expr)
-    consumed = used | {h for h in headers for r in preset.rules if r.matches(folded[h])}
+                used.add(h)
     # Contact fields a tool leaves to custom columns (Mailchimp's "Company") come from the synonyms.
     for rule in GENERIC_RULES:
         if rule.target in CONTACT_FIELDS and rule.target not in sources:
             for h in headers:
-                if h not in consumed and rule.matches(folded[h]):
+                if h not in used and rule.matches(folded[h]):
                     sources.setdefault(rule.target, []).append(pl.col(h))
+                    used.add(h)
     for target, value in preset.constants(table.source_file).items():
         sources.setdefault(target, []).append(pl.lit(value))
-    return sources
+    return sources, used
+
+
+def unused_objection_columns(
+    headers: Sequence[str], used: set[str], preset: Preset, user: UserMapping | None
+) -> list[str]:
+    """Columns that no rule uses, that no one said to ignore, and whose name reads as an objection."""
+    ignored = preset.ignore | (user.ignore if user else frozenset())
+    return [
+        h
+        for h in headers
+        if h not in used
+        and fold(h) not in ignored
+        and preset.key(h) not in ignored
+        and OBJECTION_HEADER.search(fold(h))
+    ]
 
 
 def map_table(
-    table: RawTable, preset_name: str = "auto", user: UserMapping | None = None, where: str | None = None
+    table: RawTable,
+    preset_name: str = "auto",
+    user: UserMapping | None = None,
+    where: str | None = None,
+    local_zone: str = "UTC",
 ) -> tuple[pl.DataFrame, str]:
-    """Map one file to the canonical frame; returns the frame and the preset used."""
+    """Map one file to the canonical frame; returns the frame and the preset used. ``local_zone`` is
+    the time zone of naive times in exports that write local time (Brevo, Salesforce reports)."""
     headers = [c for c in table.frame.columns if c != ROW]
     chosen = (user.preset if user and user.preset else None) or preset_name
     name = detect_preset(headers) if chosen == "auto" else chosen
     preset = PRESETS[name]
-    sources = _sources(table, preset, user)
+    table = RawTable(table.source_file, preset.prepare(table.frame), input_index=table.input_index)
+    sources, used = _sources(table, preset, user)
+    where = where or table.source_file
     if "email" not in sources:
         seen = ", ".join(repr(h) for h in headers) or "none"
         raise InputError(
             f"no column holds email addresses (preset {name}; headers seen: {seen}).",
-            path=where or table.source_file,
-            fix='Pass --mapping FILE with a TOML table [columns] naming the email column, e.g. "Mejl" = "email", '
+            path=where,
+            fix=(
+                "Salesforce consent rows (ContactPointTypeConsent) carry no address: export them in a report "
+                "with the contact's Email column. "
+                if "contactpointtype" in _detection_keys(headers)
+                else ""
+            )
+            + 'Pass --mapping FILE with a TOML table [columns] naming the email column, e.g. "Mejl" = "email", '
             "or --preset if the file comes from a known tool.",
+        )
+    unmapped = unused_objection_columns(headers, used, preset, user)
+    if unmapped:
+        listed = ", ".join(repr(h) for h in unmapped)
+        first = unmapped[0]
+        raise InputError(
+            f"the column(s) {listed} read as an objection (opt-out, unsubscribe, bounce, suppression or "
+            f"erasure) but no preset or mapping uses them (preset {name}); ignoring them could keep someone "
+            "who said no.",
+            path=where,
+            fix=f'Map each with --mapping FILE, e.g. [columns] "{first}" = "opted_out" (or erasure_requested, '
+            f'hard_bounced), or, if it says nothing about email permission, list it there as ignore = ["{first}"].',
         )
 
     def blank(e: pl.Expr) -> pl.Expr:
@@ -480,15 +711,11 @@ def map_table(
             column = f"__{target}__{i}"
             texts[column] = blank(e)
             names.setdefault(target, []).append(column)
-    for target in ("consent_status", "lawful_basis", "tags"):
+    for target in ("lawful_basis", "tags"):
         columns = names.get(target, [])
         if len(columns) > 1:  # several columns feed one field: read them as one text
             parts = [texts.pop(c) for c in columns]
-            texts[columns[0]] = (
-                pl.coalesce(parts)
-                if target == "consent_status"
-                else pl.concat_str(parts, separator=";", ignore_nulls=True)
-            )
+            texts[columns[0]] = pl.concat_str(parts, separator=";", ignore_nulls=True)
             names[target] = [columns[0]]
 
     parsed: list[pl.Expr] = []
@@ -497,14 +724,17 @@ def map_table(
     def src(target: str) -> list[str]:
         return names.get(target, [])
 
+    zone = local_zone if preset.local_time else None
     for target in DATE_FIELDS:
         for c in src(target):
-            value, unreadable = parse_datetime(pl.col(c))
+            value, unreadable = parse_datetime(pl.col(c), month_first=preset.month_first, local_zone=zone)
             parsed += [value.alias(f"{c}__v"), unreadable.alias(f"{c}__bad")]
             bad.append((target, c))
     for target in FLAG_DATE_FIELDS:
         for c in src(target):
-            flag, date, unreadable = parse_flag_or_date(pl.col(c))
+            flag, date, unreadable = parse_flag_or_date(
+                pl.col(c), objection=target in OBJECTION_TARGETS, month_first=preset.month_first, local_zone=zone
+            )
             parsed += [flag.alias(f"{c}__v"), date.alias(f"{c}__d"), unreadable.alias(f"{c}__bad")]
             bad.append((target, c))
     for c in src("consent_status"):
@@ -527,8 +757,13 @@ def map_table(
         else:
             out.append(pl.coalesce(cols).alias(target))
     out.append(parse_tags(pl.col(src("tags")[0]) if src("tags") else pl.lit(None, pl.String)).alias("tags"))
-    status = src("consent_status")
-    out.append((pl.col(f"{status[0]}__v") if status else pl.lit("unknown")).alias("consent_status"))
+    # Several status columns: the least mailable reading wins (an objection, then what cannot be read).
+    statuses = [pl.col(f"{c}__v") for c in src("consent_status")]
+    status: pl.Expr = pl.lit("unknown")
+    if statuses:
+        for word in reversed(STATUS_PRECEDENCE):
+            status = pl.when(pl.any_horizontal([s == word for s in statuses])).then(pl.lit(word)).otherwise(status)
+    out.append(status.alias("consent_status"))
     bases = src("lawful_basis")
     out.append((pl.col(f"{bases[0]}__v") if bases else pl.lit([], pl.List(pl.String))).alias("lawful_basis"))
     for target in DATE_FIELDS:
@@ -575,14 +810,14 @@ def map_table(
 
 
 def map_tables(
-    tables: Sequence[RawTable], preset: str = "auto", user: UserMapping | None = None
+    tables: Sequence[RawTable], preset: str = "auto", user: UserMapping | None = None, local_zone: str = "UTC"
 ) -> tuple[pl.DataFrame, dict[str, str]]:
     """Map every table and stack them in input order; returns the frame and the preset per file."""
     if preset not in PRESETS_NAMES:
         raise ConfigError(f"unknown preset {preset!r}.", fix=f"Use one of: {', '.join(PRESETS_NAMES)}.")
     frames, used = [], {}
     for table in tables:
-        mapped, name = map_table(table, preset, user)
+        mapped, name = map_table(table, preset, user, local_zone=local_zone)
         frames.append(mapped)
         used[table.source_file] = name
     if not frames:

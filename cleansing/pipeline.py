@@ -99,7 +99,12 @@ def stage_read(ctx: RunContext) -> RunContext:
 def stage_map(ctx: RunContext) -> RunContext:
     from schemas.contacts import MappedContacts
 
-    contacts, ctx.presets = map_tables(ctx.read.tables, ctx.request.preset, load_mapping(ctx.request.mapping))
+    contacts, ctx.presets = map_tables(
+        ctx.read.tables,
+        ctx.request.preset,
+        load_mapping(ctx.request.mapping),
+        local_zone=ctx.policy.policy.contacts.local_timezone,
+    )
     MappedContacts.validate(contacts)
     ctx.contacts = contacts.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
     return ctx

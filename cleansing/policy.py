@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
+import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -38,18 +39,20 @@ class ConsentPolicy(_Section):
     propagate_opt_out: bool = True
     """An opt-out on one address of a person discards the person's other addresses."""
     third_party_patterns: tuple[str, ...] = (
-        "purchas",
-        "bought",
-        "list rental",
-        "rented list",
-        "third.party",
-        "3rd party",
-        "co-?registration",
-        "köpt",
-        "hyrd lista",
-        "tredje part",
+        r"(?:purchased|bought|rented|leased|acquired) (?:e-?mail )?(?:lists?|leads?|data(?:base)?|contacts?|addresses)",
+        r"list (?:rental|purchase)",
+        r"(?:lead|data|list) ?(?:vendor|broker)s?",
+        r"third[- ]?party",
+        r"3rd[- ]?party",
+        r"co-?reg(?:istration)?",
+        r"partner ?lists?",
+        r"partnerlist(?:a|an|or)",
+        r"köpta? (?:e-?post)?(?:lista|listan|listor|adresser|leads|register|data)",
+        r"hyrda? (?:lista|listan|listor|adresser|register)",
+        r"tredje ?parts?\w*",
     )
-    """Case-insensitive regular expressions on consent_source and tags that mark a bought or rented list."""
+    """Case-insensitive regular expressions on consent_source and tags that mark a bought, rented or
+    partner list. Each matches whole words: "purchased list" is one, "Purchase confirmation page" is not."""
 
     @field_validator("third_party_patterns")
     @classmethod
@@ -88,6 +91,17 @@ class DomainPolicy(_Section):
 class ContactPolicy(_Section):
     default_region: str = Field(default="SE", pattern=r"^[A-Z]{2}$")
     """Region (ISO 3166 alpha-2) for phone numbers written without a country code."""
+    local_timezone: str = "Europe/Stockholm"
+    """Time zone of times written without an offset by tools that export local time (Brevo, Salesforce reports)."""
+
+    @field_validator("local_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an IANA time zone such as Europe/Stockholm") from exc
+        return value
 
 
 class ReportPolicy(_Section):

@@ -77,11 +77,14 @@ _INFO: dict[Reason, ReasonInfo] = {
     Reason.OPTED_OUT: ReasonInfo(
         _D,
         "R3",
-        "The person opted out (unsubscribed or objected) and has not opted in again since.",
+        "The person opted out (unsubscribed, objected or refused consent) and has not opted in again since.",
         "Never mail it, not even to ask again; keep it suppressed.",
     ),
     Reason.HARD_BOUNCE: ReasonInfo(
-        _D, "R4", "The source marks the address as bounced or invalid.", "Remove it from the mailing list."
+        _D,
+        "R4",
+        "The source marks the address as undeliverable (a hard bounce, repeated soft bounces, or invalid).",
+        "Remove it from the mailing list.",
     ),
     Reason.NO_MAIL_DOMAIN: ReasonInfo(
         _D,
@@ -174,6 +177,7 @@ class Flag(StrEnum):
     MX_UNVERIFIED = "MX_UNVERIFIED"
     VIA_DUPLICATE = "VIA_DUPLICATE"
     SOURCE_CONFLICT = "SOURCE_CONFLICT"
+    FUTURE_DATE = "FUTURE_DATE"
 
 
 def unparseable_flag(field: str) -> str:

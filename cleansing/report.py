@@ -49,8 +49,9 @@ def rule_table(policy: Policy) -> list[dict[str, str]]:
         "R0": "email missing or invalid syntax",
         "R1": "on the suppression list, no evidenced consent since",
         "R2": "erasure requested",
-        "R3": "opted out" + (", with no evidenced consent since" if c.reoptin_after_optout else ""),
-        "R4": "hard bounce, unless confirmed after it",
+        "R3": "opted out or refused (an unreadable or undated objection always stands)"
+        + (", with no evidenced consent since" if c.reoptin_after_optout else ""),
+        "R4": "undeliverable (hard bounce, cleaned), unless confirmed after it",
         "R5": "domain does not exist or takes no mail (DNS healthy)",
         "R6": "disposable domain" + ("" if policy.domains.discard_disposable else " (off by policy)"),
         "R7": "bought, rented or partner list (third party)",
@@ -59,9 +60,9 @@ def rule_table(policy: Policy) -> list[dict[str, str]]:
         + (" (double opt-in required)" if c.require_double_opt_in else ""),
         "R10": f"evidenced consent within {c.expire_after_months} months",
         "R11": f"double opt-in pending: within {c.pending_max_days} days reconfirm, else discard",
-        "R12": f"customer with a purchase within {policy.soft_opt_in.max_months} months (soft opt-in)"
+        "R12": f"customer with a purchase within {policy.soft_opt_in.max_months} months and no refusal (soft opt-in)"
         + ("" if policy.soft_opt_in.enabled else " (off by policy)"),
-        "R13": f"consent claimed without evidence → {c.unproven_consent}",
+        "R13": f"consent claimed without evidence, or in words that cannot be read → {c.unproven_consent}",
         "R14": f"legitimate interest only → {policy.legitimate_interest.action}",
         "R15": "anything else",
     }

@@ -6,7 +6,9 @@ import pandera.polars as pa
 import polars as pl
 from pandera.engines.polars_engine import DateTime
 
-STATUSES = ["granted", "pending", "withdrawn", "none", "unknown"]
+from cleansing.values import STATUS_PRECEDENCE
+
+STATUSES = list(STATUS_PRECEDENCE)
 CLASSES = ["keep", "reconfirm", "discard", "quarantine"]
 UTC = DateTime(time_zone="UTC", time_unit="us")
 

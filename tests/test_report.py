@@ -38,13 +38,13 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The bundled sample run twice on one state database, half a year apart."""
+    """The bundled sample (dated up to November 2026) run twice on one state database, half a year apart."""
     tmp = tmp_path_factory.mktemp("report")
     first = run_pipeline(
-        RunRequest(as_of=dt.date(2026, 5, 1), out_dir=str(tmp / "out"), state=str(tmp / "s.sqlite"), check_mx=False)
+        RunRequest(as_of=dt.date(2026, 11, 2), out_dir=str(tmp / "out"), state=str(tmp / "s.sqlite"), check_mx=False)
     )
     second = run_pipeline(
-        RunRequest(as_of=dt.date(2026, 11, 2), out_dir=str(tmp / "out"), state=str(tmp / "s.sqlite"), check_mx=False)
+        RunRequest(as_of=dt.date(2027, 5, 3), out_dir=str(tmp / "out"), state=str(tmp / "s.sqlite"), check_mx=False)
     )
     assert first.run_dir is not None and second.run_dir is not None
     return first.run_dir, second.run_dir
@@ -84,7 +84,7 @@ def test_change_since_previous_run_shows_consent_that_went_stale(two_runs: tuple
     first, second = (json.loads((d / "report.json").read_text()) for d in two_runs)
     assert first["change"]["previous_run"] is None
     change = second["change"]
-    assert change["previous_run"] == first["run_id"] and change["previous_as_of"] == "2026-05-01"
+    assert change["previous_run"] == first["run_id"] and change["previous_as_of"] == "2026-11-02"
     delta = {r["reason"]: r["delta"] for r in change["by_reason"]}
     assert delta["CONSENT_VALID"] < 0 < delta["CONSENT_STALE"]
     assert delta["SUPPRESSED"] > 0  # last run's opt-outs are now on the suppression list
