@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from importlib import resources
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from .validate import validate
 from .write import new_run_id, publish, write_json
 
 DEFAULT_OUT = Path("out")
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
+SAMPLE_DIR = Path(str(resources.files("cleansing.data").joinpath("samples")))
 
 
 @dataclass(frozen=True)

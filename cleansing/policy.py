@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from importlib import resources
 import re
 import tomllib
 import zoneinfo
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 
-DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[1] / "data" / "policy.default.toml"
+DEFAULT_POLICY_PATH = Path(str(resources.files("cleansing.data").joinpath("policy.default.toml")))
 
 
 class _Section(BaseModel):

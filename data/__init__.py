@@ -1,0 +1,1 @@
+"""The default policy and the bundled sample exports, installed as ``cleansing.data``."""
