@@ -266,11 +266,13 @@ def check_domains(
     canaries = list(policy.canaries)
     fresh = lookup_domains([*to_check, *[c for c in canaries if c not in to_check]], resolver, concurrency)
     by_domain = {r.domain: r for r in fresh}
-    if cache:
-        cache.cache_domains([r for r in fresh if r.status != UNKNOWN], now)
-    statuses = {d: cached[d][0] if d in cached else by_domain[d].status for d in domains}
+    # What this run was told (the canaries are asked every time) beats what an older run was told.
+    statuses = {d: by_domain[d].status if d in by_domain else cached[d][0] for d in domains}
     canary_status = {c: by_domain[c].status for c in canaries}
     healthy, detail = health(statuses, canary_status, policy)
+    if cache and healthy:  # an unhealthy run's answers are not knowledge: nothing of it is kept
+        cache.cache_domains([r for r in fresh if r.status != UNKNOWN], now)
+    cached = {d: v for d, v in cached.items() if d not in by_domain}
     suggestions = {d: typo_suggestion(d) for d, s in statuses.items() if s in PERMANENT_FAILURES}
     suggestions = {d: s for d, s in suggestions.items() if s}
     table = pl.DataFrame(

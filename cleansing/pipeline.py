@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from importlib import resources
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from importlib import resources
 import re
 import tomllib
 import zoneinfo
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 

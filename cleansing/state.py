@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS domain_cache (
     status TEXT NOT NULL,
     detail TEXT NOT NULL,
     checked_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL
+    expires_at TEXT NOT NULL,
+    learned_healthy INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -66,6 +67,9 @@ class StateStore:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             with self._connect() as db:
                 db.executescript(_SCHEMA)
+                columns = {row[1] for row in db.execute("PRAGMA table_info(domain_cache)")}
+                if "learned_healthy" not in columns:  # a database from before the column: trust none of it
+                    db.execute("ALTER TABLE domain_cache ADD COLUMN learned_healthy INTEGER NOT NULL DEFAULT 0")
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(
                 f"the state database cannot be opened ({exc}).",
@@ -116,7 +120,7 @@ class StateStore:
             return db.total_changes - before
 
     def cached_domains(self, domains: Sequence[str], now: dt.datetime) -> dict[str, tuple[str, str]]:
-        """Cached statuses that have not expired: domain → (status, detail)."""
+        """Cached statuses that have not expired and were learned in a healthy run: domain → (status, detail)."""
         stamp = now.isoformat()
         out: dict[str, tuple[str, str]] = {}
         with self._connect() as db:
@@ -124,20 +128,20 @@ class StateStore:
             db.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", [(d,) for d in domains])
             for domain, status, detail in db.execute(
                 "SELECT c.domain, c.status, c.detail FROM domain_cache c JOIN wanted w USING (domain) "
-                "WHERE c.expires_at > ?",
+                "WHERE c.expires_at > ? AND c.learned_healthy = 1",
                 (stamp,),
             ):
                 out[domain] = (status, detail)
         return out
 
     def cache_domains(self, results: Sequence[DomainResult], now: dt.datetime) -> None:
-        """Store results until their TTL runs out (``unknown`` is never passed here)."""
+        """Store results of a healthy run until their TTL runs out (``unknown`` is never passed here)."""
         rows = [
-            (r.domain, r.status, r.detail, now.isoformat(), (now + dt.timedelta(seconds=r.ttl)).isoformat())
+            (r.domain, r.status, r.detail, now.isoformat(), (now + dt.timedelta(seconds=r.ttl)).isoformat(), 1)
             for r in results
         ]
         with self._connect() as db:
-            db.executemany("INSERT OR REPLACE INTO domain_cache VALUES (?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT OR REPLACE INTO domain_cache VALUES (?, ?, ?, ?, ?, ?)", rows)
 
     def record_run(self, run_id: str, as_of: dt.date, run_dir: str, summary: dict[str, object]) -> None:
         with self._connect() as db:

@@ -8,8 +8,8 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
-from prefect.client.schemas.objects import TaskRun
-from prefect.states import Completed, State
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.states import Completed
 
 from cleansing.errors import TransientError
 from cleansing.pipeline import STAGES, Progress, RunContext, RunRequest, prepare, run_stage
@@ -35,14 +35,13 @@ def _stage_task(name: str, stage: Callable[[RunContext], RunContext]) -> Any:
     run.__name__ = f"stage_{name}"
     retries = 2 if name in IO_STAGES else 0
     return task(
-        run,
         name=name,
         cache_policy=NONE,
         persist_result=False,
         retries=retries,
         retry_delay_seconds=2,
         retry_condition_fn=_transient_only if retries else None,
-    )
+    )(run)
 
 
 TASKS = [(name, _stage_task(name, stage)) for name, stage in STAGES]

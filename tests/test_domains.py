@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from cleansing.domains import disposable, lookup_domains, typo_suggestion
-from cleansing.pipeline import RunRequest, run_pipeline
+from cleansing.pipeline import RunContext, RunRequest, run_pipeline
 from cleansing.resolver import DnsResolver, parse_server
 
 from .dns_server import DnsServer
@@ -136,10 +136,11 @@ def test_typo_suggestions_point_at_common_domains(domain: str, suggestion: str |
     assert typo_suggestion(domain) == suggestion
 
 
-def _run(tmp_path: Path, server: DnsServer, rows: list[str], name: str = "c.csv") -> pl.DataFrame:
+def _run_ctx(tmp_path: Path, server: DnsServer, rows: list[str], name: str = "c.csv") -> RunContext:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     source = tmp_path / name
     source.write_text("email,consent date\n" + "".join(f"{r},2026-10-01\n" for r in rows))
-    ctx = run_pipeline(
+    return run_pipeline(
         RunRequest(
             sources=(str(source),),
             as_of=dt.date(2026, 11, 29),
@@ -148,6 +149,10 @@ def _run(tmp_path: Path, server: DnsServer, rows: list[str], name: str = "c.csv"
             dns_servers=(server.address,),
         )
     )
+
+
+def _run(tmp_path: Path, server: DnsServer, rows: list[str], name: str = "c.csv") -> pl.DataFrame:
+    ctx = _run_ctx(tmp_path, server, rows, name)
     assert ctx.run_dir is not None
     return pl.read_parquet(ctx.run_dir / "decisions.parquet").join(
         pl.concat([pl.read_parquet(ctx.run_dir / f"{k}.parquet") for k in ("keep", "reconfirm", "discard")]).select(
@@ -192,7 +197,9 @@ def test_pipeline_discards_dead_domains_and_never_transient_ones(tmp_path: Path,
 
 
 def test_second_run_asks_no_questions_about_known_domains(tmp_path: Path, server: DnsServer) -> None:
-    addresses = ["a@mx.zone.se", "b@missing.zone.se", "c@nodata.zone.se", "d@refused.zone.se"]
+    # One unknown among eight stays under the unhealthy share (0.2): a healthy run, whose answers are kept.
+    known = ["e@gmail.com", "f@outlook.com", "g@yahoo.com", "h@aonly.zone.se"]
+    addresses = ["a@mx.zone.se", "b@missing.zone.se", "c@nodata.zone.se", "d@refused.zone.se", *known]
     _run(tmp_path, server, addresses)
     before = {d: server.count(d) for d in ("mx.zone.se", "missing.zone.se", "nodata.zone.se", "refused.zone.se")}
     _run(tmp_path, server, addresses)
@@ -272,3 +279,39 @@ def test_sample_against_a_healthy_resolver_reaches_every_rule_but_double_opt_in(
     assert {r.value for r in Reason} - reasons == {"NEEDS_DOUBLE_OPT_IN"}
     typos = ctx.contacts.filter(pl.col("flags").list.contains("TYPO_SUSPECTED"))
     assert typos.height > 0 and set(typos["reason"]) <= {"NO_MAIL_DOMAIN", "DISPOSABLE_DOMAIN"}
+
+
+def test_an_unhealthy_run_does_not_poison_the_cache_of_the_next_healthy_run(tmp_path: Path, server: DnsServer) -> None:
+    """A resolver that answers NXDOMAIN for everything, then a healthy one within the hour, on one state:
+    the second run decides exactly as a healthy run on a fresh state."""
+    addresses = ["anna@mx.zone.se", "bo@missing.zone.se", "cia@gmail.com", "dan@nullmx.zone.se"]
+
+    def reasons(ctx: object) -> list[str]:
+        return ctx.contacts.sort("_row")["reason"].to_list()  # type: ignore[attr-defined, no-any-return]
+
+    shared = tmp_path / "shared"
+    with DnsServer(ZONE, lie=True) as liar:
+        first = _run_ctx(shared, liar, addresses)
+    assert first.dns.healthy is False
+    second = _run_ctx(shared, server, addresses)
+    fresh = _run_ctx(tmp_path / "fresh", server, addresses)
+    assert second.dns.healthy and reasons(second) == reasons(fresh)
+    assert reasons(fresh) == ["CONSENT_VALID", "NO_MAIL_DOMAIN", "CONSENT_VALID", "NO_MAIL_DOMAIN"]
+    with sqlite3.connect(shared / "s.sqlite") as db:
+        learned = dict(db.execute("SELECT domain, status FROM domain_cache"))
+    assert learned["gmail.com"] == "deliverable" and learned["mx.zone.se"] == "deliverable"
+
+
+def test_a_canary_answered_deliverable_now_is_never_taken_from_an_older_negative_entry(
+    tmp_path: Path, server: DnsServer
+) -> None:
+    state = tmp_path / "s.sqlite"
+    _run_ctx(tmp_path, server, ["anna@mx.zone.se"])
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    with sqlite3.connect(state) as db:
+        db.execute(
+            "INSERT OR REPLACE INTO domain_cache VALUES ('gmail.com', 'domain_missing', 'stale', ?, ?, 1)",
+            (dt.datetime.now(dt.UTC).isoformat(), later.isoformat()),
+        )
+    ctx = _run_ctx(tmp_path, server, ["cia@gmail.com"])
+    assert ctx.contacts["reason"].to_list() == ["CONSENT_VALID"]
