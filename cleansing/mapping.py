@@ -105,9 +105,12 @@ class Preset:
 
     def key(self, header: str) -> str:
         """The folded header this preset's rules see."""
-        if self.relationship_names and "." in header:
-            header = header.rsplit(".", 1)[1]
-        return fold(header)
+        return relationship_key(header) if self.relationship_names else fold(header)
+
+
+def relationship_key(header: str) -> str:
+    """A relationship name by its last part, folded: ``Individual.ShouldForget`` → ``shouldforget``."""
+    return fold(header.rsplit(".", 1)[-1])
 
 
 def _true_if(pattern: str) -> Convert:
@@ -144,7 +147,7 @@ _SF_CONSENT_FIELDS = ("privacyconsentstatus", "capturedate", "capturesource", "d
 def _salesforce_prepare(frame: pl.DataFrame) -> pl.DataFrame:
     """ContactPointTypeConsent rows speak for one channel: only ``ContactPointType = Email`` rows say
     anything about email; the consent fields of the others (Phone, Social, ...) are blanked."""
-    columns = {fold(c.rsplit(".", 1)[-1]): c for c in frame.columns}
+    columns = {relationship_key(c): c for c in frame.columns}
     if "contactpointtype" not in columns:
         return frame
     other_channel = fold_expr(pl.col(columns["contactpointtype"])).fill_null("") != "email"
@@ -592,7 +595,7 @@ def load_mapping(path: str | Path | None) -> UserMapping | None:
 
 def _detection_keys(headers: Sequence[str]) -> set[str]:
     """Folded headers, with relationship names (``Individual.ShouldForget``) also by their last part."""
-    return {fold(h) for h in headers} | {fold(h.rsplit(".", 1)[1]) for h in headers if "." in h}
+    return {fold(h) for h in headers} | {relationship_key(h) for h in headers}
 
 
 def detect_preset(headers: Sequence[str]) -> str:
