@@ -127,8 +127,12 @@ def judge_addresses(addresses: pl.DataFrame, policy: Policy, as_of: dt.date, dns
         | pl.lit(not c.reoptin_after_optout)
         | ~(pl.col("_evidence_at") > pl.col("opted_out_at")).fill_null(False)
     )
-    suppressed = pl.col("suppressed_at").is_not_null() & ~(pl.col("_evidence_at") > pl.col("suppressed_at")).fill_null(
-        False
+    # The list holds each objection's own date (null: undated, never lifted), so an address is judged
+    # alike whether an earlier run saw its objection or not.
+    suppressed = pl.col("_listed").fill_null(False) & (
+        pl.col("suppressed_at").is_null()
+        | pl.lit(not c.reoptin_after_optout)
+        | ~(pl.col("_evidence_at") > pl.col("suppressed_at")).fill_null(False)
     )
     bounced = pl.col("hard_bounced") & (
         pl.col("_bounce_undated") | ~(pl.col("confirmed_at") > pl.col("bounced_at")).fill_null(False)
@@ -165,9 +169,10 @@ def judge_addresses(addresses: pl.DataFrame, policy: Policy, as_of: dt.date, dns
         return cond, pl.lit(klass), pl.lit(reason.value)
 
     rules = [
-        rule(suppressed, DISCARD, Reason.SUPPRESSED),
+        # R2 and R3 before R1: when today's inputs carry the objection, the reason is theirs.
         rule(pl.col("erasure_requested"), DISCARD, Reason.ERASURE_REQUESTED),
         rule(standing_optout, DISCARD, Reason.OPTED_OUT),
+        rule(suppressed, DISCARD, Reason.SUPPRESSED),
         rule(bounced, DISCARD, Reason.HARD_BOUNCE),
         rule(no_mail, DISCARD, Reason.NO_MAIL_DOMAIN),
         rule(disposable, DISCARD, Reason.DISPOSABLE_DOMAIN),
@@ -188,6 +193,19 @@ def judge_addresses(addresses: pl.DataFrame, policy: Policy, as_of: dt.date, dns
         klass = pl.when(cond).then(k).otherwise(klass)
         reason = pl.when(cond).then(r).otherwise(reason)
     return frame.with_columns(klass.alias("class"), reason.alias("reason"))
+
+
+def suppression_entries(addresses: pl.DataFrame) -> pl.DataFrame:
+    """``address_key, objection_at`` for every address whose own records carry a standing objection
+    (R2, R3): the opt-out date the source gives, or null (undated) for an erasure, an undated or
+    unreadable opt-out. An address discarded only through another address of its person
+    (``VIA_DUPLICATE``) is not listed: its own evidence holds no objection, and a later run that no
+    longer links the two must judge it on its own."""
+    own = addresses.filter(pl.col("reason").is_in(SUPPRESSION_REASONS) & ~pl.col("via_duplicate"))
+    undated = (pl.col("reason") == Reason.ERASURE_REQUESTED.value) | pl.col("_optout_undated")
+    return own.select(
+        "address_key", pl.when(undated).then(None).otherwise(pl.col("opted_out_at")).alias("objection_at")
+    ).sort("address_key")
 
 
 def merge_addresses(records: pl.DataFrame) -> pl.DataFrame:
@@ -282,9 +300,15 @@ def classify(
         .sort("_row")
         .with_columns(*_record_evidence(policy), pl.col("record_id").first().over("person_key").alias("cluster_id"))
     )
-    addresses = merge_addresses(recs).join(
-        suppression.group_by("address_hash").agg(pl.col("suppressed_at").max()), on="address_hash", how="left"
+    listed = suppression.group_by("address_hash").agg(
+        # One entry per hash in the database; should a frame hold several, undated wins, then the latest.
+        pl.when(pl.col("suppressed_at").is_null().any())
+        .then(None)
+        .otherwise(pl.col("suppressed_at").max())
+        .alias("suppressed_at"),
+        pl.lit(True).alias("_listed"),
     )
+    addresses = merge_addresses(recs).join(listed, on="address_hash", how="left")
     addresses = judge_addresses(addresses, policy, as_of, dns_healthy)
     addresses = judge_persons(addresses, policy)
     addresses = addresses.with_columns(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,5 +29,7 @@ def forget(emails: Sequence[str], state_path: str | Path) -> tuple[int, int]:
     keys = checked.select(address_key(pl.col("email_normalized")).alias("k"))["k"].unique()
     store = StateStore(state_path)
     hashes = hash_keys(keys, store.hmac_key()).to_list()
-    added = store.suppress(hashes, "erasure or objection", "cleanse forget")
+    # The entry's date is the request's: consent given after it lifts it, consent from before does not.
+    requested = dt.datetime.now(dt.UTC)
+    added = store.suppress([(h, requested) for h in hashes], "erasure or objection", "cleanse forget")
     return added, len(hashes) - added

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 import polars as pl
 
 from . import __version__
-from .classify import SUPPRESSION_REASONS, classify
+from .classify import classify, suppression_entries
 from .dedupe import assign_persons
 from .domains import DnsHealth, check_domains
 from .errors import ConfigError
@@ -29,7 +30,7 @@ from .report import RECORD_COLUMNS, build_report, render_html
 from .resolver import DnsResolver
 from .state import DEFAULT_STATE, StateStore, hash_keys
 from .validate import validate
-from .write import new_run_id, publish, write_json
+from .write import new_run_id, promote, remove_stale, stage_folder, write_json
 
 DEFAULT_OUT = Path("out")
 SAMPLE_DIR = Path(str(resources.files("cleansing.data").joinpath("samples")))
@@ -171,7 +172,12 @@ def dns_summary(health: DnsHealth) -> dict[str, Any]:
 
 
 def stage_write(ctx: RunContext) -> RunContext:
+    """Publish in one ordered commit: the run folder is staged whole, then, inside one state-database
+    transaction, the run's suppression entries and run record are written, the folder is renamed and
+    ``latest`` moved, and the transaction commits. If the commit fails the rename is undone, so the
+    folder, ``latest`` and the state database never tell different stories."""
     summary: dict[str, Any] = {}
+    out_dir = Path(ctx.request.out_dir)
 
     def extra(folder: Path, counts: dict[str, int], decisions: pl.DataFrame) -> None:
         manifest = _manifest(ctx, counts, decisions)
@@ -188,14 +194,26 @@ def stage_write(ctx: RunContext) -> RunContext:
             by_reason=manifest["reasons"],
         )
 
-    ctx.run_dir, ctx.counts = publish(
-        Path(ctx.request.out_dir), ctx.run_id, ctx.contacts, ctx.read.quarantine, ctx.read.rows_in, extra
-    )
-    to_suppress = ctx.contacts.filter(pl.col("reason").is_in(SUPPRESSION_REASONS))
-    if to_suppress.height:
-        hashes = hash_keys(to_suppress["address_key"].drop_nulls().unique(), ctx.state.hmac_key())
-        ctx.suppressed_added = ctx.state.suppress(hashes.to_list(), "opt-out or erasure", f"run {ctx.run_id}")
-    ctx.state.record_run(ctx.run_id, ctx.as_of, str(ctx.run_dir), summary)
+    remove_stale(out_dir)
+    tmp, counts = stage_folder(out_dir, ctx.run_id, ctx.contacts, ctx.read.quarantine, ctx.read.rows_in, extra)
+    entries: list[tuple[str, dt.datetime | None]] = []
+    if ctx.addresses is not None:
+        objections = suppression_entries(ctx.addresses)
+        if objections.height:
+            hashes = hash_keys(objections["address_key"], ctx.state.hmac_key())
+            entries = list(zip(hashes.to_list(), objections["objection_at"].to_list(), strict=True))
+    undo: Callable[[], None] | None = None
+    try:
+        with ctx.state.transaction() as db:
+            added = ctx.state.suppress(entries, "opt-out or erasure", f"run {ctx.run_id}", db=db)
+            ctx.state.record_run(ctx.run_id, ctx.as_of, str(out_dir / ctx.run_id), summary, db=db)
+            undo = promote(out_dir, ctx.run_id)
+    except BaseException:
+        if undo is not None:
+            undo()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    ctx.run_dir, ctx.counts, ctx.suppressed_added = out_dir / ctx.run_id, counts, added
     return ctx
 
 

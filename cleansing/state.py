@@ -1,6 +1,8 @@
 """The state database: suppression list (keyed hashes) and run history, in one SQLite file.
 
-WAL mode and short transactions make two runs at once safe. The HMAC key comes from
+WAL mode, a busy timeout and short transactions make two runs at once safe. A run publishes in one
+transaction (``transaction``): its suppression entries and its run record are committed together
+with the rename of its run folder, or none of them happen. The HMAC key comes from
 ``CLEANSE_HMAC_KEY`` or, failing that, from a key file generated once beside the database with
 owner-only permissions.
 """
@@ -21,9 +23,14 @@ from pathlib import Path
 import polars as pl
 
 from .domains import DomainResult
-from .errors import ConfigError
+from .errors import ConfigError, TransientError
 
 DEFAULT_STATE = Path("data/state/cleansing.sqlite")
+BUSY_TIMEOUT_S = 30.0
+DAMAGED_FIX = (
+    "Restore the file from a backup, or pass a new --state path; a new state starts with an empty "
+    "suppression list, so add your erasures again with cleanse forget."
+)
 
 
 _SCHEMA = """
@@ -31,7 +38,8 @@ CREATE TABLE IF NOT EXISTS suppression (
     address_hash TEXT PRIMARY KEY,
     reason TEXT NOT NULL,
     added_at TEXT NOT NULL,
-    origin TEXT NOT NULL
+    origin TEXT NOT NULL,
+    objection_at TEXT
 );
 CREATE TABLE IF NOT EXISTS domain_cache (
     domain TEXT PRIMARY KEY,
@@ -61,16 +69,22 @@ def hash_keys(keys: pl.Series, key: bytes) -> pl.Series:
 class StateStore:
     """The one place that touches the state database."""
 
-    def __init__(self, path: str | Path = DEFAULT_STATE) -> None:
+    def __init__(self, path: str | Path = DEFAULT_STATE, timeout: float = BUSY_TIMEOUT_S) -> None:
         self.path = Path(path)
+        self.timeout = timeout
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             with self._connect() as db:
+                check = db.execute("PRAGMA quick_check").fetchone()
+                if check is None or check[0] != "ok":
+                    raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else 'no answer'}")
                 db.executescript(_SCHEMA)
-                columns = {row[1] for row in db.execute("PRAGMA table_info(domain_cache)")}
-                if "learned_healthy" not in columns:  # a database from before the column: trust none of it
-                    db.execute("ALTER TABLE domain_cache ADD COLUMN learned_healthy INTEGER NOT NULL DEFAULT 0")
-        except (OSError, sqlite3.Error) as exc:
+                _migrate(db)
+        except sqlite3.OperationalError as exc:
+            raise self._translate(exc) from exc
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"the state database is damaged ({exc}).", path=self.path, fix=DAMAGED_FIX) from exc
+        except OSError as exc:
             raise ConfigError(
                 f"the state database cannot be opened ({exc}).",
                 path=self.path,
@@ -79,45 +93,121 @@ class StateStore:
         if self.path.exists():
             os.chmod(self.path, 0o600)
 
+    def _locked(self, exc: Exception) -> TransientError:
+        return TransientError(
+            f"{self.path}: the state database stayed locked by another process for {self.timeout:g} s ({exc}). "
+            "Run again when the other run or command has finished."
+        )
+
+    def _translate(self, exc: sqlite3.Error) -> Exception:
+        """A locked database is worth a retry; any other database error means the file is damaged."""
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+            return self._locked(exc)
+        if isinstance(exc, sqlite3.OperationalError) and ("unable to open" in str(exc) or "readonly" in str(exc)):
+            return ConfigError(
+                f"the state database cannot be opened for writing ({exc}).",
+                path=self.path,
+                fix="Pass a writable file with --state.",
+            )
+        return ConfigError(f"the state database is damaged or unusable ({exc}).", path=self.path, fix=DAMAGED_FIX)
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30)
         try:
+            db = sqlite3.connect(self.path, timeout=self.timeout)
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        try:
+            db.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA busy_timeout=30000")
             with db:
                 yield db
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        finally:
+            db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, begun at once (``BEGIN IMMEDIATE`` waits for the lock up to the busy
+        timeout) and committed when the block ends without an error; rolled back otherwise. A locked
+        database raises ``TransientError``, a damaged one ``ConfigError``: both before anything changed."""
+        try:
+            db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"the state database cannot be opened ({exc}).", path=self.path, fix=DAMAGED_FIX) from exc
+        try:
+            try:
+                db.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+            try:
+                yield db
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise self._translate(exc) from exc
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
         finally:
             db.close()
 
     def hmac_key(self) -> bytes:
-        """The key for suppression hashes; generated once into the state folder when not given."""
+        """The key for suppression hashes; generated once into the state folder when not given.
+
+        The key is written whole to a private temporary file and then linked into place, which fails
+        if another process got there first: every process ends up with the one key on disk."""
         from_env = os.environ.get("CLEANSE_HMAC_KEY")
         if from_env:
             return from_env.encode("utf-8")
         key_file = self.path.parent / "hmac.key"
         if not key_file.exists():
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
+            draft = key_file.with_name(f".hmac.key.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_hex(32))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.link(draft, key_file)
+            except FileExistsError:
+                pass  # another process created it first; use theirs
+            finally:
+                draft.unlink(missing_ok=True)
         return key_file.read_text().strip().encode("utf-8")
 
     def suppression(self) -> pl.DataFrame:
+        """``address_hash, suppressed_at``: the objection's own date, null for an undated objection."""
         with self._connect() as db:
-            rows = db.execute("SELECT address_hash, added_at FROM suppression").fetchall()
+            rows = db.execute("SELECT address_hash, objection_at FROM suppression").fetchall()
         frame = pl.DataFrame(rows, schema={"address_hash": pl.String, "suppressed_at": pl.String}, orient="row")
         return frame.with_columns(pl.col("suppressed_at").str.to_datetime(time_zone="UTC", time_unit="us"))
 
-    def suppress(self, hashes: Sequence[str], reason: str, origin: str, when: dt.datetime | None = None) -> int:
-        """Add hashes to the suppression list; an existing entry keeps its first date. Returns how many were new."""
-        stamp = (when or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-        with self._connect() as db:
-            before = db.total_changes
-            db.executemany(
-                "INSERT OR IGNORE INTO suppression (address_hash, reason, added_at, origin) VALUES (?, ?, ?, ?)",
-                [(h, reason, stamp, origin) for h in hashes],
-            )
-            return db.total_changes - before
+    def suppress(
+        self,
+        entries: Sequence[tuple[str, dt.datetime | None]],
+        reason: str,
+        origin: str,
+        db: sqlite3.Connection | None = None,
+    ) -> int:
+        """Add ``(hash, objection date or None for undated)`` entries to the suppression list; returns how
+        many were new. An address already listed keeps the stricter date: undated over dated, else the
+        later one, so the list does not depend on the order in which runs saw the objections."""
+        rows = [(h, reason, _stamp(dt.datetime.now(dt.UTC)), origin, _stamp(when)) for h, when in entries]
+        sql = (
+            "INSERT INTO suppression (address_hash, reason, added_at, origin, objection_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(address_hash) DO UPDATE SET objection_at = CASE "
+            "WHEN suppression.objection_at IS NULL OR excluded.objection_at IS NULL THEN NULL "
+            "ELSE max(suppression.objection_at, excluded.objection_at) END"
+        )
+        if db is not None:
+            return _insert_new(db, rows, sql)
+        with self._connect() as conn:
+            return _insert_new(conn, rows, sql)
 
     def cached_domains(self, domains: Sequence[str], now: dt.datetime) -> dict[str, tuple[str, str]]:
         """Cached statuses that have not expired and were learned in a healthy run: domain → (status, detail)."""
@@ -143,18 +233,20 @@ class StateStore:
         with self._connect() as db:
             db.executemany("INSERT OR REPLACE INTO domain_cache VALUES (?, ?, ?, ?, ?, ?)", rows)
 
-    def record_run(self, run_id: str, as_of: dt.date, run_dir: str, summary: dict[str, object]) -> None:
-        with self._connect() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO runs (run_id, published_at, as_of, run_dir, summary) VALUES (?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                    as_of.isoformat(),
-                    run_dir,
-                    json.dumps(summary, sort_keys=True),
-                ),
-            )
+    def record_run(
+        self, run_id: str, as_of: dt.date, run_dir: str, summary: dict[str, object], db: sqlite3.Connection
+    ) -> None:
+        """Record a published run, inside the publishing transaction."""
+        db.execute(
+            "INSERT OR REPLACE INTO runs (run_id, published_at, as_of, run_dir, summary) VALUES (?, ?, ?, ?, ?)",
+            (
+                run_id,
+                dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                as_of.isoformat(),
+                run_dir,
+                json.dumps(summary, sort_keys=True),
+            ),
+        )
 
     def runs(self) -> list[dict[str, object]]:
         with self._connect() as db:
@@ -162,3 +254,31 @@ class StateStore:
                 "SELECT run_id, published_at, as_of, run_dir, summary FROM runs ORDER BY run_id"
             ).fetchall()
         return [dict(run_id=r[0], published_at=r[1], as_of=r[2], run_dir=r[3], summary=json.loads(r[4])) for r in rows]
+
+
+def _stamp(when: dt.datetime | None) -> str | None:
+    return None if when is None else when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def _insert_new(db: sqlite3.Connection, rows: list[tuple[str, str, str | None, str, str | None]], sql: str) -> int:
+    hashes = [r[0] for r in rows]
+    known = 0
+    for start in range(0, len(hashes), 500):
+        chunk = hashes[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        known += db.execute(f"SELECT count(*) FROM suppression WHERE address_hash IN ({marks})", chunk).fetchone()[0]
+    db.executemany(sql, rows)
+    return len(set(hashes)) - known
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a database from an earlier version up to date without trusting what it cannot vouch for."""
+    cache = {row[1] for row in db.execute("PRAGMA table_info(domain_cache)")}
+    if "learned_healthy" not in cache:  # from before the column: trust none of the cached answers
+        db.execute("ALTER TABLE domain_cache ADD COLUMN learned_healthy INTEGER NOT NULL DEFAULT 0")
+    suppression = {row[1] for row in db.execute("PRAGMA table_info(suppression)")}
+    if "objection_at" not in suppression:
+        # Entries from before the column: a forget request is dated by its request; an objection a run
+        # saw has no known date of its own, so it is undated and never lifted.
+        db.execute("ALTER TABLE suppression ADD COLUMN objection_at TEXT")
+        db.execute("UPDATE suppression SET objection_at = added_at WHERE origin = 'cleanse forget'")

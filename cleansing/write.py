@@ -1,8 +1,9 @@
 """Write: the run folder, whole or not at all.
 
-Everything is written into ``OUT/.tmp-<run_id>``, the conservation rule is checked, and only then is
-the folder renamed to ``OUT/<run_id>`` and ``OUT/latest`` pointed at it. Files are owner-only; CSV
-cells that a spreadsheet would run as a formula are prefixed with ``'``.
+Everything is written into ``OUT/.tmp-<run_id>`` (``stage_folder``), the conservation rule is checked,
+and only then is the folder renamed to ``OUT/<run_id>`` and ``OUT/latest`` pointed at it (``promote``,
+inside the state database's publishing transaction, undone if that transaction does not commit). Files
+are owner-only; CSV cells that a spreadsheet would run as a formula are prefixed with ``'``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 import os
 import secrets
 import shutil
+import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,6 +72,10 @@ PARTITION_COLUMNS = [
     *EVIDENCE_COLUMNS,
 ]
 FORMULA_START = r"^[=+\-@\t\r]"
+TMP_PREFIX = ".tmp-"
+# A run writes its temporary folder within minutes; one untouched for this long was left by a killed run.
+STALE_AFTER_S = 6 * 3600.0
+WRITER_FILE = ".writer"  # host and pid of the process writing a temporary run folder
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -142,7 +149,7 @@ def check_conservation(rows_in: int, decisions: pl.DataFrame, partitions: dict[s
     if not (total == rows_in == decisions.height == unique):
         raise ConservationError(
             f"rows in ({rows_in}) do not equal keep + reconfirm + discard + quarantine ({total}); "
-            f"decisions hold {decisions.height} rows, {unique} distinct. Nothing was published."
+            f"decisions hold {decisions.height} rows, {unique} distinct."
         )
     return counts
 
@@ -151,7 +158,7 @@ def _owner_only(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
-def publish(
+def stage_folder(
     out_dir: Path,
     run_id: str,
     records: pl.DataFrame,
@@ -159,15 +166,17 @@ def publish(
     rows_in: int,
     extra: Callable[[Path, dict[str, int], pl.DataFrame], None],
 ) -> tuple[Path, dict[str, int]]:
-    """Write every file of the run folder under a temporary name, check conservation, then rename.
+    """Write every file of the run folder into ``OUT/.tmp-<run_id>`` (owner-only) and check conservation.
 
-    ``extra(tmp_dir, counts, decisions)`` writes the manifest and the report into the same folder.
+    ``extra(tmp_dir, counts, decisions)`` writes the manifest and the report into the same folder. On
+    any error the temporary folder is removed. Nothing is visible under the run's name yet.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".tmp-{run_id}"
-    final = out_dir / run_id
+    tmp = out_dir / f"{TMP_PREFIX}{run_id}"
+    shutil.rmtree(tmp, ignore_errors=True)  # a retried write starts from nothing
     tmp.mkdir(mode=0o700)
     try:
+        (tmp / WRITER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
         ordered = records.sort("_row")
         partitions = {name: ordered.filter(pl.col("class") == name).select(PARTITION_COLUMNS) for name in PARTITIONS}
         partitions[Klass.QUARANTINE.value] = quarantine
@@ -179,17 +188,88 @@ def publish(
             guard_formulas(_flat(frame)).write_csv(tmp / f"{name}.csv")
         decisions.write_parquet(tmp / "decisions.parquet")
         extra(tmp, counts, decisions)
+        (tmp / WRITER_FILE).unlink()
         for child in tmp.iterdir():
             _owner_only(child)
-        os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return tmp, counts
+
+
+def promote(out_dir: Path, run_id: str) -> Callable[[], None]:
+    """Rename the staged folder to ``OUT/<run_id>`` and point ``OUT/latest`` at it.
+
+    Returns an undo that puts ``latest`` back where it pointed and removes the run folder, for when the
+    state database does not take the run's record after all."""
+    tmp = out_dir / f"{TMP_PREFIX}{run_id}"
+    final = out_dir / run_id
     link = out_dir / "latest"
-    staging = out_dir / f".latest-{run_id}"
-    staging.symlink_to(run_id)
-    os.replace(staging, link)
-    return final, counts
+    before = os.readlink(link) if link.is_symlink() else None
+    os.rename(tmp, final)
+
+    def undo() -> None:
+        if before is None:
+            link.unlink(missing_ok=True)
+        elif link.is_symlink() and os.readlink(link) != before:
+            _relink(out_dir, before, f"undo-{run_id}")
+        shutil.rmtree(final, ignore_errors=True)
+
+    try:
+        _relink(out_dir, run_id, run_id)
+    except BaseException:
+        undo()
+        raise
+    return undo
+
+
+def _relink(out_dir: Path, target: str, tag: str) -> None:
+    staging = out_dir / f".latest-{tag}"
+    staging.unlink(missing_ok=True)
+    staging.symlink_to(target)
+    os.replace(staging, out_dir / "latest")
+
+
+def _writer_alive(folder: Path) -> bool | None:
+    """Whether the process that writes ``folder`` still runs: None when that cannot be told here."""
+    try:
+        host, pid = (folder / WRITER_FILE).read_text().split()
+    except (OSError, ValueError):
+        return None
+    if host != socket.gethostname():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+def remove_stale(out_dir: Path) -> list[str]:
+    """Remove temporary run folders a killed run left behind (they hold contacts); returns their names.
+
+    A folder whose writer on this machine no longer runs is stale at once; one whose writer cannot be
+    told (another machine, no marker) only after ``STALE_AFTER_S`` untouched."""
+    if not out_dir.is_dir():
+        return []
+    removed = []
+    now = time.time()
+    for child in out_dir.iterdir():
+        try:
+            age = now - child.lstat().st_mtime
+        except FileNotFoundError:
+            continue
+        if child.name.startswith(TMP_PREFIX) and child.is_dir() and not child.is_symlink():
+            alive = _writer_alive(child)
+            if alive is False or (alive is None and age > STALE_AFTER_S):
+                shutil.rmtree(child, ignore_errors=True)
+                removed.append(child.name)
+        elif child.name.startswith(".latest-") and child.is_symlink() and age > 60:
+            child.unlink(missing_ok=True)
+            removed.append(child.name)
+    return removed
 
 
 def write_json(path: Path, data: object) -> None:

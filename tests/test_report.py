@@ -87,7 +87,8 @@ def test_change_since_previous_run_shows_consent_that_went_stale(two_runs: tuple
     assert change["previous_run"] == first["run_id"] and change["previous_as_of"] == "2026-11-02"
     delta = {r["reason"]: r["delta"] for r in change["by_reason"]}
     assert delta["CONSENT_VALID"] < 0 < delta["CONSENT_STALE"]
-    assert delta["SUPPRESSED"] > 0  # last run's opt-outs are now on the suppression list
+    # The same inputs still carry last run's opt-outs: their reasons stay theirs, not SUPPRESSED.
+    assert "SUPPRESSED" not in delta and delta.get("OPTED_OUT", 0) == 0
     assert "8. Change since the previous run" in (two_runs[1] / "report.html").read_text()
 
 

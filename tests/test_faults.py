@@ -1,0 +1,137 @@
+"""Faults at publication: the run folder, ``latest``, the state database and the error agree."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cleansing.errors import ConfigError, TransientError
+from cleansing.pipeline import STAGES, RunContext, RunRequest, prepare, run_pipeline, stage_write
+from cleansing.state import StateStore
+from cleansing.write import promote, stage_folder
+from flows.cli import main
+
+AS_OF = dt.date(2026, 11, 2)
+
+
+def source(tmp: Path) -> Path:
+    path = tmp / "c.csv"
+    path.write_text(
+        "email,consent,consent date,unsubscribed\n"
+        "anna@example.se,yes,2026-01-01,2026-02-01\n"
+        "bo@example.se,yes,2026-01-01,\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def ready_to_write(tmp: Path, timeout: float = 0.3) -> RunContext:
+    request = RunRequest(
+        sources=(str(source(tmp)),), as_of=AS_OF, out_dir=str(tmp / "out"), state=str(tmp / "s.sqlite"), check_mx=False
+    )
+    ctx = prepare(request)
+    ctx.state = StateStore(request.state, timeout=timeout)
+    for _name, stage in STAGES[:-1]:
+        ctx = stage(ctx)
+    return ctx
+
+
+def story(tmp: Path) -> tuple[list[str], int, int]:
+    """What the out folder and the state database say: visible entries, run records, suppression entries."""
+    out = tmp / "out"
+    names = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    store = StateStore(tmp / "s.sqlite")
+    return names, len(store.runs()), store.suppression().height
+
+
+def test_a_locked_state_database_at_publication_publishes_nothing_and_says_so(tmp_path: Path) -> None:
+    ctx = ready_to_write(tmp_path)
+    holder = sqlite3.connect(tmp_path / "s.sqlite", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(TransientError, match="locked by another process"):
+            stage_write(ctx)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert story(tmp_path) == ([], 0, 0)
+    ctx = stage_write(ctx)  # the retry starts from the same inputs and publishes all of it
+    assert story(tmp_path) == ([ctx.run_id, "latest"], 1, 1)
+
+
+def test_a_state_database_damaged_during_the_run_publishes_nothing(tmp_path: Path) -> None:
+    ctx = ready_to_write(tmp_path)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{tmp_path / 's.sqlite'}{suffix}").unlink(missing_ok=True)
+    (tmp_path / "s.sqlite").write_bytes(b"this is not a database " * 400)
+    with pytest.raises(ConfigError, match="damaged"):
+        stage_write(ctx)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
+
+
+def test_a_damaged_state_database_is_exit_2_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "s.sqlite"
+    state.write_bytes(b"SQLite format 3\x00" + os.urandom(4096))
+    code = main(["run", str(source(tmp_path)), "--state", str(state), "--out", str(tmp_path / "out"), "--no-mx"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "state database is damaged" in err and "Restore the file from a backup" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_undone_promotion_puts_latest_back_and_removes_the_folder(tmp_path: Path) -> None:
+    first = run_pipeline(
+        RunRequest(
+            sources=(str(source(tmp_path)),),
+            as_of=AS_OF,
+            out_dir=str(tmp_path / "out"),
+            state=str(tmp_path / "s.sqlite"),
+            check_mx=False,
+        )
+    )
+    ctx = ready_to_write(tmp_path)
+    out = tmp_path / "out"
+    stage_folder(out, ctx.run_id, ctx.contacts, ctx.read.quarantine, ctx.read.rows_in, lambda *_: None)
+    undo = promote(out, ctx.run_id)
+    assert os.readlink(out / "latest") == ctx.run_id
+    undo()
+    assert os.readlink(out / "latest") == first.run_id
+    assert sorted(p.name for p in out.iterdir()) == [first.run_id, "latest"]
+
+
+def test_the_next_run_removes_temporary_folders_a_killed_run_left(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    killed, writing = out / ".tmp-20261101T020000Z-dead", out / ".tmp-20261101T020000Z-live"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    for folder, pid in ((killed, int(dead.stdout)), (writing, os.getpid())):
+        folder.mkdir(parents=True, mode=0o700)
+        (folder / ".writer").write_text(f"{socket.gethostname()} {pid}\n")
+        (folder / "keep.csv").write_text("email\nanna@example.se\n")
+    ctx = ready_to_write(tmp_path)
+    stage_write(ctx)
+    assert not killed.exists()
+    assert writing.exists()  # its writer still runs
+    assert sorted(p.name for p in out.iterdir()) == [writing.name, ctx.run_id, "latest"]
+
+
+def test_two_processes_creating_the_hmac_key_at_once_end_with_one_key(tmp_path: Path) -> None:
+    code = (
+        "import sys; from cleansing.state import StateStore; s = StateStore(sys.argv[1]); print(s.hmac_key().decode())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CLEANSE_HMAC_KEY"}
+    for attempt in range(5):
+        state = tmp_path / f"try{attempt}" / "s.sqlite"
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code, str(state)], stdout=subprocess.PIPE, text=True, env=env)
+            for _ in range(6)
+        ]
+        keys = {p.communicate()[0].strip() for p in procs}
+        assert [p.returncode for p in procs] == [0] * 6
+        assert keys == {(state.parent / "hmac.key").read_text().strip()} and len(keys.pop()) == 64
