@@ -6,6 +6,31 @@ retry (DNS, I/O); anything else is a bug (exit code 1).
 
 from __future__ import annotations
 
+import re
+
+# What must never reach a terminal, a log or Prefect: addresses, phone numbers and long digit strings
+# (personal and account numbers). Dates and short numbers (a row, a count) stay readable.
+_EMAIL = re.compile(r"[^\s@,;:'\"<>()\[\]]*@[^\s@,;:'\"<>()\[\]]+")
+_PHONE = re.compile(r"(?<![\w-])\+?\d[\d ().-]{5,}\d(?![\w-])")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([T ][\d:.]+Z?)?|\d{1,2}[./]\d{1,2}[./]\d{2,4}")
+
+
+def _mask_digits(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if _DATE.fullmatch(text.strip()):
+        return text
+    return "***" if sum(ch.isdigit() for ch in text) >= 6 else text
+
+
+def mask_text(text: str) -> str:
+    """The text with anything that looks like an address, a phone or a long digit string masked."""
+    return _PHONE.sub(_mask_digits, _EMAIL.sub("***@***", text))
+
+
+def looks_personal(value: str) -> bool:
+    """Whether a value (a header cell, say) looks like a contact's data rather than a column name."""
+    return mask_text(value) != value
+
 
 class CleansingError(Exception):
     """Base of every error this package raises on purpose."""
@@ -18,9 +43,10 @@ class UsageError(CleansingError):
         self.path = None if path is None else str(path)
         self.problem = problem
         self.fix = fix
+        problem = mask_text(problem)
         parts = [f"{self.path}: {problem}" if self.path else problem]
         if fix:
-            parts.append(fix)
+            parts.append(mask_text(fix))
         super().__init__(" ".join(parts))
 
 

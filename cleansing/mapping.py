@@ -17,9 +17,9 @@ from pathlib import Path
 
 import polars as pl
 
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, looks_personal
 from .read import ROW, RawTable
-from .reasons import unparseable_flag
+from .reasons import Flag, unparseable_flag
 from .values import (
     STATUS_PRECEDENCE,
     UTC_DATETIME,
@@ -658,6 +658,34 @@ def unused_objection_columns(
     ]
 
 
+def _check_one_email_column(
+    table: RawTable, sources: dict[str, list[pl.Expr]], user: UserMapping | None, where: str
+) -> None:
+    """Two columns that both read as the email address, holding different addresses in some row, stop
+    the run: reading one and dropping the other would judge a contact by an address it may not use."""
+    if user and any(r.target == "email" for r in user.rules):
+        return  # the user chose the email column(s)
+    columns = list(dict.fromkeys(root for e in sources["email"] for root in e.meta.root_names()))
+    if len(columns) < 2:
+        return
+    folded = [pl.col(c).cast(pl.String).str.strip_chars().str.to_lowercase() for c in columns]
+    present = [f.is_not_null() & (f != "") for f in folded]
+    differs = pl.lit(False)
+    for i in range(len(columns)):
+        for j in range(i + 1, len(columns)):
+            differs = differs | (present[i] & present[j] & (folded[i] != folded[j]))
+    rows = table.frame.select(differs.sum()).item()
+    if rows:
+        listed = ", ".join(repr(c) for c in columns)
+        raise InputError(
+            f"{len(columns)} columns read as the email address ({listed}) and hold different addresses in "
+            f"{rows} row(s); the tool cannot tell which one the contact's consent and opt-outs belong to.",
+            path=where,
+            fix=f'Pass --mapping FILE naming the one to use, e.g. [columns] "{columns[0]}" = "email"; export '
+            "other addresses as separate contacts if they are to be judged too.",
+        )
+
+
 def map_table(
     table: RawTable,
     preset_name: str = "auto",
@@ -671,13 +699,22 @@ def map_table(
     chosen = (user.preset if user and user.preset else None) or preset_name
     name = detect_preset(headers) if chosen == "auto" else chosen
     preset = PRESETS[name]
-    table = RawTable(table.source_file, preset.prepare(table.frame), input_index=table.input_index)
+    table = RawTable(
+        table.source_file, preset.prepare(table.frame), input_index=table.input_index, nul_rows=table.nul_rows
+    )
     sources, used = _sources(table, preset, user)
     where = where or table.source_file
     if "email" not in sources:
-        seen = ", ".join(repr(h) for h in headers) or "none"
+        if any(looks_personal(h) for h in headers):
+            # The first line is a contact, not a header: its values are personal data and stay out of the message.
+            seen = (
+                f"{len(headers)} columns; the first line holds addresses or numbers, "
+                "so it looks like a contact, not a header"
+            )
+        else:
+            seen = "headers seen: " + (", ".join(repr(h) for h in headers) or "none")
         raise InputError(
-            f"no column holds email addresses (preset {name}; headers seen: {seen}).",
+            f"no column holds email addresses (preset {name}; {seen}).",
             path=where,
             fix=(
                 "Salesforce consent rows (ContactPointTypeConsent) carry no address: export them in a report "
@@ -688,6 +725,7 @@ def map_table(
             + 'Pass --mapping FILE with a TOML table [columns] naming the email column, e.g. "Mejl" = "email", '
             "or --preset if the file comes from a known tool.",
         )
+    _check_one_email_column(table, sources, user, where)
     unmapped = unused_objection_columns(headers, used, preset, user)
     if unmapped:
         listed = ", ".join(repr(h) for h in unmapped)
@@ -809,6 +847,13 @@ def map_table(
         ),
         pl.col("flags").list.unique(maintain_order=True),
     )
+    if table.nul_rows:  # NUL bytes were removed from these rows when the file was read
+        mapped = mapped.with_columns(
+            pl.when(pl.col("source_row").is_in(table.nul_rows))
+            .then(pl.col("flags").list.concat(pl.lit([Flag.NUL_REMOVED.value])))
+            .otherwise(pl.col("flags"))
+            .alias("flags")
+        )
     return preset.post(mapped), name
 
 

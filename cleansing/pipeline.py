@@ -22,10 +22,10 @@ from . import __version__
 from .classify import classify, suppression_entries
 from .dedupe import assign_persons
 from .domains import DnsHealth, check_domains
-from .errors import ConfigError
-from .mapping import empty_contacts, load_mapping, map_tables
+from .errors import ConfigError, InputError
+from .mapping import empty_contacts, load_mapping, map_table, map_tables
 from .policy import LoadedPolicy, load_policy
-from .read import ReadResult, read_sources
+from .read import ReadResult, read_sources, utf16_without_bom
 from .report import RECORD_COLUMNS, build_report, render_html
 from .resolver import DnsResolver
 from .state import DEFAULT_STATE, StateStore, hash_keys
@@ -92,6 +92,94 @@ def prepare(request: RunRequest) -> RunContext:
     return RunContext(request=request, policy=policy, as_of=as_of, state=StateStore(request.state))
 
 
+HEAD_BYTES = 64 << 10
+
+
+def check_output(out: Path, *, file: bool = False) -> None:
+    """The output place is usable: a folder (or, with ``file``, a file's folder) that can be created and
+    written. Checked before any work by trying it, as permissions alone do not tell (root, read-only
+    mounts)."""
+    folder = out.parent if file else out
+    if file and out.is_dir():
+        raise ConfigError("--out is a folder; it must name a file.", path=out, fix="Name a .csv or .parquet file.")
+    if not file and out.exists() and not out.is_dir():
+        raise ConfigError(
+            "--out is a file, not a folder.", path=out, fix="Pass a folder for the run folders, or move the file away."
+        )
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(
+            f"{existing} is a file, so the output folder cannot be made there.",
+            path=folder,
+            fix="Pass --out a folder you can write to.",
+        )
+    try:
+        # Nothing is created: a probe in the nearest existing folder shows the run can create the rest.
+        probe = existing / f".cleanse-probe-{os.getpid()}"
+        probe.mkdir(mode=0o700)
+        probe.rmdir()
+    except OSError as exc:
+        raise ConfigError(
+            f"the output folder cannot be written ({exc.strerror or exc}).",
+            path=folder,
+            fix="Pass --out a folder you can write to.",
+        ) from exc
+
+
+def check_inputs(request: RunRequest) -> list[str]:
+    """The cheap checks before the flow starts, in about a second whatever the input size: every source
+    exists, files are found, ZIP members are within the limits, and each text file's header maps to an
+    email column with no objection left unread. Reads only the first kilobytes of each file. Returns the
+    warnings (skipped links)."""
+    from .read import archive_members, expand_sources, read_bytes
+
+    sources = list(request.sources) or [str(SAMPLE_DIR)]
+    warnings: list[str] = []
+    files = list(expand_sources(sources, warnings))
+    if not files:
+        raise InputError(
+            "no input files were found.",
+            path=", ".join(sources),
+            fix="Pass one or more export files or a folder that contains them.",
+        )
+    user = load_mapping(request.mapping)
+    for path, _parts, _depth in files:
+        for member in archive_members(path):
+            if member is not None or path.stat().st_size == 0:
+                continue  # members are checked against the limits above; an empty file is reported by read
+            head = _head(path)
+            if head is None:
+                continue
+            table, _bad = read_bytes(path.name, head, display_path=path)
+            if table.frame.columns == ["source_row"]:
+                continue  # nothing but blank lines so far: read tells
+            map_table(table, request.preset, user, where=str(path))
+    return warnings
+
+
+def _head(path: Path) -> bytes | None:
+    """The first whole lines of a text file, or None for a file that is not delimited text."""
+    suffix = path.suffix.lower()
+    if suffix in {".xlsx", ".parquet", ".jsonl", ".ndjson"}:
+        return None
+    with path.open("rb") as handle:
+        head = handle.read(HEAD_BYTES)
+        more = bool(handle.read(1))
+    if head[:4] in (b"PK\x03\x04", b"PAR1"):
+        return None
+    if not more:
+        return head
+    utf16 = head.startswith((b"\xff\xfe", b"\xfe\xff")) or utf16_without_bom(head) is not None
+    if utf16:
+        big_endian = head.startswith(b"\xfe\xff") or utf16_without_bom(head) == "utf-16-be"
+        cut = head.rfind(b"\x00\n") + 2 if big_endian else head.rfind(b"\n\x00") + 2
+    else:
+        cut = head.rfind(b"\n") + 1
+    return head[:cut] if cut > 1 else head
+
+
 def stage_read(ctx: RunContext) -> RunContext:
     sources = list(ctx.request.sources) or [str(SAMPLE_DIR)]
     ctx.read = read_sources(sources)
@@ -146,6 +234,7 @@ def _manifest(ctx: RunContext, counts: dict[str, int], decisions: pl.DataFrame) 
         "run_id": ctx.run_id,
         "as_of": ctx.as_of.isoformat(),
         "package_version": __version__,
+        "versions": decision_versions(),
         "inputs": [{"path": i.path, "size": i.size, "sha256": i.sha256} for i in ctx.read.inputs],
         "presets": ctx.presets,
         "policy": {"path": ctx.policy.path, "sha256": ctx.policy.sha256, "text": ctx.policy.text},
@@ -156,7 +245,25 @@ def _manifest(ctx: RunContext, counts: dict[str, int], decisions: pl.DataFrame) 
         "dns": dns_summary(ctx.dns),
         "previous_run": previous[-1]["summary"] if previous else None,
         "conservation": "rows in = keep + reconfirm + discard + quarantine",
+        "warnings": list(ctx.read.warnings),
     }
+
+
+# The libraries whose behaviour the decisions depend on: parsing, email rules, disposable domains, DNS.
+DECISION_LIBRARIES = ("polars", "email-validator", "disposable-email-domains", "dnspython", "prefect", "phonenumbers")
+
+
+def decision_versions() -> dict[str, str | None]:
+    """The installed version of each library the decisions depend on (None where one is missing)."""
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for name in DECISION_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 def dns_summary(health: DnsHealth) -> dict[str, Any]:

@@ -11,11 +11,12 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import fastexcel
 import polars as pl
@@ -36,6 +37,14 @@ DELIMITERS = [",", ";", "\t", "|"]
 # A quoted field may hold line breaks (a street address); one that spans more lines than this is a
 # quote that was never closed.
 MAX_LINES_PER_RECORD = 20
+
+GIB = 1 << 30
+# Limits on one input (a file or a ZIP member, inflated). They keep a hostile archive from filling the
+# memory: a member is inflated in chunks and refused as soon as it passes either limit.
+MAX_INPUT_BYTES = 1 * GIB
+MAX_COMPRESSION_RATIO = 100  # CSV exports deflate 5–20 times; far more than this is a ZIP bomb
+RATIO_CHECK_FROM = 16 << 20  # small members may compress very well and harm no one
+CHUNK = 1 << 20
 
 csv.field_size_limit(1 << 30)
 
@@ -58,6 +67,7 @@ class RawTable:
     encoding: str = ""
     delimiter: str = ""
     input_index: int = 0
+    nul_rows: list[int] = field(default_factory=list)  # rows whose NUL bytes were removed
 
 
 @dataclass
@@ -66,6 +76,7 @@ class ReadResult:
     quarantine: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=QUARANTINE_SCHEMA))
     inputs: list[InputFile] = field(default_factory=list)
     rows_in: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 def quarantine_frame(rows: list[tuple[str, int, str, str, str, str]]) -> pl.DataFrame:
@@ -74,30 +85,74 @@ def quarantine_frame(rows: list[tuple[str, int, str, str, str, str]]) -> pl.Data
 
 
 def read_sources(paths: Sequence[str | Path]) -> ReadResult:
-    """Read every source (file, ZIP or folder) in the order given."""
+    """Read every source (file, ZIP or folder) in the order given.
+
+    ``source_file`` is the path relative to the source given: a file's name, a path inside a folder,
+    a member's path inside a ZIP. Where two inputs would share a name (``a/contacts.csv`` and
+    ``b/contacts.csv`` given as two files), as many parent folders are added as it takes to tell
+    them apart."""
     result = ReadResult()
     quarantined: list[pl.DataFrame] = []
-    files = list(_expand(paths))
+    files = list(expand_sources(paths, result.warnings))
     if not files:
         raise InputError(
             "no input files were found.",
             path=", ".join(str(p) for p in paths),
             fix="Pass one or more export files or a folder that contains them.",
         )
-    for index, path in enumerate(files):
-        data = path.read_bytes()
-        result.inputs.append(InputFile(str(path), len(data), hashlib.sha256(data).hexdigest()))
-        for name, member in _members(path, data):
-            table, bad = read_bytes(name, member, display_path=path)
-            table.input_index = index
-            result.tables.append(table)
-            quarantined.append(bad)
-            result.rows_in += table.frame.height + bad.height
+    units = [(path, parts, depth, member) for path, parts, depth in files for member in archive_members(path)]
+    logical = []
+    for _path, parts, depth, member in units:
+        inner = PurePosixPath(member.filename).parts if member else ()
+        logical.append((parts + inner, len(inner) if member else depth))
+    names = unique_names(logical)
+    inputs: dict[Path, int] = {}
+    for (path, _parts, _depth, member), name in zip(units, names, strict=True):
+        if path not in inputs:
+            inputs[path] = len(inputs)
+            result.inputs.append(InputFile(str(path), path.stat().st_size, _sha256(path)))
+        data = _read_member(path, member) if member else _read_file(path)
+        table, bad = read_bytes(name, data, display_path=f"{path} ({member.filename})" if member else path)
+        del data
+        table.input_index = inputs[path]
+        result.tables.append(table)
+        quarantined.append(bad)
+        result.rows_in += table.frame.height + bad.height
     result.quarantine = pl.concat([result.quarantine, *quarantined])
     return result
 
 
-def _expand(paths: Sequence[str | Path]) -> Iterator[Path]:
+def unique_names(paths: Sequence[tuple[tuple[str, ...], int]]) -> list[str]:
+    """Each input's name: the last ``depth`` parts of its logical path (what the source gave), plus as
+    many parts before them as it takes for no two inputs to share a name."""
+    depths = [max(depth, 1) for _parts, depth in paths]
+    while True:
+        names = ["/".join(parts[-d:]) for (parts, _), d in zip(paths, depths, strict=True)]
+        counts: dict[str, int] = {}
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+        clashing = [i for i, n in enumerate(names) if counts[n] > 1 and depths[i] < len(paths[i][0])]
+        if not clashing:
+            return names
+        for i in clashing:
+            depths[i] += 1
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def expand_sources(paths: Sequence[str | Path], warnings: list[str]) -> Iterator[tuple[Path, tuple[str, ...], int]]:
+    """Every input file with its logical path: the parts up to the source given are kept so that two
+    inputs with one name can be told apart, the tail is what the source gave (name or relative path).
+
+    Hidden files and folders are skipped; a symbolic link that leads outside the folder given is
+    skipped with a warning; a file given twice is read once."""
+    seen: set[Path] = set()
     for raw in paths:
         path = Path(raw)
         if not path.exists():
@@ -106,41 +161,115 @@ def _expand(paths: Sequence[str | Path]) -> Iterator[Path]:
                 path=path,
                 fix="Check the spelling, or pass the folder that holds the exports.",
             )
-        if path.is_dir():
-            children = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-            yield from children
-        else:
-            yield path
+        if not path.is_dir():
+            real = path.resolve()
+            if real not in seen:
+                seen.add(real)
+                yield path, path.absolute().parts, 1
+            continue
+        root = path.resolve()
+        found = []
+        for folder, dirs, names in os.walk(path, followlinks=False):
+            here = Path(folder)
+            for d in list(dirs):
+                if d.startswith(".") or (here / d).is_symlink():
+                    if (here / d).is_symlink() and not d.startswith("."):
+                        warnings.append(f"{here / d}: a linked folder is not followed; pass its target as a source.")
+                    dirs.remove(d)
+            dirs.sort()
+            for name in sorted(names):
+                child = here / name
+                if name.startswith("."):
+                    continue
+                real = child.resolve()
+                if child.is_symlink() and not real.is_relative_to(root):
+                    warnings.append(f"{child}: a link that leads outside {path} was skipped.")
+                    continue
+                if real.is_file() and real not in seen:
+                    seen.add(real)
+                    found.append(child)
+        for child in sorted(found, key=lambda c: c.relative_to(path).as_posix()):
+            yield child, child.absolute().parts, len(child.relative_to(path).parts)
 
 
-def _members(path: Path, data: bytes) -> Iterator[tuple[str, bytes]]:
-    if not data:
+def _check_size(size: int, where: str, fix: str) -> None:
+    if size > MAX_INPUT_BYTES:
+        raise InputError(
+            f"{size / GIB:.1f} GiB is more than one input may hold ({MAX_INPUT_BYTES / GIB:.0f} GiB).",
+            path=where,
+            fix=fix,
+        )
+
+
+def _read_file(path: Path) -> bytes:
+    size = path.stat().st_size
+    if size == 0:
         raise InputError(
             "the file is empty (zero bytes).",
             path=path,
             fix="Export the contacts again; a file needs at least a header line.",
         )
-    if data[:4] == b"PK\x03\x04" and path.suffix.lower() != ".xlsx":
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = [
-                n
-                for n in archive.namelist()
-                if not n.endswith("/") and not n.startswith("__MACOSX/") and not Path(n).name.startswith(".")
-            ]
-            if any(n.lower().endswith(("[content_types].xml",)) for n in names):
-                yield path.name, data  # an XLSX without its suffix
-                return
-            for name in sorted(names):
-                member = archive.read(name)
-                if not member:
-                    raise InputError(
-                        f"the archive member {name!r} is empty (zero bytes).",
-                        path=path,
-                        fix="Export the audience again, or remove the empty file from the archive.",
-                    )
-                yield Path(name).name, member
-        return
-    yield path.name, data
+    _check_size(size, str(path), "Split the export into files below that size.")
+    return path.read_bytes()
+
+
+def archive_members(path: Path) -> list[zipfile.ZipInfo | None]:
+    """The members of a ZIP to read (checked against the limits before any is inflated), or ``[None]``
+    for a file that is read as it is."""
+    if path.suffix.lower() == ".xlsx" or not zipfile.is_zipfile(path):
+        return [None]
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputError(f"the ZIP archive cannot be read ({exc}).", path=path, fix="Export it again.") from exc
+    with archive:
+        infos = [
+            i
+            for i in archive.infolist()
+            if not i.is_dir()
+            and not i.filename.startswith("__MACOSX/")
+            and not any(part.startswith(".") for part in PurePosixPath(i.filename).parts)
+        ]
+    if any(i.filename.lower().endswith("[content_types].xml") for i in infos):
+        return [None]  # an XLSX without its suffix
+    for info in infos:
+        where = f"{path} ({info.filename})"
+        _check_size(info.file_size, where, "Split the export into smaller files, or pass the file itself, unpacked.")
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > RATIO_CHECK_FROM and ratio > MAX_COMPRESSION_RATIO:
+            raise InputError(
+                f"the archive member inflates {ratio:,.0f} times (more than {MAX_COMPRESSION_RATIO}), "
+                "which an export does not do: it looks like a ZIP bomb.",
+                path=where,
+                fix="Check where the archive came from; pass the export itself, unpacked.",
+            )
+    return [*sorted(infos, key=lambda i: i.filename)]
+
+
+def _read_member(path: Path, info: zipfile.ZipInfo) -> bytes:
+    """Inflate one member in chunks, stopping at the limits whatever its header claims."""
+    where = f"{path} ({info.filename})"
+    chunks: list[bytes] = []
+    total = 0
+    with zipfile.ZipFile(path) as archive, archive.open(info) as handle:
+        while chunk := handle.read(CHUNK):
+            total += len(chunk)
+            _check_size(total, where, "Split the export into smaller files, or pass the file itself, unpacked.")
+            if total > RATIO_CHECK_FROM and total / max(info.compress_size, 1) > MAX_COMPRESSION_RATIO:
+                raise InputError(
+                    f"the archive member inflates more than {MAX_COMPRESSION_RATIO} times, which an export does "
+                    "not do: it looks like a ZIP bomb.",
+                    path=where,
+                    fix="Check where the archive came from; pass the export itself, unpacked.",
+                )
+            chunks.append(chunk)
+    if not total:
+        raise InputError(
+            f"the archive member {info.filename!r} is empty (zero bytes).",
+            path=path,
+            fix="Export the audience again, or remove the empty file from the archive.",
+        )
+    return b"".join(chunks)
 
 
 def read_bytes(name: str, data: bytes, *, display_path: Path | str | None = None) -> tuple[RawTable, pl.DataFrame]:
@@ -156,7 +285,12 @@ def read_bytes(name: str, data: bytes, *, display_path: Path | str | None = None
     if suffix in {".jsonl", ".ndjson"}:
         return _read_jsonl(name, data, where)
     text, encoding, bad_lines = decode(data, where)
-    table, quarantine = parse_delimited(name, text, bad_lines)
+    nul_lines: set[int] = set()
+    if "\x00" in text:  # NUL bytes inside fields: removed, and the rows flagged
+        lines = io.StringIO(text, newline="").readlines()
+        nul_lines = {n for n, line in enumerate(lines, start=1) if "\x00" in line}
+        text = text.replace("\x00", "")
+    table, quarantine = parse_delimited(name, text, bad_lines, nul_lines)
     table.encoding = encoding
     return table, quarantine
 
@@ -210,16 +344,14 @@ def decode(data: bytes, where: Path | str) -> tuple[str, str, set[int]]:
     which are blanked out of the text."""
     if data.startswith(b"\xef\xbb\xbf"):
         return _decode_lines(data[3:], "utf-8")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16"), "utf-16", set()
-        except UnicodeDecodeError as exc:
-            raise InputError(
-                f"the file claims UTF-16 but cannot be decoded ({exc}).",
-                path=where,
-                fix="Export it again as UTF-8 CSV.",
-            ) from exc
-    if b"\x00" in data[:8192]:
+    if data.startswith(b"\xff\xfe"):
+        return _decode_utf16(data[2:], "utf-16-le")
+    if data.startswith(b"\xfe\xff"):
+        return _decode_utf16(data[2:], "utf-16-be")
+    utf16 = utf16_without_bom(data[:8192])
+    if utf16:
+        return _decode_utf16(data, utf16)
+    if data[:8192].count(b"\x00") > max(2, len(data[:8192]) // 100):
         raise InputError(
             "this is a binary file, not a contact export.",
             path=where,
@@ -239,6 +371,34 @@ def decode(data: bytes, where: Path | str) -> tuple[str, str, set[int]]:
     if good_multibyte and good_multibyte >= len(bad):
         return text, encoding, bad
     return _decode_lines(data, "cp1252")
+
+
+def utf16_without_bom(sample: bytes) -> str | None:
+    """``utf-16-le`` or ``utf-16-be`` when the bytes look like UTF-16 text written without a BOM:
+    text in Latin letters has a zero in every other byte, always on the same side."""
+    sample = sample[: len(sample) // 2 * 2]
+    pairs = len(sample) // 2
+    if pairs < 4:
+        return None
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    if odd > 0.3 * pairs and even < 0.05 * pairs:
+        return "utf-16-le"
+    if even > 0.3 * pairs and odd < 0.05 * pairs:
+        return "utf-16-be"
+    return None
+
+
+def _decode_utf16(data: bytes, encoding: str) -> tuple[str, str, set[int]]:
+    """Decode UTF-16; lines that cannot be decoded (a cut-off tail, a lone surrogate) are marked bad
+    so that their rows go to quarantine like those of any other encoding."""
+    try:
+        return data.decode(encoding), encoding, set()
+    except UnicodeDecodeError:
+        pass
+    text = data.decode(encoding, errors="replace")
+    lines = io.StringIO(text, newline="").readlines()
+    bad = {n for n, line in enumerate(lines, start=1) if "\ufffd" in line}
+    return text, encoding, bad
 
 
 def _decode_lines(data: bytes, encoding: str) -> tuple[str, str, set[int]]:
@@ -274,11 +434,16 @@ def sniff_delimiter(lines: list[str]) -> str:
     return best
 
 
-def parse_delimited(name: str, text: str, bad_lines: set[int] | None = None) -> tuple[RawTable, pl.DataFrame]:
+def parse_delimited(
+    name: str, text: str, bad_lines: set[int] | None = None, nul_lines: set[int] | None = None
+) -> tuple[RawTable, pl.DataFrame]:
     """Parse delimited text. Rows whose field count differs from the header's, that hold
     undecodable bytes, or that open a quote never closed go to quarantine; the next row is read
-    from the following physical line, so one broken quote does not swallow the rest."""
+    from the following physical line, so one broken quote does not swallow the rest. Rows on
+    ``nul_lines`` (NUL bytes removed) are listed in ``nul_rows``."""
     bad_lines = bad_lines or set()
+    nul_lines = nul_lines or set()
+    nul_rows: list[int] = []
     lines = io.StringIO(text, newline="").readlines()
     if not lines:
         return RawTable(name, pl.DataFrame({ROW: []}, schema={ROW: pl.Int64})), quarantine_frame([])
@@ -327,6 +492,8 @@ def parse_delimited(name: str, text: str, bad_lines: set[int] | None = None) -> 
         if not error:
             good_rows.append(record)
             good_numbers.append(row_number)
+            if nul_lines and any(n in nul_lines for n in range(start + 1, cursor + 1)):
+                nul_rows.append(row_number)
             continue
         raw = "".join(lines[start:cursor]).rstrip("\r\n")
         if spanned > 1 and (error.startswith("unreadable") or error.startswith("a quote")):
@@ -340,7 +507,7 @@ def parse_delimited(name: str, text: str, bad_lines: set[int] | None = None) -> 
     columns = list(zip(*good_rows, strict=True)) if good_rows else [()] * width
     frame = pl.DataFrame({h: pl.Series(h, list(col), dtype=pl.String) for h, col in zip(header, columns, strict=True)})
     frame = frame.with_columns(pl.Series(ROW, good_numbers, dtype=pl.Int64))
-    return RawTable(name, frame, delimiter=delimiter), quarantine_frame(bad)
+    return RawTable(name, frame, delimiter=delimiter, nul_rows=nul_rows), quarantine_frame(bad)
 
 
 # Salesforce report exports end with a blank line and one-cell lines: the report name, a copyright,

@@ -178,6 +178,7 @@ class Flag(StrEnum):
     VIA_DUPLICATE = "VIA_DUPLICATE"
     SOURCE_CONFLICT = "SOURCE_CONFLICT"
     FUTURE_DATE = "FUTURE_DATE"
+    NUL_REMOVED = "NUL_REMOVED"
 
 
 def unparseable_flag(field: str) -> str:

@@ -11,7 +11,15 @@ from pathlib import Path
 
 from cleansing.errors import CleansingError, UsageError
 from cleansing.mapping import PRESETS_NAMES
-from cleansing.pipeline import DEFAULT_OUT, RunContext, RunRequest, parse_as_of, prepare
+from cleansing.pipeline import (
+    DEFAULT_OUT,
+    RunContext,
+    RunRequest,
+    check_inputs,
+    check_output,
+    parse_as_of,
+    prepare,
+)
 from cleansing.policy import load_policy
 from cleansing.state import DEFAULT_STATE
 
@@ -101,14 +109,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_mx=not args.no_mx,
         dns_servers=tuple(args.dns_server),
     )
-    prepare(request)  # bad configuration fails here, before Prefect starts
-    for source in request.sources:
-        if not Path(source).exists():
-            raise UsageError(
-                "the path does not exist.",
-                path=source,
-                fix="Check the spelling, or pass the folder that holds the exports.",
-            )
+    # Bad configuration, an unusable output folder and unusable inputs fail here, before Prefect starts.
+    prepare(request)
+    for warning in check_inputs(request):
+        print(f"warning: {warning}", file=sys.stderr)
+    check_output(Path(request.out_dir))
     configure_prefect()
     from . import cleanse as flow_module
 
@@ -150,6 +155,7 @@ def cmd_dedupe(args: argparse.Namespace) -> int:
         state=args.state,
         check_mx=False,
     )
+    check_output(Path(args.out), file=True)
     out = dedupe_only(request, Path(args.out), _progress)
     clusters = out["cluster_id"].drop_nulls().n_unique()
     print(f"{out.height:,} rows in {clusters:,} clusters", file=sys.stderr)
