@@ -22,6 +22,7 @@ import polars as pl
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
+from .errors import TransientError
 from .policy import DomainPolicy
 from .providers import COMMON_DOMAINS, FREE_MAIL_DOMAINS, ROLE_LOCAL_PARTS
 from .reasons import Flag
@@ -244,11 +245,16 @@ def check_domains(
     now: dt.datetime | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     progress: Callable[[int], None] | None = None,
+    unreachable_raises: bool = False,
 ) -> tuple[pl.DataFrame, DnsHealth]:
     """Add ``mx_status``, ``disposable`` and ``suggested_email`` per record, and the domain flags.
 
     With ``resolver=None`` (``--no-mx``) or ``check_mx = false`` the lookups are skipped and every
     record is ``not_checked``; disposable domains and role or free-mail flags need no DNS.
+
+    The canaries are asked first. With ``unreachable_raises``, a resolver that answers none of them at
+    all (timeouts, refused connections: not lies) raises ``TransientError`` before any other lookup,
+    so that the caller can try again; otherwise the run goes on with DNS judged unhealthy.
     """
     now = now or dt.datetime.now(dt.UTC)
     domains = contacts["email_domain"].drop_nulls().unique().sort().to_list()
@@ -264,7 +270,13 @@ def check_domains(
     cached = cache.cached_domains(domains, now) if cache else {}
     to_check = [d for d in domains if d not in cached]
     canaries = list(policy.canaries)
-    fresh = lookup_domains([*to_check, *[c for c in canaries if c not in to_check]], resolver, concurrency)
+    asked = lookup_domains(canaries, resolver, concurrency)
+    if unreachable_raises and canaries and all(r.status == UNKNOWN for r in asked):
+        raise TransientError(
+            f"the DNS resolver answered none of the canary domains ({', '.join(canaries)}): "
+            f"{asked[0].detail or 'no answer'}."
+        )
+    fresh = asked + lookup_domains([d for d in to_check if d not in canaries], resolver, concurrency)
     by_domain = {r.domain: r for r in fresh}
     # What this run was told (the canaries are asked every time) beats what an older run was told.
     statuses = {d: by_domain[d].status if d in by_domain else cached[d][0] for d in domains}

@@ -6,6 +6,7 @@ retry (DNS, I/O); anything else is a bug (exit code 1).
 
 from __future__ import annotations
 
+import errno
 import re
 
 # What must never reach a terminal, a log or Prefect: addresses, phone numbers and long digit strings
@@ -62,5 +63,24 @@ class TransientError(CleansingError):
     """A failure that may pass if tried again (network, DNS, a locked file)."""
 
 
+class InternalError(CleansingError):
+    """A bug, told without the data it met: the original error's type and a masked first line."""
+
+
 class ConservationError(CleansingError):
     """Rows in and rows out do not add up: the run must not publish."""
+
+
+# File system errors that may pass if tried again (a network share that hiccups, a busy device).
+TRANSIENT_ERRNOS = frozenset({errno.EIO, errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ESTALE, errno.ETIMEDOUT})
+
+
+def file_error(exc: OSError, path: object, doing: str) -> CleansingError:
+    """What an ``OSError`` while reading or writing means for the run: a retry (transient), the user's
+    to fix (exit 2), or a full disk."""
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in TRANSIENT_ERRNOS:
+        return TransientError(f"{path}: {doing} failed for now ({reason}); it is tried again.")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return CleansingError(f"{path}: the disk is full ({reason}) while {doing}. Free space and run again.")
+    return InputError(f"{doing} failed ({reason}).", path=path, fix="Check that the file exists and can be read.")

@@ -6,6 +6,7 @@ order; the Prefect flow wraps each stage in a task, the benchmark and the tests 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -22,7 +23,7 @@ from . import __version__
 from .classify import classify, suppression_entries
 from .dedupe import assign_persons
 from .domains import DnsHealth, check_domains
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, file_error
 from .mapping import empty_contacts, load_mapping, map_table, map_tables
 from .policy import LoadedPolicy, load_policy
 from .read import ReadResult, read_sources, utf16_without_bom
@@ -78,6 +79,8 @@ class RunContext:
     run_dir: Path | None = None
     counts: dict[str, int] = field(default_factory=dict)
     suppressed_added: int = 0
+    # False while the stage will be tried again if it raises TransientError (set by the Prefect task).
+    final_attempt: bool = True
 
     @property
     def rows(self) -> int:
@@ -207,7 +210,14 @@ def stage_validate(ctx: RunContext) -> RunContext:
 
 def stage_domains(ctx: RunContext) -> RunContext:
     resolver = DnsResolver(ctx.request.dns_servers) if ctx.request.check_mx else None
-    ctx.contacts, ctx.dns = check_domains(ctx.contacts, ctx.policy.policy.domains, resolver, ctx.state)
+    ctx.contacts, ctx.dns = check_domains(
+        ctx.contacts,
+        ctx.policy.policy.domains,
+        resolver,
+        ctx.state,
+        # A resolver that answers nothing at all may be back in a moment: worth a retry while one is left.
+        unreachable_raises=not ctx.final_attempt,
+    )
     return ctx
 
 
@@ -301,8 +311,11 @@ def stage_write(ctx: RunContext) -> RunContext:
             by_reason=manifest["reasons"],
         )
 
-    remove_stale(out_dir)
-    tmp, counts = stage_folder(out_dir, ctx.run_id, ctx.contacts, ctx.read.quarantine, ctx.read.rows_in, extra)
+    try:
+        remove_stale(out_dir)
+        tmp, counts = stage_folder(out_dir, ctx.run_id, ctx.contacts, ctx.read.quarantine, ctx.read.rows_in, extra)
+    except OSError as exc:
+        raise file_error(exc, out_dir, "writing the run folder") from exc
     entries: list[tuple[str, dt.datetime | None]] = []
     if ctx.addresses is not None:
         objections = suppression_entries(ctx.addresses)
@@ -338,8 +351,10 @@ Progress = Callable[[str, RunContext, float], None]
 
 
 def run_stage(name: str, stage: Stage, ctx: RunContext, progress: Progress | None = None) -> RunContext:
+    """Run one stage on a copy of its input, so that a stage that fails half-way and is tried again
+    starts from the same input, never from a half-updated context."""
     started = time.perf_counter()
-    ctx = stage(ctx)
+    ctx = stage(dataclasses.replace(ctx, timings=dict(ctx.timings)))
     ctx.timings[name] = time.perf_counter() - started
     if progress:
         progress(name, ctx, ctx.timings[name])

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 import fastexcel
 import polars as pl
 
-from .errors import InputError
+from .errors import InputError, file_error
 
 ROW = "source_row"
 QUARANTINE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
@@ -110,8 +110,14 @@ def read_sources(paths: Sequence[str | Path]) -> ReadResult:
     for (path, _parts, _depth, member), name in zip(units, names, strict=True):
         if path not in inputs:
             inputs[path] = len(inputs)
-            result.inputs.append(InputFile(str(path), path.stat().st_size, _sha256(path)))
-        data = _read_member(path, member) if member else _read_file(path)
+            try:
+                result.inputs.append(InputFile(str(path), path.stat().st_size, _sha256(path)))
+            except OSError as exc:
+                raise file_error(exc, path, "reading the file") from exc
+        try:
+            data = _read_member(path, member) if member else _read_file(path)
+        except OSError as exc:
+            raise file_error(exc, path, "reading the file") from exc
         table, bad = read_bytes(name, data, display_path=f"{path} ({member.filename})" if member else path)
         del data
         table.input_index = inputs[path]

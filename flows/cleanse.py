@@ -1,5 +1,6 @@
 """The flow ``cleanse-contacts``: one thin task per pipeline stage."""
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Callable
@@ -9,9 +10,10 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.client.schemas.objects import State, TaskRun
+from prefect.runtime import task_run
 from prefect.states import Completed
 
-from cleansing.errors import TransientError
+from cleansing.errors import CleansingError, InternalError, TransientError, mask_text
 from cleansing.pipeline import STAGES, Progress, RunContext, RunRequest, prepare, run_stage
 from cleansing.state import DEFAULT_STATE
 
@@ -25,15 +27,36 @@ def _transient_only(_task: Any, _run: TaskRun, state: State[Any]) -> bool:
     return isinstance(state.result(raise_on_failure=False), TransientError)
 
 
+def safe_error(exc: BaseException) -> BaseException:
+    """The exception as Prefect may keep it (logs, the run's state): this package's errors are built
+    masked; any other error keeps its type's name and a masked first line, and loses its chain, whose
+    messages may quote the data."""
+    if isinstance(exc, CleansingError):
+        return exc
+    first = mask_text(str(exc).strip().splitlines()[0] if str(exc).strip() else "")[:300]
+    return InternalError(f"{type(exc).__name__}: {first}")
+
+
 def _stage_task(name: str, stage: Callable[[RunContext], RunContext]) -> Any:
+    retries = 2 if name in IO_STAGES else 0
+
     def run(ctx: RunContext) -> RunContext:
         logger = get_run_logger()
-        ctx = run_stage(name, stage, ctx, terminal_progress)
-        logger.info("stage %s: %d rows in %.2f s", name, ctx.rows, ctx.timings[name])
+        attempt = task_run.run_count or 1
+        ctx = dataclasses.replace(ctx, final_attempt=attempt > retries)
+        try:
+            ctx = run_stage(name, stage, ctx, terminal_progress)
+        except Exception as exc:
+            safe = safe_error(exc)
+            if safe is exc:
+                raise
+            raise safe from None
+        logger.info(
+            "stage %s: %d rows in %.2f s", name, ctx.rows if name != "read" else ctx.read.rows_in, ctx.timings[name]
+        )
         return ctx
 
     run.__name__ = f"stage_{name}"
-    retries = 2 if name in IO_STAGES else 0
     return task(
         name=name,
         cache_policy=NONE,
@@ -84,7 +107,13 @@ def cleanse_contacts(
         check_mx=check_domains,
         dns_servers=tuple(dns_servers or ()),
     )
-    ctx = prepare(request)
+    try:
+        ctx = prepare(request)
+    except Exception as exc:
+        safe = safe_error(exc)
+        if safe is exc:
+            raise
+        raise safe from None
     for _name, stage_task in TASKS:
         ctx = stage_task(ctx)
     logger = get_run_logger()

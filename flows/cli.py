@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from cleansing.errors import CleansingError, UsageError
+from cleansing.errors import CleansingError, InternalError, UsageError, mask_text
 from cleansing.mapping import PRESETS_NAMES
 from cleansing.pipeline import (
     DEFAULT_OUT,
@@ -212,6 +212,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def safe_error_text(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {mask_text(text.splitlines()[0] if text else '')[:300]}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"run": cmd_run, "dedupe": cmd_dedupe, "serve": cmd_serve, "forget": cmd_forget, "report": cmd_report}
@@ -220,11 +225,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except CleansingError as exc:
-        print(f"error: {exc} Nothing was published.", file=sys.stderr)
+    except InternalError as exc:
+        print(f"internal error ({exc}). Nothing was published.", file=sys.stderr)
         return EXIT_INTERNAL
-    except Exception as exc:  # an internal error: say so, publish nothing
-        print(f"internal error ({type(exc).__name__}): {exc}. Nothing was published.", file=sys.stderr)
+    except CleansingError as exc:
+        print(f"error: {mask_text(str(exc))} Nothing was published.", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as exc:  # an internal error: say so without the data it met, publish nothing
+        print(f"internal error ({safe_error_text(exc)}). Nothing was published.", file=sys.stderr)
         return EXIT_INTERNAL
 
 

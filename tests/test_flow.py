@@ -133,3 +133,72 @@ def test_a_run_with_many_unreadable_rows_ends_in_a_warning_state(prefect_harness
     )
     assert state.is_completed() and state.name == "Warning"
     assert "50.0% of the rows were quarantined" in (state.message or "")
+
+
+def _task_runs(flow_run_id: object) -> dict[str, object]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return {r.name.rsplit("-", 1)[0]: r for r in runs}
+
+
+def test_a_resolver_that_is_down_at_first_makes_the_domains_stage_retry(prefect_harness: None, tmp_path: Path) -> None:
+    import threading
+
+    from flows.cleanse import cleanse_contacts
+
+    from .dns_server import DnsServer
+    from .test_domains import ZONE
+
+    source = tmp_path / "c.csv"
+    source.write_text("email,consent,consent date\nanna@mx.zone.se,yes,2026-10-01\nbo@nullmx.zone.se,yes,2026-10-01\n")
+    server = DnsServer(ZONE)  # bound, but answering nothing until its thread starts
+    timer = threading.Timer(9.0, server._thread.start)  # after the first attempt's lookups have timed out
+    timer.start()
+    try:
+        state = cleanse_contacts(
+            sources=[str(source)],
+            as_of=dt.date(2026, 11, 29),
+            out_dir=str(tmp_path / "out"),
+            state=str(tmp_path / "s.sqlite"),
+            dns_servers=[server.address],
+            return_state=True,
+        )
+    finally:
+        timer.join()
+        server.__exit__()
+    assert state.is_completed() and state.name == "Completed"
+    domains = _task_runs(state.state_details.flow_run_id)["domains"]
+    assert domains.run_count == 2  # type: ignore[attr-defined]
+    manifest = json.loads((Path(state.result()) / "manifest.json").read_text())
+    assert manifest["dns"]["healthy"] and manifest["reasons"] == {"CONSENT_VALID": 1, "NO_MAIL_DOMAIN": 1}
+
+
+def test_a_failing_flow_keeps_personal_data_out_of_its_state_and_logs(prefect_harness: None, tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    from flows.cleanse import cleanse_contacts
+
+    source = tmp_path / "c.csv"
+    source.write_text("Anna,Berg,anna.berg@example.se,+46 70 123 45 67\nBo,Ek,bo@example.se,0701234567\n")
+    state = cleanse_contacts(
+        sources=[str(source)],
+        out_dir=str(tmp_path / "out"),
+        state=str(tmp_path / "s.sqlite"),
+        check_domains=False,
+        return_state=True,
+    )
+    assert state.is_failed()
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
+        stored = [client.read_flow_run(state.state_details.flow_run_id).state]
+    stored += [r.state for r in _task_runs(state.state_details.flow_run_id).values()]  # type: ignore[attr-defined]
+    texts = [state.message or "", *(s.message or "" for s in stored if s), *(log.message for log in logs)]
+    assert any("looks like a contact" in t for t in texts)
+    for personal in ("anna.berg", "@example.se", "123 45", "0701234567"):
+        assert not any(personal in t for t in texts), personal
