@@ -10,7 +10,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.client.schemas.objects import State, TaskRun
-from prefect.runtime import task_run
+from prefect.runtime import flow_run, task_run
 from prefect.states import Completed
 
 from cleansing.errors import CleansingError, InternalError, TransientError, mask_text
@@ -21,6 +21,9 @@ PresetName = Literal["auto", "mailchimp", "hubspot", "salesforce", "brevo", "kla
 IO_STAGES = {"read", "domains", "write"}
 # Set by the command line to show progress on the terminal; counts and timings only.
 terminal_progress: Progress | None = None
+# The flow run and run id of the run in progress in this process, for the command line to tell what a
+# signal stopped.
+current: dict[str, str] = {}
 
 
 def _transient_only(_task: Any, _run: TaskRun, state: State[Any]) -> bool:
@@ -107,8 +110,10 @@ def cleanse_contacts(
         check_mx=check_domains,
         dns_servers=tuple(dns_servers or ()),
     )
+    current["flow_run_id"] = str(flow_run.id)
     try:
         ctx = prepare(request)
+        current["run_id"] = ctx.run_id
     except Exception as exc:
         safe = safe_error(exc)
         if safe is exc:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from cleansing.errors import CleansingError, InternalError, UsageError, mask_text
@@ -115,26 +117,65 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     check_output(Path(request.out_dir))
     configure_prefect()
+    with _stopped_by_signals():
+        return _run_flow(request, args)
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM: the run stops where it is, as after Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, _frame: object) -> None:
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    previous = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _run_flow(request: RunRequest, args: argparse.Namespace) -> int:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     from . import cleanse as flow_module
+    from .server import TemporaryServer
 
     flow_module.terminal_progress = _progress
+    flow_module.current.clear()
     started = time.perf_counter()
-    print(
-        "cleanse-contacts: starting (a local Prefect server starts first when none is configured)",
-        file=sys.stderr,
-        flush=True,
-    )
-    run_dir = flow_module.cleanse_contacts(
-        sources=list(request.sources),
-        preset=args.preset,
-        policy=args.policy,
-        as_of=request.as_of,
-        out_dir=args.out,
-        check_domains=not args.no_mx,
-        mapping=args.mapping,
-        state=args.state,
-        dns_servers=list(args.dns_server),
-    )
+    with contextlib.ExitStack() as stack:
+        if not PREFECT_API_URL.value():
+            print("cleanse-contacts: starting a temporary Prefect server", file=sys.stderr, flush=True)
+            url = stack.enter_context(TemporaryServer())
+            stack.enter_context(temporary_settings(updates={PREFECT_API_URL: url}))
+        print("cleanse-contacts: starting", file=sys.stderr, flush=True)
+        try:
+            run_dir = flow_module.cleanse_contacts(
+                sources=list(request.sources),
+                preset=args.preset,
+                policy=args.policy,
+                as_of=request.as_of,
+                out_dir=args.out,
+                check_domains=not args.no_mx,
+                mapping=args.mapping,
+                state=args.state,
+                dns_servers=list(args.dns_server),
+            )
+        except Stopped as stop:
+            for s in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(s, signal.SIG_IGN)  # a second Ctrl-C does not cut the clean-up short
+            return _stopped(stop, flow_module.current, Path(args.out))
+        finally:
+            _send_pending_logs()
     manifest = json.loads((Path(run_dir) / "manifest.json").read_text())
     counts = ", ".join(f"{k} {v:,}" for k, v in manifest["counts"].items())
     print(f"done in {time.perf_counter() - started:.1f} s: {counts}", file=sys.stderr)
@@ -142,6 +183,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"domain check: {manifest['dns']['detail']}", file=sys.stderr)
     print(run_dir)
     return EXIT_OK
+
+
+def _send_pending_logs() -> None:
+    """Hand Prefect's queued run logs to its API while the server is still there."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        with contextlib.suppress(Exception):
+            worker.drain_all(timeout=5)
+
+
+def _stopped(stop: Stopped, current: dict[str, str], out: Path) -> int:
+    """Mark the flow run Cancelled and say in one line what was and was not published."""
+    name = signal.Signals(stop.signum).name
+    flow_run_id = current.get("flow_run_id")
+    if flow_run_id:
+        from prefect.client.orchestration import get_client
+        from prefect.states import Cancelled
+
+        try:
+            with get_client(sync_client=True) as client:
+                client.set_flow_run_state(flow_run_id, Cancelled(message=f"stopped by {name}"), force=True)
+        except Exception as exc:  # the API is gone too: say so rather than claim it was marked
+            print(f"warning: the flow run could not be marked cancelled ({type(exc).__name__}).", file=sys.stderr)
+    run_id = current.get("run_id")
+    if run_id and (out / run_id).is_dir():
+        print(f"stopped by {name} after the run was published: {out / run_id}", file=sys.stderr)
+    else:
+        print(f"stopped by {name}: the run was cancelled and nothing was published.", file=sys.stderr)
+    return 128 + stop.signum
 
 
 def cmd_dedupe(args: argparse.Namespace) -> int:

@@ -202,3 +202,61 @@ def test_a_failing_flow_keeps_personal_data_out_of_its_state_and_logs(prefect_ha
     assert any("looks like a contact" in t for t in texts)
     for personal in ("anna.berg", "@example.se", "123 45", "0701234567"):
         assert not any(personal in t for t in texts), personal
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.parametrize(("signum", "to_group", "code"), [(15, False, 143), (2, True, 130)], ids=["sigterm", "ctrl-c"])
+def test_a_signal_cancels_the_run_stops_its_server_and_publishes_nothing(
+    tmp_path: Path, signum: int, to_group: bool, code: int
+) -> None:
+    import os
+    import socket
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a resolver that never answers: a slow run
+    silent.bind(("127.0.0.1", 0))
+    source = tmp_path / "c.csv"
+    source.write_text("email,consent,consent date\nanna@mx.zone.se,yes,2026-10-01\n")
+    home = tmp_path / "prefect-home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")} | {"PREFECT_HOME": str(home)}
+    err = (tmp_path / "stderr.txt").open("w+")
+    command = [sys.executable, "-m", "flows.cli", "run", str(source), "--out", str(tmp_path / "out")]
+    command += ["--state", str(tmp_path / "s.sqlite"), "--dns-server", f"127.0.0.1:{silent.getsockname()[1]}"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "validate" not in Path(err.name).read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        servers = _children(process.pid)
+        assert servers, "the run started no server of its own"
+        if to_group:
+            os.killpg(process.pid, signum)
+        else:
+            os.kill(process.pid, signum)
+        assert process.wait(timeout=60) == code
+    finally:
+        if process.poll() is None:
+            process.kill()
+        silent.close()
+    lines = Path(err.name).read_text().strip().splitlines()
+    assert lines[-1].startswith("stopped by SIG") and "nothing was published" in lines[-1]
+    assert not [line for line in lines if "rror" in line]
+    assert not any(Path(f"/proc/{pid}").exists() for pid in servers)  # the server it started is gone
+    with sqlite3.connect(home / "prefect.db") as db:
+        assert db.execute("SELECT state_type FROM flow_run").fetchall() == [("CANCELLED",)]
+    out = tmp_path / "out"
+    assert not out.exists() or list(out.iterdir()) == []
