@@ -14,9 +14,11 @@ import json
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 import fastexcel
 import polars as pl
@@ -255,27 +257,37 @@ def archive_members(path: Path) -> list[zipfile.ZipInfo | None]:
 def _read_member(path: Path, info: zipfile.ZipInfo) -> bytes:
     """Inflate one member in chunks, stopping at the limits whatever its header claims."""
     where = f"{path} ({info.filename})"
-    chunks: list[bytes] = []
-    total = 0
-    with zipfile.ZipFile(path) as archive, archive.open(info) as handle:
-        while chunk := handle.read(CHUNK):
-            total += len(chunk)
-            _check_size(total, where, "Split the export into smaller files, or pass the file itself, unpacked.")
-            if total > RATIO_CHECK_FROM and total / max(info.compress_size, 1) > MAX_COMPRESSION_RATIO:
-                raise InputError(
-                    f"the archive member inflates more than {MAX_COMPRESSION_RATIO} times, which an export does "
-                    "not do: it looks like a ZIP bomb.",
-                    path=where,
-                    fix="Check where the archive came from; pass the export itself, unpacked.",
-                )
-            chunks.append(chunk)
-    if not total:
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(info) as handle:
+            chunks = list(_inflate(handle, info.compress_size, where))
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise InputError(
+            f"the archive member cannot be unpacked ({exc}).",
+            path=where,
+            fix="Export the archive again, or unpack it yourself and pass the files.",
+        ) from exc
+    if not chunks:
         raise InputError(
             f"the archive member {info.filename!r} is empty (zero bytes).",
             path=path,
             fix="Export the audience again, or remove the empty file from the archive.",
         )
     return b"".join(chunks)
+
+
+def _inflate(handle: IO[bytes], compressed: int, where: str) -> Iterator[bytes]:
+    total = 0
+    while chunk := handle.read(CHUNK):
+        total += len(chunk)
+        _check_size(total, where, "Split the export into smaller files, or pass the file itself, unpacked.")
+        if total > RATIO_CHECK_FROM and total / max(compressed, 1) > MAX_COMPRESSION_RATIO:
+            raise InputError(
+                f"the archive member inflates more than {MAX_COMPRESSION_RATIO} times, which an export does "
+                "not do: it looks like a ZIP bomb.",
+                path=where,
+                fix="Check where the archive came from; pass the export itself, unpacked.",
+            )
+        yield chunk
 
 
 def read_bytes(name: str, data: bytes, *, display_path: Path | str | None = None) -> tuple[RawTable, pl.DataFrame]:
@@ -305,7 +317,27 @@ def _with_rows(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
 
 
+def _check_workbook(data: bytes, where: Path | str) -> None:
+    """An XLSX is a ZIP too: its parts are held to the same limits before the workbook is opened."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as workbook:
+            infos = workbook.infolist()
+    except zipfile.BadZipFile:
+        return  # not a ZIP after all: the reader says what it is
+    inflated = sum(i.file_size for i in infos)
+    _check_size(inflated, str(where), "Save the workbook as CSV and pass that, split if need be.")
+    for info in infos:
+        if info.file_size > RATIO_CHECK_FROM and info.file_size / max(info.compress_size, 1) > MAX_COMPRESSION_RATIO:
+            raise InputError(
+                f"the workbook part {info.filename!r} inflates more than {MAX_COMPRESSION_RATIO} times, which a "
+                "spreadsheet does not do: it looks like a ZIP bomb.",
+                path=where,
+                fix="Check where the file came from; save it again as CSV and pass that.",
+            )
+
+
 def _read_xlsx(data: bytes, where: Path | str) -> pl.DataFrame:
+    _check_workbook(data, where)
     try:
         frame = fastexcel.read_excel(data).load_sheet(0, dtypes="string").to_polars()
     except Exception as exc:  # fastexcel raises its own types for damaged workbooks

@@ -254,3 +254,21 @@ def test_the_manifest_records_the_versions_that_made_the_decisions(tmp_path: Pat
     versions = json.loads((ctx.run_dir / "manifest.json").read_text())["versions"]
     assert set(versions) >= {"polars", "email-validator", "disposable-email-domains", "dnspython", "prefect"}
     assert versions["polars"] == pl.__version__
+
+
+def test_a_damaged_archive_member_is_an_input_error_naming_it(tmp_path: Path) -> None:
+    archive = tmp_path / "audience.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("contacts.csv", "email,first name\n" + "".join(f"p{i}@example.se,Namn{i}\n" for i in range(2000)))
+    data = bytearray(archive.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)  # zeroes over the compressed stream
+    archive.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"audience.zip \(contacts.csv\): the archive member cannot be unpacked"):
+        read_sources([archive])
+
+
+def test_a_workbook_whose_parts_inflate_like_a_bomb_is_refused(tmp_path: Path) -> None:
+    workbook = bomb(tmp_path / "contacts.xlsx", 64 << 20)
+    with pytest.raises(InputError, match=r"contacts.xlsx: the workbook part 'huge.csv' inflates"):
+        read_sources([workbook])
