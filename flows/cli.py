@@ -121,6 +121,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run_flow(request, args)
 
 
+class PublishedThenFailed(CleansingError):
+    """The run folder and state were committed; something after that (the Prefect artifacts) failed."""
+
+
 class Stopped(KeyboardInterrupt):
     """SIGINT or SIGTERM: the run stops where it is, as after Ctrl-C."""
 
@@ -174,6 +178,15 @@ def _run_flow(request: RunRequest, args: argparse.Namespace) -> int:
             for s in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(s, signal.SIG_IGN)  # a second Ctrl-C does not cut the clean-up short
             return _stopped(stop, flow_module.current, Path(args.out))
+        except Exception as exc:
+            run_id = flow_module.current.get("run_id")
+            if run_id and (Path(args.out) / run_id).is_dir():  # failed after publishing: say so
+                text = str(exc) if isinstance(exc, CleansingError) else safe_error_text(exc)
+                raise PublishedThenFailed(
+                    f"the run was published ({Path(args.out) / run_id}), but the flow failed after that: "
+                    f"{mask_text(text)}"
+                ) from exc
+            raise
         finally:
             _send_pending_logs()
     manifest = json.loads((Path(run_dir) / "manifest.json").read_text())
@@ -297,6 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except PublishedThenFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
     except InternalError as exc:
         print(f"internal error ({exc}). Nothing was published.", file=sys.stderr)
         return EXIT_INTERNAL

@@ -202,6 +202,12 @@ def test_a_failing_flow_keeps_personal_data_out_of_its_state_and_logs(prefect_ha
     assert any("looks like a contact" in t for t in texts)
     for personal in ("anna.berg", "@example.se", "123 45", "0701234567"):
         assert not any(personal in t for t in texts), personal
+    # No result of the failed run was persisted where Prefect keeps results.
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
+
+    storage = Path(PREFECT_LOCAL_STORAGE_PATH.value())
+    stored_files = [f for f in storage.rglob("*") if f.is_file()] if storage.exists() else []
+    assert not [f for f in stored_files if b"anna.berg" in f.read_bytes()]
 
 
 def _children(pid: int) -> list[int]:
