@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import urllib.error
-import urllib.request
 from typing import Any
 
 from cleansing.errors import ConfigError
+
+from .server import healthy
 
 DEFAULT_API_URL = "http://127.0.0.1:4200/api"
 
 
 def check_server(api_url: str) -> None:
     """The deployment lives on a Prefect server; say how to start one when none answers."""
-    try:
-        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=5) as response:
-            if response.status == 200:
-                return
-    except (urllib.error.URLError, OSError):
-        pass
+    if healthy(api_url, timeout=5):
+        return
     raise ConfigError(
         f"no Prefect server answers at {api_url}.",
         fix="Start one with `prefect server start --host 127.0.0.1` (the UI is then at "

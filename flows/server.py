@@ -25,6 +25,15 @@ from cleansing.errors import CleansingError
 STARTUP_TIMEOUT_S = 90.0
 
 
+def healthy(api_url: str, timeout: float) -> bool:
+    """Whether a Prefect API answers its health check at ``api_url``."""
+    try:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=timeout) as answer:
+            return bool(answer.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -94,12 +103,8 @@ class TemporaryServer:
                     f"the temporary Prefect server exited at start with code {self.process.returncode}; "
                     f"its messages are in {self.log_path}."
                 )
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
+            if healthy(self.api_url, timeout=2):
+                return
             time.sleep(0.1)
         raise CleansingError(f"the temporary Prefect server did not answer within {STARTUP_TIMEOUT_S:.0f} s.")
 

@@ -39,6 +39,11 @@ def write(path: Path, rows: list[str]) -> Path:
     return path
 
 
+def write_with_phone(path: Path, rows: list[str]) -> Path:
+    path.write_text(HEADER.rstrip("\n") + ",phone,company\n" + "".join(r + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
 def sample_files() -> list[Path]:
     return sorted(p for p in SAMPLES.iterdir() if p.is_file())
 
@@ -147,10 +152,11 @@ def test_forget_dates_the_entry_by_the_request(tmp_path: Path) -> None:
     assert before <= stored <= dt.datetime.now(dt.UTC)
 
 
-ADDRESSES = ["anna@example.se", "bo@example.se", "cia@example.se"]
+ADDRESSES = ["anna.berg@example.se", "anna@berg-design.se", "berg@hotmail.com"]  # one person where linked
 DATES = ["", "2024-03-01", "2025-05-01", "2026-02-01", "2026-09-01"]
 ROW = st.tuples(
     st.sampled_from(ADDRESSES),
+    st.sampled_from([",", ",", "070-123 45 67,Acme AB"]),  # shared phone and company: one person
     st.sampled_from(["yes", "no", "", "pending"]),
     st.sampled_from(DATES),
     st.sampled_from(["yes", "", "no", "maybe", *DATES[1:]]),
@@ -168,7 +174,7 @@ def test_runs_over_any_subset_first_leave_the_full_runs_decisions_unchanged(
 ) -> None:
     tmp = tmp_path_factory.mktemp("history")
     paths = [
-        write(tmp / f"f{i}.csv", [f"{a},Namn,Efternamn,{c},{cd},{o},{e}" for a, c, cd, o, e in rows])
+        write_with_phone(tmp / f"f{i}.csv", [f"{a},Anna,Berg,{c},{cd},{o},{e},{ph}" for a, ph, c, cd, o, e in rows])
         for i, rows in enumerate(files)
     ]
     fresh = decide(paths, tmp / "fresh.sqlite", tmp / "o1")
