@@ -478,7 +478,135 @@ def parse_delimited(
     """Parse delimited text. Rows whose field count differs from the header's, that hold
     undecodable bytes, or that open a quote never closed go to quarantine; the next row is read
     from the following physical line, so one broken quote does not swallow the rest. Rows on
-    ``nul_lines`` (NUL bytes removed) are listed in ``nul_rows``."""
+    ``nul_lines`` (NUL bytes removed) are listed in ``nul_rows``.
+
+    The fast path splits lines and fields with polars; only lines holding a quote (and the lines a
+    quoted field spans) go through the ``csv`` module, one record at a time, with the same rules as
+    ``parse_careful``, which reads a file whose lines end in a bare carriage return."""
+    bare_cr = text.count("\r") != text.count("\r\n")
+    if bare_cr:
+        return parse_careful(name, text, bad_lines, nul_lines)
+    return _parse_fast(name, text, bad_lines or set(), nul_lines or set())
+
+
+def _parse_fast(name: str, text: str, bad_lines: set[int], nul_lines: set[int]) -> tuple[RawTable, pl.DataFrame]:
+    lines = pl.Series("line", [text], dtype=pl.String).str.split("\n").explode(empty_as_null=True)
+    if text.endswith("\n") or not text:
+        lines = lines.head(-1)  # the empty piece after the last line break
+    if lines.len() == 0:
+        return RawTable(name, pl.DataFrame({ROW: []}, schema={ROW: pl.Int64})), quarantine_frame([])
+    head = [f"{line}\n" for line in lines.head(50).to_list()]
+    delimiter = sniff_delimiter(head)
+    tail = [f"{line}\n" for line in lines.tail(min(1000, lines.len() - 1)).to_list()] if lines.len() > 1 else []
+    footer = _report_footer_length([head[0], *tail], delimiter)
+    header = next(csv.reader([head[0]], delimiter=delimiter))
+    header = _unique([h.strip() or f"column_{i + 1}" for i, h in enumerate(header)])
+    width = len(header)
+    body = lines.slice(1, lines.len() - 1 - footer)
+    del lines
+    # Line i of the body is physical line i + 2. A line with a quote, or a carriage return anywhere
+    # but at its end, is read by the csv module; the rest are split here.
+    frame = pl.DataFrame({"line": body}).with_row_index("i").with_columns(pl.col("i").cast(pl.Int64))
+    content = pl.col("line").str.strip_suffix("\r")
+    complex_line = pl.col("line").str.contains('"', literal=True) | content.str.contains("\r", literal=True)
+    starts = frame.filter(complex_line)["i"].to_list()
+    quoted: list[tuple[int, list[str], str, str, int]] = []  # (start, record, error, raw, spanned)
+    consumed: list[int] = []
+    cursor = 0
+    for start in starts:
+        if start < cursor:
+            continue  # inside a record that began on an earlier line
+        window = [f"{line}\n" for line in body.slice(start, MAX_LINES_PER_RECORD + 1).to_list()]
+        record, error, spanned = _read_record(window, delimiter, start, bad_lines, width)
+        raw = "".join(window[:spanned]).rstrip("\r\n")
+        if spanned > 1 and (error.startswith("unreadable") or error.startswith("a quote")):
+            # A quote swallowed the lines after this one: quarantine only this line, reread the rest.
+            error, raw, spanned = "a quote is opened and never closed", window[0].rstrip("\r\n"), 1
+        quoted.append((start, record, error, raw, spanned))
+        consumed.extend(range(start, start + spanned))
+        cursor = start + spanned
+    taken = pl.Series("i", consumed, dtype=pl.Int64)
+    simple = frame.filter(~pl.col("i").is_in(taken.implode())).select(
+        "i", content.alias("content"), pl.col("line").str.strip_chars_end("\r\n").alias("raw")
+    )
+    del frame
+    fields = pl.col("content").str.split(delimiter)
+    simple = simple.with_columns(
+        pl.when(pl.col("i").is_in(pl.Series([n - 2 for n in bad_lines], dtype=pl.Int64).implode()))
+        .then(pl.lit("undecodable bytes (the row is not in the file's encoding)"))
+        .when(pl.col("content") == "")
+        .then(pl.lit("empty line"))
+        .when(fields.list.len() != width)
+        .then(pl.format("{} fields where the header has {}", fields.list.len(), pl.lit(width)))
+        .alias("error")
+    )
+    # Row numbers count records in order: simple lines and the first lines of quoted records.
+    numbers = (
+        pl.concat([simple.select("i"), pl.DataFrame({"i": [q[0] for q in quoted]}, schema={"i": pl.Int64})])
+        .sort("i")
+        .with_row_index(ROW, offset=1)
+        .with_columns(pl.col(ROW).cast(pl.Int64))
+    )
+    simple = simple.join(numbers, on="i", how="left")
+    good_simple = simple.filter(pl.col("error").is_null()).select(
+        "i", ROW, *[fields.list.get(j).alias(h) for j, h in enumerate(header)]
+    )
+    row_of = dict(zip(numbers["i"].to_list(), numbers[ROW].to_list(), strict=True)) if quoted else {}
+    good_quoted = [(q[0], row_of[q[0]], *q[1]) for q in quoted if not q[2]]
+    schema = {"i": pl.Int64, ROW: pl.Int64, **{h: pl.String for h in header}}
+    good = pl.concat(
+        [good_simple, pl.DataFrame(good_quoted, schema=schema, orient="row")], how="vertical"
+    ).sort(ROW)
+    spans = {q[0]: q[4] for q in quoted}
+    nul_rows = (
+        [
+            r
+            for i, r in good.select("i", ROW).iter_rows()
+            if any(n in nul_lines for n in range(i + 2, i + 2 + spans.get(i, 1)))
+        ]
+        if nul_lines
+        else []
+    )
+    bad = [
+        (name, r, "read", "", e, raw)
+        for r, e, raw in simple.filter(pl.col("error").is_not_null()).select(ROW, "error", "raw").iter_rows()
+    ]
+    bad += [(name, row_of[q[0]], "read", "", q[2], q[3]) for q in quoted if q[2]]
+    bad.sort(key=lambda b: b[1])
+    out = good.drop("i")
+    return RawTable(name, out.select(*header, ROW), delimiter=delimiter, nul_rows=nul_rows), quarantine_frame(bad)
+
+
+def _read_record(
+    window: list[str], delimiter: str, start: int, bad_lines: set[int], width: int
+) -> tuple[list[str], str, int]:
+    """One record read by the csv module from its first line on: ``(record, error, lines spanned)``,
+    judged as ``parse_careful`` judges it."""
+    reader = csv.reader(iter(window), delimiter=delimiter, strict=True)
+    try:
+        record, error = next(reader), ""
+    except StopIteration:
+        return [], "empty line", 1
+    except csv.Error as exc:
+        record, error = [], f"unreadable CSV: {exc}"
+    spanned = max(reader.line_num, 1)
+    if not error:
+        if any(n in bad_lines for n in range(start + 2, start + 2 + spanned)):
+            error = "undecodable bytes (the row is not in the file's encoding)"
+        elif not record:
+            error = "empty line"
+        elif spanned > MAX_LINES_PER_RECORD:
+            error = "a quote is opened and never closed"
+        elif len(record) != width:
+            error = f"{len(record)} fields where the header has {width}"
+    return record, error, spanned
+
+
+def parse_careful(
+    name: str, text: str, bad_lines: set[int] | None = None, nul_lines: set[int] | None = None
+) -> tuple[RawTable, pl.DataFrame]:
+    """``parse_delimited`` record by record with the ``csv`` module: the reference the fast path
+    keeps to, and the reader for files whose lines end in a bare carriage return."""
     bad_lines = bad_lines or set()
     nul_lines = nul_lines or set()
     nul_rows: list[int] = []

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cleansing.errors import InputError
 from cleansing.read import read_sources
@@ -146,3 +148,28 @@ def test_unusable_files_raise_input_errors_naming_the_file(tmp_path: Path, conte
     with pytest.raises(InputError, match=message) as err:
         read_sources([path])
     assert str(path) in str(err.value)
+
+
+TOKENS = st.sampled_from(["a", "bé", ",", ";", '"', '""', "\n", "\r\n", " ", "\t", "x@y.se", "\n\n"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    header=st.sampled_from(["email,name,consent\n", "email;namn\r\n", '"email","name"\n', "email\n", "a,b,c,d\n"]),
+    body=st.lists(TOKENS, max_size=80),
+    bad=st.sets(st.integers(min_value=2, max_value=30), max_size=3),
+    nul=st.sets(st.integers(min_value=2, max_value=30), max_size=3),
+)
+def test_the_fast_reader_reads_exactly_as_the_careful_one(
+    header: str, body: list[str], bad: set[int], nul: set[int]
+) -> None:
+    from cleansing.read import parse_careful, parse_delimited
+
+    text = header + "".join(body)
+    fast, fast_bad = parse_delimited("f.csv", text, bad, nul)
+    careful, careful_bad = parse_careful("f.csv", text, bad, nul)
+    assert fast.delimiter == careful.delimiter
+    assert fast.frame.columns == careful.frame.columns
+    assert fast.frame.rows() == careful.frame.rows()
+    assert fast_bad.rows() == careful_bad.rows()
+    assert fast.nul_rows == careful.nul_rows
