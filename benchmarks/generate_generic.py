@@ -22,9 +22,7 @@ LAST = [
 ]  # fmt: skip
 ASCII = str.maketrans("åäöéü", "aaoeu")
 FREE = ["gmail.com", "hotmail.com", "outlook.com", "yahoo.com", "live.se", "icloud.com", "telia.com"]
-HEADER = (
-    "Email,First name,Last name,Phone,Company,Street,Postcode,City,Consent,Consent date,Source,Unsubscribed\n"
-)
+HEADER = "Email,First name,Last name,Phone,Company,Street,Postcode,City,Consent,Consent date,Source,Unsubscribed\n"
 
 
 def _domain(rng: random.Random) -> str:
@@ -70,7 +68,11 @@ def generate(n: int, out: Path, seed: int = 11) -> Path:
                     recent[rng.randrange(len(recent))] = email
             year, month, day = rng.randint(2017, 2026), rng.randint(1, 12), rng.randint(1, 28)
             date = rng.choice([f"{year}-{month:02d}-{day:02d}", f"{day:02d}.{month:02d}.{year}", ""])
-            phone = "" if rng.random() < 0.4 else f"07{rng.randint(0, 9)}-{rng.randint(100, 999)} {rng.randint(10, 99)} 0{i % 10}"
+            phone = (
+                ""
+                if rng.random() < 0.4
+                else f"07{rng.randint(0, 9)}-{rng.randint(100, 999)} {rng.randint(10, 99)} 0{i % 10}"
+            )
             fields = [
                 email,
                 first.capitalize(),

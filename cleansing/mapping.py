@@ -820,10 +820,10 @@ def map_table(
     notes = [pl.when(pl.col(f"{c}__bad")).then(pl.concat_str([pl.lit(f"{t}="), pl.col(c)])) for t, c in bad]
     joined_notes = pl.concat_str(notes, separator="; ", ignore_nulls=True) if notes else pl.lit("")
     file_key = hashlib.sha256(table.source_file.encode()).hexdigest()[:8]
+    base = table.frame.lazy().select(pl.col(ROW), *[e.alias(c) for c, e in texts.items()]).collect()
     mapped = (
-        table.frame.lazy()
-        .select(pl.col(ROW), *[e.alias(c) for c, e in texts.items()])
-        .with_columns(parsed)
+        _parse_per_value(base, parsed)
+        .lazy()
         .select(
             pl.lit(table.source_file).alias("source_file"),
             pl.col(ROW).alias("source_row"),
@@ -855,6 +855,20 @@ def map_table(
             .alias("flags")
         )
     return preset.post(mapped), name
+
+
+def _parse_per_value(frame: pl.DataFrame, parsed: Sequence[pl.Expr]) -> pl.DataFrame:
+    """Add the parsed columns, each parser run once per distinct text (a million rows hold a few
+    thousand dates and a handful of statuses) and joined back in row order."""
+    by_column: dict[str, list[pl.Expr]] = {}
+    for expr in parsed:
+        roots = expr.meta.root_names()
+        by_column.setdefault(roots[0] if len(set(roots)) == 1 else "", []).append(expr)
+    per_row = by_column.pop("", [])
+    for column, exprs in by_column.items():
+        distinct = frame.select(pl.col(column).unique()).with_columns(exprs)
+        frame = frame.join(distinct, on=column, how="left", nulls_equal=True, maintain_order="left")
+    return frame.with_columns(per_row) if per_row else frame
 
 
 def map_tables(

@@ -483,7 +483,7 @@ def parse_delimited(
     The fast path splits lines and fields with polars; only lines holding a quote (and the lines a
     quoted field spans) go through the ``csv`` module, one record at a time, with the same rules as
     ``parse_careful``, which reads a file whose lines end in a bare carriage return."""
-    bare_cr = text.count("\r") != text.count("\r\n")
+    bare_cr = "\r" in text and text.count("\r") != text.count("\r\n")
     if bare_cr:
         return parse_careful(name, text, bad_lines, nul_lines)
     return _parse_fast(name, text, bad_lines or set(), nul_lines or set())
@@ -530,14 +530,14 @@ def _parse_fast(name: str, text: str, bad_lines: set[int], nul_lines: set[int]) 
         "i", content.alias("content"), pl.col("line").str.strip_chars_end("\r\n").alias("raw")
     )
     del frame
-    fields = pl.col("content").str.split(delimiter)
+    count = pl.col("content").str.count_matches(delimiter, literal=True) + 1
     simple = simple.with_columns(
         pl.when(pl.col("i").is_in(pl.Series([n - 2 for n in bad_lines], dtype=pl.Int64).implode()))
         .then(pl.lit("undecodable bytes (the row is not in the file's encoding)"))
         .when(pl.col("content") == "")
         .then(pl.lit("empty line"))
-        .when(fields.list.len() != width)
-        .then(pl.format("{} fields where the header has {}", fields.list.len(), pl.lit(width)))
+        .when(count != width)
+        .then(pl.format("{} fields where the header has {}", count, pl.lit(width)))
         .alias("error")
     )
     # Row numbers count records in order: simple lines and the first lines of quoted records.
@@ -548,15 +548,12 @@ def _parse_fast(name: str, text: str, bad_lines: set[int], nul_lines: set[int]) 
         .with_columns(pl.col(ROW).cast(pl.Int64))
     )
     simple = simple.join(numbers, on="i", how="left")
-    good_simple = simple.filter(pl.col("error").is_null()).select(
-        "i", ROW, *[fields.list.get(j).alias(h) for j, h in enumerate(header)]
-    )
+    split = pl.col("content").str.split_exact(delimiter, width - 1).struct.rename_fields(header)
+    good_simple = simple.filter(pl.col("error").is_null()).select("i", ROW, split.alias("_fields")).unnest("_fields")
     row_of = dict(zip(numbers["i"].to_list(), numbers[ROW].to_list(), strict=True)) if quoted else {}
     good_quoted = [(q[0], row_of[q[0]], *q[1]) for q in quoted if not q[2]]
     schema = {"i": pl.Int64, ROW: pl.Int64, **{h: pl.String for h in header}}
-    good = pl.concat(
-        [good_simple, pl.DataFrame(good_quoted, schema=schema, orient="row")], how="vertical"
-    ).sort(ROW)
+    good = pl.concat([good_simple, pl.DataFrame(good_quoted, schema=schema, orient="row")], how="vertical").sort(ROW)
     spans = {q[0]: q[4] for q in quoted}
     nul_rows = (
         [
