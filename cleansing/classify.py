@@ -157,11 +157,7 @@ def judge_addresses(addresses: pl.DataFrame, policy: Policy, as_of: dt.date, dns
         & ~pl.col("_no_soft_opt_in")
         & (_day("last_purchase_at") >= months_before(as_of, policy.soft_opt_in.max_months)).fill_null(False)
     )
-    claimed = (
-        pl.col("_granted")
-        | pl.col("_basis_consent")
-        | pl.col("_unreadable_claim")
-    )
+    claimed = pl.col("_granted") | pl.col("_basis_consent") | pl.col("_unreadable_claim")
     # Consent to processing (HubSpot's "Freely given consent") says nothing about email either way.
     li_only = pl.col("_basis_li") & ~pl.col("_basis_other")
     needs_doi = pl.lit(c.require_double_opt_in) & pl.col("confirmed_at").is_null()

@@ -10,7 +10,6 @@ owner-only permissions.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import json
 import os
@@ -62,7 +61,7 @@ CREATE TABLE IF NOT EXISTS runs (
 def hash_keys(keys: pl.Series, key: bytes) -> pl.Series:
     """HMAC-SHA256 (hex) of each address key, computed once per distinct key."""
     unique = keys.drop_nulls().unique().to_list()
-    digests = {k: hmac.new(key, k.encode("utf-8"), hashlib.sha256).hexdigest() for k in unique}
+    digests = {k: hmac.digest(key, k.encode("utf-8"), "sha256").hex() for k in unique}
     return keys.replace_strict(digests, default=None, return_dtype=pl.String)
 
 
@@ -197,7 +196,9 @@ class StateStore:
         """Add ``(hash, objection date or None for undated)`` entries to the suppression list; returns how
         many were new. An address already listed keeps the stricter date: undated over dated, else the
         later one, so the list does not depend on the order in which runs saw the objections."""
-        rows = [(h, reason, _stamp(dt.datetime.now(dt.UTC)), origin, _stamp(when)) for h, when in entries]
+        added = _stamp(dt.datetime.now(dt.UTC))
+        stamps = {when: _stamp(when) for when in {when for _h, when in entries}}  # few distinct dates
+        rows = [(h, reason, added, origin, stamps[when]) for h, when in entries]
         sql = (
             "INSERT INTO suppression (address_hash, reason, added_at, origin, objection_at) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT(address_hash) DO UPDATE SET objection_at = CASE "

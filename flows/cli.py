@@ -10,27 +10,23 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cleansing.errors import CleansingError, InternalError, UsageError, mask_text
-from cleansing.mapping import PRESETS_NAMES
-from cleansing.pipeline import (
-    DEFAULT_OUT,
-    RunContext,
-    RunRequest,
-    check_inputs,
-    check_output,
-    parse_as_of,
-    prepare,
-)
-from cleansing.policy import load_policy
-from cleansing.state import DEFAULT_STATE
+
+if TYPE_CHECKING:
+    from cleansing.pipeline import RunContext
+    from cleansing.preflight import RunRequest
 
 from .settings import configure_prefect
 
+# What the parser needs, written out so that --help loads nothing heavy (a test holds these to the
+# modules they come from).
+DEFAULT_OUT = "out"
+DEFAULT_STATE = "data/state/cleansing.sqlite"
+PRESET_CHOICES = ["auto", "mailchimp", "hubspot", "salesforce", "brevo", "klaviyo", "generic"]
+
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
-
-
-PRESET_CHOICES = list(PRESETS_NAMES)
 
 
 def _input_options(command: argparse.ArgumentParser, *, dns: bool) -> None:
@@ -100,6 +96,8 @@ def _progress(name: str, ctx: RunContext, seconds: float) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from cleansing.preflight import RunRequest, check_config, check_inputs, check_output, parse_as_of
+
     request = RunRequest(
         sources=tuple(args.sources),
         preset=args.preset,
@@ -112,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         dns_servers=tuple(args.dns_server),
     )
     # Bad configuration, an unusable output folder and unusable inputs fail here, before Prefect starts.
-    prepare(request)
+    check_config(request)
     for warning in check_inputs(request):
         print(f"warning: {warning}", file=sys.stderr)
     check_output(Path(request.out_dir))
@@ -231,6 +229,7 @@ def _stopped(stop: Stopped, current: dict[str, str], out: Path) -> int:
 
 def cmd_dedupe(args: argparse.Namespace) -> int:
     from cleansing.pipeline import dedupe_only
+    from cleansing.preflight import RunRequest, check_output
 
     request = RunRequest(
         sources=tuple(args.sources),
@@ -249,6 +248,8 @@ def cmd_dedupe(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from cleansing.policy import load_policy
+
     policy = load_policy(args.policy).policy
     for source in args.sources:
         if not Path(source).exists():
