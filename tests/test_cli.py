@@ -31,7 +31,10 @@ def test_the_parser_defaults_are_the_modules_defaults() -> None:
 
 def test_help_loads_neither_polars_nor_prefect() -> None:
     modules = loaded_after(
-        "import contextlib, io\nfrom flows import cli\nwith contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n    cli.main(['--help'])"
+        "import contextlib, io\n"
+        "from flows import cli\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    cli.main(['--help'])"
     )
     assert not [m for m in HEAVY if m in modules]
 
