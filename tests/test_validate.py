@@ -73,6 +73,23 @@ def test_fast_path_and_email_validator_agree_on_generated_addresses(local: str, 
     assert _ours([address])[address] == _reference(address)
 
 
+LATIN_LOCAL = st.text(alphabet="abZ09._+-åäöÅÄÖéüÿßØø×÷µ¿\u00c0\u00d6\u00f6\u00f8e\u0301 ", min_size=1, max_size=70)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(local=LATIN_LOCAL, domain=st.sampled_from(["example.se", "EXAMPLE.com", "exämple.se", "a.test", "x--y.se"]))
+def test_latin_local_parts_get_exactly_email_validators_answer(local: str, domain: str) -> None:
+    address = f"{local}@{domain}"
+    assert _ours([address])[address] == _reference(address)
+
+
+def test_most_swedish_addresses_take_the_vectorised_route() -> None:
+    from cleansing.validate import fast_path
+
+    addresses = pl.DataFrame({"e": ["björn.smith@example.se", "Åsa.Öberg+news@gmail.com", "anna@example.se"]})
+    assert addresses.select(fast_path(pl.col("e")))["e"].to_list() == [True, True, True]
+
+
 @pytest.mark.parametrize(
     ("email", "key"),
     [
