@@ -26,6 +26,7 @@ FAST_EMAIL = rf"^{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+[A-Za-z]{{2,63}}$"
 # email-validator's checks, so the address is valid as given exactly when the ASCII shape would be.
 _ATOM_LATIN = r"[A-Za-z0-9_+\-\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff]+"
 FAST_EMAIL_LATIN = rf"^{_ATOM_LATIN}(?:\.{_ATOM_LATIN})*@(?:{_LABEL}\.)+[A-Za-z]{{2,63}}$"
+LOCAL_ATOM_LATIN = rf"^{_ATOM_LATIN}(?:\.{_ATOM_LATIN})*$"
 # Below this many addresses for email-validator itself, starting worker processes costs more than it saves.
 PARALLEL_FROM = 20_000
 # email-validator refuses these top-level names (special-use, RFC 6761 and friends).
@@ -175,6 +176,13 @@ def normalize_emails(emails: pl.Series) -> pl.DataFrame:
         .when(
             _local(e).str.contains(LOCAL_ATOM)
             & (_local(e).str.len_bytes() <= 64)
+            & ~_domain(e).str.contains(r"^[\x00-\x7f]*$")
+        )
+        .then(pl.lit("idn"))
+        .when(
+            # A Latin-1 local part at an international domain, far below every length limit.
+            _local(e).str.contains(LOCAL_ATOM_LATIN)
+            & (e.str.len_bytes() <= 200)
             & ~_domain(e).str.contains(r"^[\x00-\x7f]*$")
         )
         .then(pl.lit("idn"))
