@@ -183,10 +183,12 @@ def stage_folder(
         decisions = decisions_frame(records, quarantine)
         Decisions.validate(decisions)
         counts = check_conservation(rows_in, decisions, partitions)
+        # Every table once per format, all written at once by polars' engine.
+        sinks = [decisions.lazy().sink_parquet(tmp / "decisions.parquet", lazy=True)]
         for name, frame in partitions.items():
-            frame.write_parquet(tmp / f"{name}.parquet")
-            guard_formulas(_flat(frame)).write_csv(tmp / f"{name}.csv")
-        decisions.write_parquet(tmp / "decisions.parquet")
+            sinks.append(frame.lazy().sink_parquet(tmp / f"{name}.parquet", lazy=True))
+            sinks.append(guard_formulas(_flat(frame)).lazy().sink_csv(tmp / f"{name}.csv", lazy=True))
+        pl.collect_all(sinks)
         extra(tmp, counts, decisions)
         (tmp / WRITER_FILE).unlink()
         for child in tmp.iterdir():
