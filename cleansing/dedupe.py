@@ -175,7 +175,8 @@ def candidate_pairs(p: pl.DataFrame, max_block: int = MAX_BLOCK) -> pl.DataFrame
         frames.append(pairs.select(pl.col("_row").alias("l"), pl.col("_row_r").alias("r")))
     if not frames:
         return pl.DataFrame(schema={"l": pl.Int64, "r": pl.Int64})
-    return pl.concat(frames).unique()
+    # In order: the model trains on a sample of the pairs, which must not depend on hashing order.
+    return pl.concat(frames).unique().sort("l", "r")
 
 
 @dataclass(frozen=True)

@@ -236,3 +236,15 @@ def test_cleanse_dedupe_writes_one_row_per_input_row(tmp_path: Path) -> None:
     assert written.filter(pl.col("cluster_id").is_null()).height == 2  # the unreadable rows
     multi = clusters.group_by("cluster_id").agg(pl.col("source_file").n_unique()).filter(pl.col("source_file") > 1)
     assert multi.height > 50  # the same people across the sample's files
+
+
+def test_the_same_records_always_give_the_same_persons_when_the_model_trains_on_a_sample(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import cleansing.dedupe as dedupe
+    from benchmarks.generate_people import generate
+
+    monkeypatch.setattr(dedupe, "TRAINING_PAIRS", 300)  # fewer than the candidate pairs: a sample is drawn
+    records = validate(generate(1500, seed=5).with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64)), "SE")
+    runs = [assign_persons(records)["person_key"].to_list() for _ in range(4)]
+    assert all(run == runs[0] for run in runs[1:])
