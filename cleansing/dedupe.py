@@ -107,9 +107,29 @@ def _column(frame: pl.DataFrame, name: str) -> pl.Expr:
     return pl.col(name) if name in frame.columns else pl.lit(None, pl.String)
 
 
+FOLDED = ("full_name", "first_name", "last_name", "street", "street2", "city", "region", "company")
+
+
+def _with_folded(contacts: pl.DataFrame) -> pl.DataFrame:
+    """``__f_<column>``: each text column folded once per distinct value and joined back in row order
+    (a million records hold a few thousand names)."""
+    folded = {}
+    for name in FOLDED:
+        if name in contacts.columns:
+            distinct = contacts.select(pl.col(name).unique()).with_columns(_fold(pl.col(name)).alias("_f"))
+            joined = contacts.select(name).join(distinct, on=name, how="left", nulls_equal=True, maintain_order="left")
+            folded[f"__f_{name}"] = joined["_f"]
+    return contacts.with_columns(**folded)
+
+
 def prepare(contacts: pl.DataFrame) -> pl.DataFrame:
     """The comparable fields of every record, keyed by ``_row``."""
-    full = _fold(_column(contacts, "full_name"))
+    contacts = _with_folded(contacts)
+
+    def folded(name: str) -> pl.Expr:
+        return _column(contacts, f"__f_{name}")
+
+    full = folded("full_name")
     comma = _column(contacts, "full_name").str.contains(",")
     full_first = pl.when(comma).then(full.str.extract(r"^\S+\s+(.*)$")).otherwise(full.str.extract(r"^(\S+)"))
     full_last = pl.when(comma).then(full.str.extract(r"^(\S+)")).otherwise(full.str.extract(r"\s(\S+)$"))
@@ -118,16 +138,14 @@ def prepare(contacts: pl.DataFrame) -> pl.DataFrame:
     role = local.str.replace_all(r"[._-]", "").is_in(list(ROLE_LOCAL_PARTS)).fill_null(False)
     return contacts.select(
         pl.col("_row"),
-        pl.coalesce(_fold(_column(contacts, "first_name")), full_first).alias("first"),
-        pl.coalesce(_fold(_column(contacts, "last_name")), full_last).alias("last"),
-        _fold(_column(contacts, "street")).alias("street"),
-        _fold(_column(contacts, "street2")).alias("street2"),
-        _fold(_column(contacts, "city")).alias("city"),
+        pl.coalesce(folded("first_name"), full_first).alias("first"),
+        pl.coalesce(folded("last_name"), full_last).alias("last"),
+        folded("street").alias("street"),
+        folded("street2").alias("street2"),
+        folded("city").alias("city"),
         _column(contacts, "postcode").str.replace_all(r"\s", "").replace("", None).alias("postcode"),
-        _fold(_column(contacts, "region")).alias("region"),
-        _fold(_column(contacts, "company"))
-        .str.replace(r"\s(ab|aktiebolag|inc|ltd|llc|gmbh|as|oy)$", "")
-        .alias("company"),
+        folded("region").alias("region"),
+        folded("company").str.replace(r"\s(ab|aktiebolag|inc|ltd|llc|gmbh|as|oy)$", "").alias("company"),
         _column(contacts, "phone_e164").alias("phone"),
         pl.when(role).then(None).otherwise(local.str.replace_all(r"[._-]", "")).alias("local"),
         _column(contacts, "address_key").alias("address"),
