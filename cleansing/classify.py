@@ -217,19 +217,22 @@ def merge_addresses(records: pl.DataFrame) -> pl.DataFrame:
         pl.col("record_id").first().alias("rep_record_id"),
         pl.col("_row").first().alias("rep_row"),
     )
-    known = pl.when(pl.col("consent_status") != "unknown").then(pl.col("consent_status"))
+    # The facts the rules ask of statuses and bases, as booleans per record (a list per address costs
+    # twenty times more), so that merging is a plain any() per address.
+    status, bases = pl.col("consent_status"), pl.col("lawful_basis")
+    valid = valid.with_columns(
+        (status == "pending").alias("_pending"),
+        (status == "granted").alias("_granted"),
+        pl.when(status != "unknown").then(status).alias("_known"),
+        bases.list.contains("consent").alias("_basis_consent"),
+        bases.list.contains("legitimate_interest").alias("_basis_li"),
+        (bases.list.set_difference(pl.lit(NOT_OTHER_BASES)).list.len() > 0).alias("_basis_other"),
+    )
     merged = valid.group_by("address_key").agg(
         *[pl.col(d).max() for d in _DATES],
+        pl.col("_pending", "_granted", "_basis_consent", "_basis_li", "_basis_other").any(),
+        (pl.col("_known").min() != pl.col("_known").max()).fill_null(False).alias("_status_conflict"),
         pl.col("_evidence_at").max(),
-        # The facts the rules ask of statuses and bases, as booleans: a list per address costs twenty times more.
-        (pl.col("consent_status") == "pending").any().alias("_pending"),
-        (pl.col("consent_status") == "granted").any().alias("_granted"),
-        (known.min() != known.max()).fill_null(False).alias("_status_conflict"),
-        pl.col("lawful_basis").list.contains("consent").any().alias("_basis_consent"),
-        pl.col("lawful_basis").list.contains("legitimate_interest").any().alias("_basis_li"),
-        (pl.col("lawful_basis").list.set_difference(pl.lit(NOT_OTHER_BASES)).list.len() > 0)
-        .any()
-        .alias("_basis_other"),
         pl.col("_opted").any(),
         pl.col("_optout_undated").any(),
         pl.col("_bounce_undated").any(),
