@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 import zipfile
 from pathlib import Path
 
@@ -35,10 +34,9 @@ def run(tmp: Path, *sources: Path) -> pl.DataFrame:
     return pl.read_parquet(ctx.run_dir / "decisions.parquet")
 
 
-def cli(tmp: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, float]:
-    started = time.perf_counter()
+def cli(tmp: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     code = main(["run", *args, "--state", str(tmp / "s.sqlite"), "--no-mx", "--as-of", "2026-11-02"])
-    return code, capsys.readouterr().err, time.perf_counter() - started
+    return code, capsys.readouterr().err
 
 
 def test_the_same_file_name_in_two_folders_is_told_apart_by_its_relative_path(tmp_path: Path) -> None:
@@ -86,9 +84,9 @@ def test_a_zip_bomb_is_exit_2_naming_the_archive_and_the_member_before_prefect_s
 ) -> None:
     archive = bomb(tmp_path / "audience.zip", 256 << 20)
     assert archive.stat().st_size < 1 << 20
-    code, err, seconds = cli(tmp_path, capsys, str(archive), "--out", str(tmp_path / "out"))
+    code, err = cli(tmp_path, capsys, str(archive), "--out", str(tmp_path / "out"))
     assert code == 2 and "audience.zip (huge.csv)" in err and "ZIP bomb" in err
-    assert seconds < 5 and not (tmp_path / "out").exists()
+    assert "starting" not in err and not (tmp_path / "out").exists()  # refused before Prefect started
 
 
 def test_the_streaming_check_stops_a_member_the_header_check_let_through(
@@ -170,7 +168,7 @@ def test_a_second_email_column_with_other_addresses_is_exit_2(
 ) -> None:
     source = tmp_path / "c.csv"
     source.write_text("Email,E-post,consent\nanna@example.se,anna@example.se,yes\nbo@example.se,bosse@x.se,yes\n")
-    code, err, _ = cli(tmp_path, capsys, str(source), "--out", str(tmp_path / "out"))
+    code, err = cli(tmp_path, capsys, str(source), "--out", str(tmp_path / "out"))
     assert code == 2 and "'Email', 'E-post'" in err and "1 row(s)" in err and "--mapping" in err
     assert "bosse" not in err
 
@@ -188,11 +186,11 @@ def test_a_contact_where_the_header_should_be_is_not_printed(
     source.write_text(
         "Anna,Berg,anna.berg@example.se,+46 70 123 45 67,19850101-1234\nBo,Ek,bo@example.se,0701234567,1\n"
     )
-    code, err, seconds = cli(tmp_path, capsys, str(source), "--out", str(tmp_path / "out"))
+    code, err = cli(tmp_path, capsys, str(source), "--out", str(tmp_path / "out"))
     assert code == 2 and "looks like a contact, not a header" in err
     for personal in ("anna", "Berg", "123 45", "19850101"):
         assert personal not in err
-    assert seconds < 5
+    assert "starting" not in err  # refused before Prefect started
 
 
 @pytest.mark.parametrize(
@@ -213,12 +211,12 @@ def test_an_empty_folder_and_a_missing_column_are_exit_2_before_prefect_starts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "empty").mkdir()
-    code, err, seconds = cli(tmp_path, capsys, str(tmp_path / "empty"), "--out", str(tmp_path / "out"))
-    assert code == 2 and "no input files were found" in err and seconds < 5
+    code, err = cli(tmp_path, capsys, str(tmp_path / "empty"), "--out", str(tmp_path / "out"))
+    assert code == 2 and "no input files were found" in err and "starting" not in err
     source = tmp_path / "c.csv"
     source.write_text("name,phone number\nAnna,1\n" + "Bo,2\n" * 200_000)
-    code, err, seconds = cli(tmp_path, capsys, str(source), "--out", str(tmp_path / "out"))
-    assert code == 2 and "no column holds email addresses" in err and seconds < 5
+    code, err = cli(tmp_path, capsys, str(source), "--out", str(tmp_path / "out"))
+    assert code == 2 and "no column holds email addresses" in err and "starting" not in err
     assert "starting" not in err  # Prefect never started
 
 
@@ -231,9 +229,9 @@ def test_an_unusable_out_folder_is_exit_2_before_any_work(
     blocker = tmp_path / "taken"
     blocker.write_text("not a folder")
     out = {"file": blocker, "read-only": Path("/sys/cleanse-out"), "under-a-file": blocker / "out"}[kind]
-    code, err, seconds = cli(tmp_path, capsys, str(source), "--out", str(out))
+    code, err = cli(tmp_path, capsys, str(source), "--out", str(out))
     assert code == 2 and ("--out" in err or "output folder" in err)
-    assert seconds < 5 and "starting" not in err
+    assert "starting" not in err
 
 
 def test_dedupe_checks_its_out_file_before_reading(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
