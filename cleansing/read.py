@@ -526,10 +526,12 @@ def _parse_fast(name: str, text: str, bad_lines: set[int], nul_lines: set[int]) 
         consumed.extend(range(start, start + spanned))
         cursor = start + spanned
     taken = pl.Series("i", consumed, dtype=pl.Int64)
+    # One text column per line: without carriage returns in the file the line is its content.
+    has_cr = "\r" in text
     simple = frame.filter(~pl.col("i").is_in(taken.implode())).select(
-        "i", content.alias("content"), pl.col("line").str.strip_chars_end("\r\n").alias("raw")
+        "i", (content if has_cr else pl.col("line")).alias("content")
     )
-    del frame
+    del frame, body
     count = pl.col("content").str.count_matches(delimiter, literal=True) + 1
     simple = simple.with_columns(
         pl.when(pl.col("i").is_in(pl.Series([n - 2 for n in bad_lines], dtype=pl.Int64).implode()))
@@ -547,13 +549,17 @@ def _parse_fast(name: str, text: str, bad_lines: set[int], nul_lines: set[int]) 
         .with_row_index(ROW, offset=1)
         .with_columns(pl.col(ROW).cast(pl.Int64))
     )
-    simple = simple.join(numbers, on="i", how="left")
+    simple = simple.join(numbers, on="i", how="left", maintain_order="left")
     split = pl.col("content").str.split_exact(delimiter, width - 1).struct.rename_fields(header)
     good_simple = simple.filter(pl.col("error").is_null()).select("i", ROW, split.alias("_fields")).unnest("_fields")
     row_of = dict(zip(numbers["i"].to_list(), numbers[ROW].to_list(), strict=True)) if quoted else {}
     good_quoted = [(q[0], row_of[q[0]], *q[1]) for q in quoted if not q[2]]
     schema = {"i": pl.Int64, ROW: pl.Int64, **{h: pl.String for h in header}}
-    good = pl.concat([good_simple, pl.DataFrame(good_quoted, schema=schema, orient="row")], how="vertical").sort(ROW)
+    good = (
+        pl.concat([good_simple, pl.DataFrame(good_quoted, schema=schema, orient="row")], how="vertical").sort(ROW)
+        if good_quoted
+        else good_simple  # already in row order
+    )
     spans = {q[0]: q[4] for q in quoted}
     nul_rows = (
         [
@@ -566,7 +572,9 @@ def _parse_fast(name: str, text: str, bad_lines: set[int], nul_lines: set[int]) 
     )
     bad = [
         (name, r, "read", "", e, raw)
-        for r, e, raw in simple.filter(pl.col("error").is_not_null()).select(ROW, "error", "raw").iter_rows()
+        for r, e, raw in simple.filter(pl.col("error").is_not_null())
+        .select(ROW, "error", pl.col("content").str.strip_chars_end("\r\n"))
+        .iter_rows()
     ]
     bad += [(name, row_of[q[0]], "read", "", q[2], q[3]) for q in quoted if q[2]]
     bad.sort(key=lambda b: b[1])
