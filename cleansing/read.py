@@ -597,16 +597,21 @@ def _read_record(
     except csv.Error as exc:
         record, error = [], f"unreadable CSV: {exc}"
     spanned = max(reader.line_num, 1)
-    if not error:
-        if any(n in bad_lines for n in range(start + 2, start + 2 + spanned)):
-            error = "undecodable bytes (the row is not in the file's encoding)"
-        elif not record:
-            error = "empty line"
-        elif spanned > MAX_LINES_PER_RECORD:
-            error = "a quote is opened and never closed"
-        elif len(record) != width:
-            error = f"{len(record)} fields where the header has {width}"
-    return record, error, spanned
+    return record, error or _record_error(record, start + 2, spanned, bad_lines, width), spanned
+
+
+def _record_error(record: list[str], first_line: int, spanned: int, bad_lines: set[int], width: int) -> str:
+    """What is wrong with a record the csv module read from ``spanned`` physical lines starting at line
+    ``first_line`` (1-based), or "" when nothing is."""
+    if any(n in bad_lines for n in range(first_line, first_line + spanned)):
+        return "undecodable bytes (the row is not in the file's encoding)"
+    if not record:
+        return "empty line"
+    if spanned > MAX_LINES_PER_RECORD:
+        return "a quote is opened and never closed"
+    if len(record) != width:
+        return f"{len(record)} fields where the header has {width}"
+    return ""
 
 
 def parse_careful(
@@ -653,15 +658,7 @@ def parse_careful(
             record, error = [], f"unreadable CSV: {exc}"
         row_number += 1
         spanned = cursor - start
-        if not error:
-            if any(n in bad_lines for n in range(start + 1, cursor + 1)):
-                error = "undecodable bytes (the row is not in the file's encoding)"
-            elif not record:
-                error = "empty line"
-            elif spanned > MAX_LINES_PER_RECORD:
-                error = "a quote is opened and never closed"
-            elif len(record) != width:
-                error = f"{len(record)} fields where the header has {width}"
+        error = error or _record_error(record, start + 1, spanned, bad_lines, width)
         if not error:
             good_rows.append(record)
             good_numbers.append(row_number)
