@@ -66,6 +66,11 @@ class TransientError(CleansingError):
 class InternalError(CleansingError):
     """A bug, told without the data it met: the original error's type and a masked first line."""
 
+    @classmethod
+    def of(cls, exc: BaseException) -> InternalError:
+        text = str(exc).strip()
+        return cls(f"{type(exc).__name__}: {mask_text(text.splitlines()[0] if text else '')[:300]}")
+
 
 class ConservationError(CleansingError):
     """Rows in and rows out do not add up: the run must not publish."""

@@ -13,7 +13,7 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import flow_run, task_run
 from prefect.states import Completed
 
-from cleansing.errors import CleansingError, InternalError, TransientError, mask_text
+from cleansing.errors import CleansingError, InternalError, TransientError
 from cleansing.pipeline import STAGES, Progress, RunContext, RunRequest, prepare, run_stage
 from cleansing.state import DEFAULT_STATE
 
@@ -36,8 +36,7 @@ def safe_error(exc: BaseException) -> BaseException:
     messages may quote the data."""
     if isinstance(exc, CleansingError):
         return exc
-    first = mask_text(str(exc).strip().splitlines()[0] if str(exc).strip() else "")[:300]
-    return InternalError(f"{type(exc).__name__}: {first}")
+    return InternalError.of(exc)
 
 
 def _stage_task(name: str, stage: Callable[[RunContext], RunContext]) -> Any:

@@ -179,7 +179,7 @@ def _run_flow(request: RunRequest, args: argparse.Namespace) -> int:
         except Exception as exc:
             run_id = flow_module.current.get("run_id")
             if run_id and (Path(args.out) / run_id).is_dir():  # failed after publishing: say so
-                text = str(exc) if isinstance(exc, CleansingError) else safe_error_text(exc)
+                text = str(exc if isinstance(exc, CleansingError) else InternalError.of(exc))
                 raise PublishedThenFailed(
                     f"the run was published ({Path(args.out) / run_id}), but the flow failed after that: "
                     f"{mask_text(text)}"
@@ -298,11 +298,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def safe_error_text(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {mask_text(text.splitlines()[0] if text else '')[:300]}"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"run": cmd_run, "dedupe": cmd_dedupe, "serve": cmd_serve, "forget": cmd_forget, "report": cmd_report}
@@ -321,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {mask_text(str(exc))} Nothing was published.", file=sys.stderr)
         return EXIT_INTERNAL
     except Exception as exc:  # an internal error: say so without the data it met, publish nothing
-        print(f"internal error ({safe_error_text(exc)}). Nothing was published.", file=sys.stderr)
+        print(f"internal error ({InternalError.of(exc)}). Nothing was published.", file=sys.stderr)
         return EXIT_INTERNAL
 
 
