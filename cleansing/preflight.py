@@ -132,9 +132,9 @@ def _head(path: Path) -> bytes | None:
         return None
     if not more:
         return head
-    utf16 = head.startswith((b"\xff\xfe", b"\xfe\xff")) or utf16_without_bom(head) is not None
-    if utf16:
-        big_endian = head.startswith(b"\xfe\xff") or utf16_without_bom(head) == "utf-16-be"
+    without_bom = utf16_without_bom(head)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or without_bom is not None:
+        big_endian = head.startswith(b"\xfe\xff") or without_bom == "utf-16-be"
         cut = head.rfind(b"\x00\n") + 2 if big_endian else head.rfind(b"\n\x00") + 2
     else:
         cut = head.rfind(b"\n") + 1

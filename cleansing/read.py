@@ -112,14 +112,13 @@ def read_sources(paths: Sequence[str | Path]) -> ReadResult:
     names = unique_names(logical)
     inputs: dict[Path, int] = {}
     for (path, _parts, _depth, member), name in zip(units, names, strict=True):
-        if path not in inputs:
-            inputs[path] = len(inputs)
-            try:
-                result.inputs.append(InputFile(str(path), path.stat().st_size, _sha256(path)))
-            except OSError as exc:
-                raise file_error(exc, path, "reading the file") from exc
         try:
             data = _read_member(path, member) if member else _read_file(path)
+            if path not in inputs:
+                inputs[path] = len(inputs)
+                # A file is hashed from the bytes just read; an archive, which is never read whole, as a stream.
+                digest = _sha256(path) if member else hashlib.sha256(data).hexdigest()
+                result.inputs.append(InputFile(str(path), path.stat().st_size, digest))
         except OSError as exc:
             raise file_error(exc, path, "reading the file") from exc
         table, bad = read_bytes(name, data, display_path=f"{path} ({member.filename})" if member else path)
