@@ -178,23 +178,25 @@ def _blocking_keys(p: pl.DataFrame) -> list[pl.Expr]:
     ]
 
 
-def candidate_pairs(p: pl.DataFrame, max_block: int = MAX_BLOCK) -> pl.DataFrame:
-    """Pairs ``(l, r)`` with ``l < r`` that share at least one blocking key."""
+def candidate_pairs(p: pl.DataFrame, max_block: int = MAX_BLOCK) -> Pairs:
+    """Pairs of record positions ``left < right`` that share at least one blocking key."""
     frames = []
+    position = pl.int_range(pl.len(), dtype=pl.Int64).alias("i")
     for i, key in enumerate(_blocking_keys(p)):
         # Coarse keys get a smaller block limit: in a big file their blocks fill up with namesakes,
         # neighbours and colleagues at one switchboard.
         limit = max_block // 5 if i in COARSE_KEYS else max_block
-        keyed = p.select(pl.col("_row"), key.alias("k")).drop_nulls("k")
+        keyed = p.select(position, key.alias("k")).drop_nulls("k")
         keyed = keyed.filter(pl.len().over("k").is_between(2, limit))
         if keyed.height == 0:
             continue
-        pairs = keyed.join(keyed, on="k", suffix="_r").filter(pl.col("_row") < pl.col("_row_r"))
-        frames.append(pairs.select(pl.col("_row").alias("l"), pl.col("_row_r").alias("r")))
+        pairs = keyed.join(keyed, on="k", suffix="_r").filter(pl.col("i") < pl.col("i_r"))
+        frames.append(pairs.select(pl.col("i").alias("l"), pl.col("i_r").alias("r")))
     if not frames:
-        return pl.DataFrame(schema={"l": pl.Int64, "r": pl.Int64})
+        return Pairs(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
     # In order: the model trains on a sample of the pairs, which must not depend on hashing order.
-    return pl.concat(frames).unique().sort("l", "r")
+    unique = pl.concat(frames).unique().sort("l", "r")
+    return Pairs(unique["l"].to_numpy(), unique["r"].to_numpy())
 
 
 @dataclass(frozen=True)
@@ -218,86 +220,144 @@ FIELDS = (
 LEVELS = 4  # 0 disagree … 3 exact; -1 missing
 
 
-def _sim(frame: pl.DataFrame, a: str, b: str, scorer: Any, distinct: bool = True) -> np.ndarray:
-    """``scorer`` over the rows' two columns, in parallel by rapidfuzz; null counts as the empty string.
-    With ``distinct`` it is computed once per distinct pair of values (names repeat a lot); values that
-    rarely repeat (streets, email local parts) are scored directly."""
-    pairs = frame.select(pl.col(a).fill_null("").alias("a"), pl.col(b).fill_null("").alias("b"))
-    if not distinct:
-        direct = process.cpdist(pairs["a"].to_list(), pairs["b"].to_list(), scorer=scorer, workers=-1)
-        return np.asarray(direct, dtype=np.float32)
-    values = pairs.unique()
-    scores = process.cpdist(values["a"].to_list(), values["b"].to_list(), scorer=scorer, workers=-1)
-    table = values.with_columns(pl.Series("s", np.asarray(scores, dtype=np.float32)))
-    return pairs.join(table, on=["a", "b"], how="left", maintain_order="left")["s"].to_numpy()
+@dataclass(frozen=True)
+class Column:
+    """One prepared field as an integer code per record (-1 where it is missing) into its distinct
+    values: every comparison is made once per distinct value or pair of values, and a pair's two
+    records are looked up by position, never joined."""
+
+    codes: np.ndarray  # int64, one per record
+    values: pl.Series  # the distinct values
+
+    def per_value(self, expr: pl.Expr, missing: Any) -> np.ndarray:
+        """``expr`` (on ``pl.col("v")``) for every distinct value, indexable by code: code -1 gives
+        ``missing``."""
+        computed = self.values.to_frame("v").select(expr).to_series().to_numpy()
+        return np.append(computed, np.array([missing], dtype=computed.dtype))
 
 
-def _joined(p: pl.DataFrame, pairs: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
-    side = p.select("_row", *columns)
-    return pairs.join(side, left_on="l", right_on="_row", how="left", maintain_order="left").join(
-        side, left_on="r", right_on="_row", suffix="_r", how="left", maintain_order="left"
-    )
+def code_columns(p: pl.DataFrame) -> dict[str, Column]:
+    """Every prepared field of ``p`` (but ``_row``) as a :class:`Column`."""
+    columns = {}
+    for name in p.columns:
+        if name == "_row":
+            continue
+        values = p[name].drop_nulls().unique(maintain_order=True)
+        table = values.to_frame("v").with_row_index("c").with_columns(pl.col("c").cast(pl.Int64))
+        codes = p.select(pl.col(name).alias("v")).join(table, on="v", how="left", maintain_order="left")["c"]
+        columns[name] = Column(codes.fill_null(-1).to_numpy(), values)
+    return columns
 
 
-def _np(frame: pl.DataFrame, expr: pl.Expr) -> np.ndarray:
-    return frame.select(expr.fill_null(False)).to_series().to_numpy()
+@dataclass(frozen=True)
+class Pairs:
+    """Candidate pairs as record positions, ``left < right``."""
+
+    left: np.ndarray
+    right: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.left)
+
+    def ends(self, column: Column) -> tuple[np.ndarray, np.ndarray]:
+        return column.codes[self.left], column.codes[self.right]
+
+    def exact(self, column: Column) -> np.ndarray:
+        a, b = self.ends(column)
+        same: np.ndarray = (a == b) & (a >= 0)
+        return same
+
+    def present(self, column: Column) -> np.ndarray:
+        a, b = self.ends(column)
+        both: np.ndarray = (a >= 0) & (b >= 0)
+        return both
+
+    def feature(self, column: Column, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A per-value feature (from :meth:`Column.per_value`) at both ends of every pair."""
+        a, b = self.ends(column)
+        return values[a], values[b]
+
+    def similarity(self, a: Column, b: Column, scorer: Any) -> np.ndarray:
+        """``scorer`` between ``a`` at the left and ``b`` at the right of every pair, computed in parallel
+        by rapidfuzz once per distinct pair of values; a missing value counts as the empty string."""
+        left = np.where(a.codes[self.left] < 0, len(a.values), a.codes[self.left])
+        right = np.where(b.codes[self.right] < 0, len(b.values), b.codes[self.right])
+        width = len(b.values) + 1
+        distinct, inverse = np.unique(left * width + right, return_inverse=True)
+        va = np.append(a.values.to_numpy().astype(object), "")
+        vb = np.append(b.values.to_numpy().astype(object), "")
+        scores = process.cpdist(va[distinct // width], vb[distinct % width], scorer=scorer, workers=-1)
+        similarity: np.ndarray = np.asarray(scores, dtype=np.float32)[inverse.reshape(-1)]
+        return similarity
 
 
 def levels(
-    p: pl.DataFrame, pairs: pl.DataFrame, fields: Sequence[Field], sims: dict[str, np.ndarray] | None = None
+    columns: dict[str, Column], pairs: Pairs, fields: Sequence[Field], sims: dict[str, np.ndarray] | None = None
 ) -> dict[str, np.ndarray]:
     """Agreement level per field per pair: -1 missing, 0 disagree, 1 weak, 2 strong, 3 exact. The raw
     name similarities go into ``sims`` for the name vetoes."""
     sims = {} if sims is None else sims
-    joined = _joined(p, pairs, [*[f.name for f in fields], "first_canon"])
     out: dict[str, np.ndarray] = {}
     for f in fields:
-        a, b = pl.col(f.name), pl.col(f"{f.name}_r")
-        missing = _np(joined, a.is_null() | b.is_null())
-        exact = _np(joined, a == b)
-        level = np.zeros(joined.height, dtype=np.int8)
+        column = columns[f.name]
+        missing = ~pairs.present(column)
+        exact = pairs.exact(column)
+        level = np.zeros(len(pairs), dtype=np.int8)
         if f.kind in ("first", "name", "place", "handle"):
-            jw = _sim(joined, f.name, f"{f.name}_r", JaroWinkler.normalized_similarity, f.kind != "handle")
+            jw = pairs.similarity(column, column, JaroWinkler.normalized_similarity)
             sims[f"{f.name}_jw"] = jw
             weak, strong = JW_LEVELS[f.kind]
             level[jw >= weak] = 1
             level[jw >= strong] = 2
             if f.kind in ("first", "name"):
                 # One typo (a letter dropped, swapped or wrong) in a name of four letters or more.
-                long_enough = _np(joined, pl.min_horizontal(a.str.len_chars(), b.str.len_chars()) >= 4)
-                osa = _sim(joined, f.name, f"{f.name}_r", OSA.distance)
+                la, lb = pairs.feature(column, column.per_value(pl.col("v").str.len_chars(), 0))
+                osa = pairs.similarity(column, column, OSA.distance)
                 sims[f"{f.name}_osa"] = osa
-                typo = (osa <= 1) & long_enough
+                typo = (osa <= 1) & (np.minimum(la, lb) >= 4)
                 level[typo & (level < 1)] = 1
             if f.kind == "first":
-                canon = _np(joined, pl.col("first_canon") == pl.col("first_canon_r"))
-                abbreviated = _np(joined, (a.str.len_chars() == 1) | (b.str.len_chars() == 1))
-                initial = abbreviated & _np(joined, a.str.slice(0, 1) == b.str.slice(0, 1))
+                canon = pairs.exact(columns["first_canon"])
+                abbreviated, initial = _initials(column, pairs)
                 level[canon & ~exact] = np.maximum(level[canon & ~exact], 2)
                 # An initial is never more than a weak agreement, even with the same initial.
                 level[abbreviated] = np.where(initial[abbreviated], 1, 0)
                 exact = exact & ~abbreviated
         elif f.kind == "text":
-            ratio = _sim(joined, f.name, f"{f.name}_r", fuzz.token_sort_ratio, distinct=False) / 100
+            ratio = pairs.similarity(column, column, fuzz.token_sort_ratio) / 100
             level[ratio >= 0.65] = 1
             level[ratio >= 0.85] = 2
             # "Vasagatan 11" and "Vasagatan 31" are different buildings however alike they look.
-            na = a.str.replace_all(r"\D+", " ").str.strip_chars()
-            nb = b.str.replace_all(r"\D+", " ").str.strip_chars()
-            level[_np(joined, (na != "") & (nb != "") & (na != nb))] = 0
+            digits = pl.col("v").str.replace_all(r"\D+", " ").str.strip_chars().replace("", None)
+            na, nb = pairs.feature(column, column.per_value(digits.rank("dense").fill_null(0).cast(pl.Int64), 0))
+            level[(na > 0) & (nb > 0) & (na != nb)] = 0
         elif f.kind == "code":
-            level[_sim(joined, f.name, f"{f.name}_r", Levenshtein.distance, distinct=False) <= 1] = 1
+            level[pairs.similarity(column, column, Levenshtein.distance) <= 1] = 1
         level[exact] = 3
         level[missing] = -1
         out[f.name] = level
     # Swapped first and last names count as agreeing names.
     if "first" in out and "last" in out:
-        sims["first_last_jw"] = _sim(joined, "first", "last_r", JaroWinkler.normalized_similarity)
-        sims["last_first_jw"] = _sim(joined, "last", "first_r", JaroWinkler.normalized_similarity)
+        first, last = columns["first"], columns["last"]
+        sims["first_last_jw"] = pairs.similarity(first, last, JaroWinkler.normalized_similarity)
+        sims["last_first_jw"] = pairs.similarity(last, first, JaroWinkler.normalized_similarity)
         swap = (sims["first_last_jw"] >= SWAP) & (sims["last_first_jw"] >= SWAP)
         for name in ("first", "last"):
             out[name] = np.where(swap & (out[name] < 2), 2, out[name]).astype(np.int8)
     return out
+
+
+def _initials(column: Column, pairs: Pairs, other: Column | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair, whether either name (``column`` at the left, ``other`` or ``column`` at the right) is a
+    single letter, and whether it is then the other's initial."""
+    other = column if other is None else other
+    short_a = column.per_value(pl.col("v").str.len_chars() == 1, False)[column.codes[pairs.left]]
+    short_b = other.per_value(pl.col("v").str.len_chars() == 1, False)[other.codes[pairs.right]]
+    letter_a = column.per_value(pl.col("v").str.slice(0, 1), "")[column.codes[pairs.left]]
+    letter_b = other.per_value(pl.col("v").str.slice(0, 1), "")[other.codes[pairs.right]]
+    abbreviated: np.ndarray = short_a | short_b
+    initial: np.ndarray = abbreviated & (letter_a == letter_b) & (letter_a != "")
+    return abbreviated, initial
 
 
 @dataclass
@@ -353,19 +413,17 @@ def default_model(fields: Sequence[Field]) -> Model:
 
 
 def estimate(
-    p: pl.DataFrame, pairs: pl.DataFrame, lv: dict[str, np.ndarray], fields: Sequence[Field], seed: int = 7
+    columns: dict[str, Column], n: int, lv: dict[str, np.ndarray], fields: Sequence[Field], seed: int = 7
 ) -> Model:
-    """u from random pairs. m per field from the candidate pairs that the *other* fields already call
-    near-certain matches (so a field never trains on itself), refined a few times. The match share of
-    all pairs from the posterior of the candidate pairs."""
-    n = p.height
+    """u from random pairs of the ``n`` records. m per field from the candidate pairs that the *other*
+    fields already call near-certain matches (so a field never trains on itself), refined a few times.
+    The match share of all pairs from the posterior of the candidate pairs."""
     rng = np.random.default_rng(seed)
     k = min(RANDOM_PAIRS, max(n * 4, 1000))
     left = rng.integers(0, n, k)
     right = rng.integers(0, n, k)
     keep = left != right
-    rows = p["_row"].to_numpy()
-    random_lv = levels(p, pl.DataFrame({"l": rows[left[keep]], "r": rows[right[keep]]}), fields)
+    random_lv = levels(columns, Pairs(left[keep], right[keep]), fields)
     u = {name: _distribution(level, np.ones(len(level), dtype=bool)) for name, level in random_lv.items()}
     m = {name: np.array([0.02, 0.05, 0.15, 0.78]) for name in lv}
     count = len(next(iter(lv.values())))
@@ -383,46 +441,47 @@ def estimate(
     share = PRIOR
     for _ in range(50):  # fixed point: the share is the expected matches among all pairs
         odds = np.exp2(np.clip(weights + math.log2(share / (1 - share)), -60, 60))
-        share = float(np.clip((odds / (1 + odds)).sum() / all_pairs, 1e-12, 0.5))
+        share, previous = float(np.clip((odds / (1 + odds)).sum() / all_pairs, 1e-12, 0.5)), share
+        if share == previous:
+            break
     model.match_share = share
     return model
 
 
-def names_differ(p: pl.DataFrame, pairs: pl.DataFrame, sims: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def names_differ(columns: dict[str, Column], pairs: Pairs, sims: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per pair, whether the first names and the last names are clearly different: not similar, not one
     typo apart, not swapped, not an initial or nickname of each other; a missing name never differs.
     ``sims`` holds the similarities ``levels`` computed."""
-    j = _joined(p, pairs, ["first", "last", "first_canon"])
+    first, last = columns["first"], columns["last"]
 
-    def differ(a: str, b: str, jw: np.ndarray | None, osa: np.ndarray | None) -> np.ndarray:
-        jw = _sim(j, a, b, JaroWinkler.normalized_similarity) if jw is None else jw
-        osa = _sim(j, a, b, OSA.distance) if osa is None else osa
+    def differ(a: Column, b: Column, jw: np.ndarray | None, osa: np.ndarray | None) -> np.ndarray:
+        jw = pairs.similarity(a, b, JaroWinkler.normalized_similarity) if jw is None else jw
+        osa = pairs.similarity(a, b, OSA.distance) if osa is None else osa
         far = (jw < DIFFERENT_NAMES) & (osa > 1)
-        present = _np(j, pl.col(a).is_not_null() & pl.col(b).is_not_null())
-        initial = _np(
-            j,
-            ((pl.col(a).str.len_chars() == 1) | (pl.col(b).str.len_chars() == 1))
-            & (pl.col(a).str.slice(0, 1) == pl.col(b).str.slice(0, 1)),
-        )
+        present = (a.codes[pairs.left] >= 0) & (b.codes[pairs.right] >= 0)
+        _, initial = _initials(a, pairs, b)
         different: np.ndarray = far & present & ~initial
         return different
 
-    nickname = _np(j, pl.col("first_canon") == pl.col("first_canon_r"))
-    long_names = _np(j, (pl.col("first").str.len_chars() > 1) & (pl.col("last_r").str.len_chars() > 1))
+    nickname = pairs.exact(columns["first_canon"])
+    long_first = first.per_value(pl.col("v").str.len_chars() > 1, False)[first.codes[pairs.left]]
+    long_last = last.per_value(pl.col("v").str.len_chars() > 1, False)[last.codes[pairs.right]]
     swapped = (
-        ~differ("first", "last_r", sims.get("first_last_jw"), None)
-        & ~differ("last", "first_r", sims.get("last_first_jw"), None)
-        & long_names
+        ~differ(first, last, sims.get("first_last_jw"), None)
+        & ~differ(last, first, sims.get("last_first_jw"), None)
+        & long_first
+        & long_last
     )
-    first = differ("first", "first_r", sims.get("first_jw"), sims.get("first_osa"))
-    last = differ("last", "last_r", sims.get("last_jw"), sims.get("last_osa"))
-    return {"first": first & ~nickname & ~swapped, "last": last & ~swapped}
+    first_differs = differ(first, first, sims.get("first_jw"), sims.get("first_osa"))
+    last_differs = differ(last, last, sims.get("last_jw"), sims.get("last_osa"))
+    return {"first": first_differs & ~nickname & ~swapped, "last": last_differs & ~swapped}
 
 
-def _work_conflict(p: pl.DataFrame, pairs: pl.DataFrame) -> np.ndarray:
+def _work_conflict(columns: dict[str, Column], pairs: Pairs) -> np.ndarray:
     """Both records have an address at the same company domain, and the addresses differ."""
-    j = _joined(p, pairs, ["workdomain", "address"])
-    return _np(j, (pl.col("workdomain") == pl.col("workdomain_r")) & (pl.col("address") != pl.col("address_r")))
+    address = columns["address"]
+    conflict: np.ndarray = pairs.exact(columns["workdomain"]) & pairs.present(address) & ~pairs.exact(address)
+    return conflict
 
 
 def _name_vetoes(
@@ -458,7 +517,7 @@ TERM_FREQUENCY_FIELDS = ("phone", "last", "company", "street")
 
 
 def _frequency_adjustment(
-    p: pl.DataFrame, pairs: pl.DataFrame, lv: dict[str, np.ndarray]
+    columns: dict[str, Column], pairs: Pairs, lv: dict[str, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
     """An exact agreement on a common value (a switchboard number, "Andersson") is worth less than on
     a rare one: the weight's u becomes the value's own frequency instead of the field's average.
@@ -468,27 +527,20 @@ def _frequency_adjustment(
     for name in TERM_FREQUENCY_FIELDS:
         if name not in lv:
             continue
-        freq = p.group_by(name).len().drop_nulls(name)
-        values = pairs.join(
-            p.select("_row", name), left_on="l", right_on="_row", how="left", maintain_order="left"
-        ).join(freq, on=name, how="left", maintain_order="left")
-        count = values["len"].fill_null(1).to_numpy().astype(np.float64)
-        exact = lv[name] == 3
-        average = float((freq["len"].cast(pl.Float64) ** 2).sum()) / max(float(freq["len"].sum()), 1.0)
-        adjust += np.where(exact, np.minimum(np.log2(average / count), 0.0), 0.0)
+        codes = columns[name].codes
+        freq = np.bincount(codes[codes >= 0], minlength=len(columns[name].values)).astype(np.float64)
+        count = np.append(freq, 1.0)[codes[pairs.left]]
+        average = float((freq**2).sum()) / max(float(freq.sum()), 1.0)
+        adjust += np.where(lv[name] == 3, np.minimum(np.log2(average / count), 0.0), 0.0)
     if "phone" in lv:
-        # A number that records of different surnames carry is a switchboard, not a person's.
-        shared = (
-            p.group_by("phone")
-            .agg(pl.col("last").n_unique().alias("_names"))
-            .drop_nulls("phone")
-            .filter(pl.col("_names") > 1)
-            .select("phone", pl.lit(True).alias("_shared"))
-        )
-        phones = p.select("_row", "phone").join(shared, on="phone", how="left")
-        for end in ("l", "r"):
-            flag = pairs.join(phones, left_on=end, right_on="_row", how="left", maintain_order="left")["_shared"]
-            shared_phone |= flag.fill_null(False).to_numpy()
+        # A number that records of different surnames (or one without a surname) carry is a
+        # switchboard, not a person's.
+        phone, last = columns["phone"].codes, columns["last"].codes
+        held = phone >= 0
+        distinct = np.unique(phone[held] * (len(columns["last"].values) + 2) + last[held] + 1)
+        names = np.bincount(distinct // (len(columns["last"].values) + 2), minlength=len(columns["phone"].values))
+        shared = np.append(names > 1, False)
+        shared_phone = shared[phone[pairs.left]] | shared[phone[pairs.right]]
     return adjust, shared_phone
 
 
@@ -531,17 +583,14 @@ def _constrained(nodes: set[int], edges: list[tuple[float, int, int]], cannot: d
     return {x: min(members[label[x]]) for x in nodes}
 
 
-def cluster(rows: np.ndarray, pairs: pl.DataFrame, weights: np.ndarray, threshold: float) -> np.ndarray:
-    """For each of ``rows``, the row that names its cluster: connected components of the pairs at or
-    above ``threshold``. A component that holds a pair of clear strangers (a chain through an
-    initial, "E. Forsberg" between Erik and Elin) is rebuilt strongest link first without ever
-    joining the strangers; only those few components are handled one by one."""
-    order = np.argsort(rows)
-    sorted_rows = rows[order]
-    left = order[np.searchsorted(sorted_rows, pairs["l"].to_numpy())]
-    right = order[np.searchsorted(sorted_rows, pairs["r"].to_numpy())]
+def cluster(n: int, pairs: Pairs, weights: np.ndarray, threshold: float) -> np.ndarray:
+    """For each of ``n`` records, the position of the record that names its cluster: connected components
+    of the pairs at or above ``threshold``. A component that holds a pair of clear strangers (a chain
+    through an initial, "E. Forsberg" between Erik and Elin) is rebuilt strongest link first without
+    ever joining the strangers; only those few components are handled one by one."""
+    left, right = pairs.left, pairs.right
     strong = weights >= threshold
-    labels = _components(len(rows), left[strong], right[strong])
+    labels = _components(n, left[strong], right[strong])
     strangers = (weights < STRANGERS) & (labels[left] == labels[right])
     if strangers.any():
         suspicious = np.unique(labels[left[strangers]])
@@ -566,8 +615,7 @@ def cluster(rows: np.ndarray, pairs: pl.DataFrame, weights: np.ndarray, threshol
         for lab, component in nodes.items():
             for x, root in _constrained(component, edges.get(lab, []), cannot).items():
                 labels[x] = root
-    named: np.ndarray = rows[labels]
-    return named
+    return labels
 
 
 def assign_persons(contacts: pl.DataFrame, probability: float = MATCH_PROBABILITY) -> pl.DataFrame:
@@ -578,30 +626,26 @@ def assign_persons(contacts: pl.DataFrame, probability: float = MATCH_PROBABILIT
     p = prepare(contacts)
     fields = [f for f in FIELDS if p[f.name].null_count() < p.height]
     pairs = candidate_pairs(p)
-    if pairs.height and fields:
+    if len(pairs) and fields:
+        columns = code_columns(p)
         sims: dict[str, np.ndarray] = {}
-        lv = levels(p, pairs, fields, sims)
-        model = estimate(p, pairs, lv, fields) if p.height >= MIN_TRAINING_RECORDS else default_model(fields)
-        adjust, shared_phone = _frequency_adjustment(p, pairs, lv)
+        lv = levels(columns, pairs, fields, sims)
+        model = estimate(columns, p.height, lv, fields) if p.height >= MIN_TRAINING_RECORDS else default_model(fields)
+        adjust, shared_phone = _frequency_adjustment(columns, pairs, lv)
         weights = model.score(lv) + adjust
         threshold = model.threshold(probability)
-        no_link, strangers = _name_vetoes(lv, names_differ(p, pairs, sims), shared_phone, _work_conflict(p, pairs))
+        differ = names_differ(columns, pairs, sims)
+        no_link, strangers = _name_vetoes(lv, differ, shared_phone, _work_conflict(columns, pairs))
         weights = np.where(no_link, np.minimum(weights, threshold - 1), weights)
         weights = np.where(strangers, -np.inf, weights)
-        address = p.select("_row", "address")
-        ends = pairs.join(address, left_on="l", right_on="_row", how="left", maintain_order="left").join(
-            address, left_on="r", right_on="_row", how="left", maintain_order="left", suffix="_r"
-        )
         # The same address is the same person, unless it is a role mailbox colleagues share (info@).
-        local = p.select("_row", "local")
-        roles = pairs.join(local, left_on="l", right_on="_row", how="left", maintain_order="left")["local"]
-        forced = ((ends["address"] == ends["address_r"]) & roles.is_not_null()).fill_null(False).to_numpy()
-        weights = np.where(forced, np.inf, weights)
+        personal = columns["local"].codes[pairs.left] >= 0
+        weights = np.where(pairs.exact(columns["address"]) & personal, np.inf, weights)
     else:
         weights, threshold = np.zeros(0), 0.0
     rows = p["_row"].to_numpy()
     keys = pl.DataFrame(
-        {"_row": rows, "_cluster": cluster(rows, pairs, weights, threshold)},
+        {"_row": rows, "_cluster": rows[cluster(p.height, pairs, weights, threshold)]},
         schema={"_row": pl.Int64, "_cluster": pl.Int64},
     )
     return (
