@@ -33,6 +33,7 @@ _DATES = [
 _CLASS_RANK = {KEEP: 0, RECONFIRM: 1, DISCARD: 2}
 # Bases besides legitimate interest that do not count as another basis for R14: consent to processing
 # (HubSpot's "Freely given consent") says nothing about email.
+FLAG_LIST = pl.List(pl.String)
 NOT_OTHER_BASES = ["legitimate_interest", "processing_consent"]
 SUPPRESSION_SCHEMA: dict[str, pl.DataType] = {"address_hash": pl.String(), "suppressed_at": pl.Datetime("us", "UTC")}
 
@@ -58,8 +59,16 @@ _OBJECTION_DATES = ["opted_out_at", "bounced_at"]
 def drop_future_dates(records: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
     """Dates after ``as_of`` are removed from the evidence, flagged ``FUTURE_DATE`` and kept as text
     in ``unparsed``: a consent dated 2027 proves nothing in 2026 and lifts no opt-out."""
-    columns = [c for c in _EVIDENCE_DATES + _OBJECTION_DATES if c in records.columns]
-    future = {c: (_day(c) > as_of).fill_null(False) for c in columns}
+    # The dates are UTC: a day after ``as_of`` is a time at or after the next midnight.
+    tomorrow = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    candidates = [c for c in _EVIDENCE_DATES + _OBJECTION_DATES if c in records.columns]
+    if not candidates:
+        return records
+    present = records.select(pl.col(c).ge(tomorrow).any() for c in candidates).row(0)
+    columns = [c for c, found in zip(candidates, present, strict=True) if found]
+    if not columns:
+        return records
+    future = {c: (pl.col(c) >= tomorrow).fill_null(False) for c in columns}
     notes = [
         pl.when(future[c]).then(pl.concat_str([pl.lit(f"{c}="), pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%SZ")]))
         for c in columns
@@ -208,7 +217,7 @@ def suppression_entries(addresses: pl.DataFrame) -> pl.DataFrame:
 def merge_addresses(records: pl.DataFrame) -> pl.DataFrame:
     """One row per address key with merged evidence and its representative record."""
     valid = records.filter(pl.col("address_key").is_not_null())
-    order = valid.sort(
+    order = valid.select("address_key", "record_id", "_row", "_evidence_at", "last_activity_at").sort(
         by=["_evidence_at", "last_activity_at", "_row"],
         descending=[True, True, False],
         nulls_last=True,
@@ -298,10 +307,9 @@ def classify(
     """Judge every record; returns ``(records with class/reason/flags/cluster_id/survivor_id, addresses)``."""
     suppression = suppression if suppression is not None else pl.DataFrame(schema=SUPPRESSION_SCHEMA)
     # A cluster is named after its first record in input order.
-    recs = (
-        drop_future_dates(records, as_of)
-        .sort("_row")
-        .with_columns(*_record_evidence(policy), pl.col("record_id").first().over("person_key").alias("cluster_id"))
+    recs = drop_future_dates(records, as_of)
+    recs = (recs if recs["_row"].is_sorted() else recs.sort("_row")).with_columns(
+        *_record_evidence(policy), pl.col("record_id").first().over("person_key").alias("cluster_id")
     )
     listed = suppression.group_by("address_hash").agg(
         # One entry per hash in the database; should a frame hold several, undated wins, then the latest.
@@ -314,14 +322,16 @@ def classify(
     addresses = merge_addresses(recs).join(listed, on="address_hash", how="left")
     addresses = judge_addresses(addresses, policy, as_of, dns_healthy)
     addresses = judge_persons(addresses, policy)
+    conflict, spread = pl.col("_status_conflict"), pl.col("via_duplicate")
+    conflict_flag, spread_flag = Flag.SOURCE_CONFLICT.value, Flag.VIA_DUPLICATE.value
     addresses = addresses.with_columns(
-        pl.concat_list(
-            [
-                pl.when(pl.col("_status_conflict")).then(pl.lit(Flag.SOURCE_CONFLICT.value)),
-                pl.when(pl.col("via_duplicate")).then(pl.lit(Flag.VIA_DUPLICATE.value)),
-            ]
-        )
-        .list.drop_nulls()
+        pl.when(conflict & spread)
+        .then(pl.lit([conflict_flag, spread_flag], FLAG_LIST))
+        .when(conflict)
+        .then(pl.lit([conflict_flag], FLAG_LIST))
+        .when(spread)
+        .then(pl.lit([spread_flag], FLAG_LIST))
+        .otherwise(pl.lit([], FLAG_LIST))
         .alias("address_flags")
     )
     joined = recs.join(
@@ -359,8 +369,7 @@ def classify(
         .then(pl.col("rep_record_id"))
         .otherwise(pl.col("address_survivor_id"))
         .alias("survivor_id"),
-        pl.concat_list([pl.col("flags"), pl.col("address_flags").fill_null(pl.lit([], pl.List(pl.String)))])
-        .list.unique(maintain_order=True)
-        .alias("flags"),
+        # A record's own flags never name these two, which belong to its address.
+        pl.col("flags").list.concat(pl.col("address_flags").fill_null(pl.lit([], FLAG_LIST))).alias("flags"),
     ).drop("_aclass", "_areason", "rep_record_id", "rep_row", "address_survivor_id", "address_flags")
     return out, addresses
