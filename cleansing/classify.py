@@ -202,7 +202,7 @@ def judge_addresses(addresses: pl.DataFrame, policy: Policy, as_of: dt.date, dns
 
 
 def suppression_entries(addresses: pl.DataFrame) -> pl.DataFrame:
-    """``address_key, objection_at`` for every address whose own records carry a standing objection
+    """``address_key, address_hash, objection_at`` for every address whose own records carry a standing objection
     (R2, R3): the opt-out date the source gives, or null (undated) for an erasure, an undated or
     unreadable opt-out. An address discarded only through another address of its person
     (``VIA_DUPLICATE``) is not listed: its own evidence holds no objection, and a later run that no
@@ -210,7 +210,9 @@ def suppression_entries(addresses: pl.DataFrame) -> pl.DataFrame:
     own = addresses.filter(pl.col("reason").is_in(SUPPRESSION_REASONS) & ~pl.col("via_duplicate"))
     undated = (pl.col("reason") == Reason.ERASURE_REQUESTED.value) | pl.col("_optout_undated")
     return own.select(
-        "address_key", pl.when(undated).then(None).otherwise(pl.col("opted_out_at")).alias("objection_at")
+        "address_key",
+        "address_hash",
+        pl.when(undated).then(None).otherwise(pl.col("opted_out_at")).alias("objection_at"),
     ).sort("address_key")
 
 

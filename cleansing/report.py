@@ -100,9 +100,9 @@ def build_report(
         }
         for r, n in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
+    seen = dict(decisions.group_by("reason").agg(pl.col("class").unique()).iter_rows())
     for item in reasons:  # a policy may move a reason to another class
-        seen = decisions.filter(pl.col("reason") == item["reason"])["class"].unique().to_list()
-        item["class"] = seen[0] if len(seen) == 1 else item["class"]
+        item["class"] = seen[item["reason"]][0] if len(seen[item["reason"]]) == 1 else item["class"]
     invalid = by_reason.get(Reason.INVALID_EMAIL.value, 0)
     duplicates = by_reason.get(Reason.DUPLICATE.value, 0)
     flow = {
@@ -127,8 +127,9 @@ def build_report(
         pl.col("confirmed_at"),
         pl.when(pl.col("consent_status").is_in(["granted", "unknown"])).then(pl.col("consent_at")),
     )
-    ages = (
-        records.filter(pl.col("reason") != Reason.DUPLICATE.value)
+    lazy = records.lazy()
+    ages_query = (
+        lazy.filter(pl.col("reason") != Reason.DUPLICATE.value)
         .select(((pl.lit(as_of) - evidence.dt.date()).dt.total_days() / 30.44).alias("months"))
         .drop_nulls()
         .filter(pl.col("months") >= 0)
@@ -136,7 +137,54 @@ def build_report(
         .group_by("bucket")
         .len()
     )
+    domain = pl.col("email_normalized").str.extract(r"@([^@]*)$")
+    flags_query = (
+        lazy.select(pl.col("flags").list.explode(keep_nulls=False, empty_as_null=False).alias("flag"))
+        .drop_nulls()
+        .group_by("flag")
+        .len()
+        .sort("flag")
+    )
+    discarded_query = (
+        lazy.filter((pl.col("class") == "discard") & pl.col("email_normalized").is_not_null())
+        .group_by(domain.alias("domain"))
+        .len()
+        .sort(["len", "domain"], descending=[True, False])
+        .head(10)
+    )
+    typos_query = (
+        lazy.filter(pl.col("suggested_email").is_not_null())
+        .group_by(domain.alias("domain"), pl.col("suggested_email").str.extract(r"@([^@]*)$").alias("suggested"))
+        .len()
+        .sort(["len", "domain"], descending=[True, False])
+    )
+    status_query = lazy.group_by("mx_status").len().sort("mx_status")
+    clusters_query = (
+        lazy.filter(pl.col("cluster_id").is_not_null())
+        .group_by("cluster_id")
+        .len()
+        .group_by(pl.col("len").clip(1, 10).alias("size"))
+        .len()
+        .sort("size")
+    )
+    survivor_files = (
+        lazy.filter(pl.col("class").is_in([Klass.KEEP.value, Klass.RECONFIRM.value]))
+        .select(pl.col("record_id").alias("survivor_id"), pl.col("source_file").alias("survivor_file"))
+        .unique("survivor_id", keep="first", maintain_order=True)
+    )
+    pairs_query = (
+        lazy.filter(pl.col("reason") == Reason.DUPLICATE.value)
+        .join(survivor_files, on="survivor_id", how="left")
+        .group_by("source_file", "survivor_file")
+        .len()
+        .sort(["len", "source_file"], descending=[True, False])
+    )
+    # Every query over the records at once, in parallel, each reading the frame once.
+    ages, flags, discarded_domains, typos, statuses, sizes_frame, pairs = pl.collect_all(
+        [ages_query, flags_query, discarded_query, typos_query, status_query, clusters_query, pairs_query]
+    )
     age_counts = dict(ages.iter_rows())
+    flag_counts = {str(k): int(v) for k, v in flags.iter_rows()}
     consent_age = {
         "bucket_months": AGE_BUCKET_MONTHS,
         "buckets": [
@@ -151,25 +199,9 @@ def build_report(
         "expire_after_months": policy.consent.expire_after_months,
     }
 
-    domain = pl.col("email_normalized").str.extract(r"@([^@]*)$")
-    flags = records.select(pl.col("flags").list.explode(keep_nulls=False, empty_as_null=False).alias("flag"))
-    flag_counts = _counts(flags.drop_nulls(), "flag") if flags.height else {}
-    discarded_domains = (
-        records.filter((pl.col("class") == "discard") & pl.col("email_normalized").is_not_null())
-        .group_by(domain.alias("domain"))
-        .len()
-        .sort(["len", "domain"], descending=[True, False])
-        .head(10)
-    )
-    typos = (
-        records.filter(pl.col("suggested_email").is_not_null())
-        .group_by(domain.alias("domain"), pl.col("suggested_email").str.extract(r"@([^@]*)$").alias("suggested"))
-        .len()
-        .sort(["len", "domain"], descending=[True, False])
-    )
     domains = {
         "dns": meta.get("dns", {}),
-        "records_by_status": _counts(records, "mx_status"),
+        "records_by_status": {str(k): int(v) for k, v in statuses.iter_rows()},
         "top_discarded_domains": [{"domain": d, "discarded": n} for d, n in discarded_domains.iter_rows()],
         "typo_suggestions": [{"domain": d, "suggested": s, "records": n} for d, s, n in typos.iter_rows()],
         "disposable_records": by_reason.get(Reason.DISPOSABLE_DOMAIN.value, 0),
@@ -177,20 +209,7 @@ def build_report(
         "free_mail": flag_counts.get("FREE_MAIL", 0),
     }
 
-    clusters = records.filter(pl.col("cluster_id").is_not_null()).group_by("cluster_id").len()
-    sizes = _counts(clusters.select(pl.col("len").clip(1, 10).alias("size")), "size")
-    survivor_files = (
-        records.filter(pl.col("class").is_in([Klass.KEEP.value, Klass.RECONFIRM.value]))
-        .select(pl.col("record_id").alias("survivor_id"), pl.col("source_file").alias("survivor_file"))
-        .unique("survivor_id", keep="first")
-    )
-    pairs = (
-        records.filter(pl.col("reason") == Reason.DUPLICATE.value)
-        .join(survivor_files, on="survivor_id", how="left")
-        .group_by("source_file", "survivor_file")
-        .len()
-        .sort(["len", "source_file"], descending=[True, False])
-    )
+    sizes = {str(k): int(v) for k, v in sizes_frame.iter_rows()}
     duplicates_section = {
         "cluster_sizes": {("10+" if int(k) >= 10 else str(k)): v for k, v in sizes.items()},
         "merges_by_source_pair": [{"merged_from": a, "survivor_in": b, "records": n} for a, b, n in pairs.iter_rows()],

@@ -86,9 +86,8 @@ def new_run_id(now: dt.datetime | None = None) -> str:
 
 def mask_email(expr: pl.Expr) -> pl.Expr:
     """``anna.svensson@example.se`` → ``a***@example.se``; no local part is ever shown whole."""
-    local = expr.str.extract(r"^(.*)@")
     domain = expr.str.extract(r"@([^@]*)$")
-    masked = pl.concat_str([local.str.slice(0, 1), pl.lit("***@"), domain])
+    masked = pl.concat_str([expr.str.slice(0, 1).str.replace("@", "", literal=True), pl.lit("***@"), domain])
     return pl.when(domain.is_not_null()).then(masked).when(expr.is_not_null()).then(pl.lit("***"))
 
 
@@ -96,7 +95,10 @@ def guard_formulas(frame: pl.DataFrame) -> pl.DataFrame:
     """Prefix ``'`` to text cells a spreadsheet would treat as a formula."""
     text = [c for c, t in frame.schema.items() if t == pl.String]
     return frame.with_columns(
-        pl.when(pl.col(c).str.contains(FORMULA_START)).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
+        pl.when(pl.col(c).str.contains(FORMULA_START).fill_null(False))
+        .then(pl.concat_str([pl.lit("'"), pl.col(c)]))
+        .otherwise(pl.col(c))
+        .alias(c)
         for c in text
     )
 

@@ -2,6 +2,7 @@
 
 import csv
 import datetime as dt
+import hmac
 import io
 import json
 import stat
@@ -17,6 +18,7 @@ from cleansing.errors import ConfigError, ConservationError, InputError
 from cleansing.forget import forget
 from cleansing.pipeline import STAGES, RunRequest, prepare, run_pipeline, stage_write
 from cleansing.reasons import Reason
+from cleansing.state import hash_keys
 
 from .conftest import ROOT, SAMPLES
 
@@ -148,6 +150,17 @@ def test_forgotten_addresses_are_stored_only_as_keyed_hashes(tmp_path: Path) -> 
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("s.sqlite"))
     assert b"anna" not in raw.lower() and b"example" not in raw
     assert stat.S_IMODE((tmp_path / "hmac.key").stat().st_mode) == 0o600
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    key=st.binary(min_size=1, max_size=150),
+    addresses=st.lists(st.one_of(st.none(), st.text(max_size=40)), max_size=12),
+)
+def test_address_hashes_are_hmac_sha256_of_the_utf8_key(key: bytes, addresses: list[str | None]) -> None:
+    hashed = hash_keys(pl.Series(addresses, dtype=pl.String), key).to_list()
+    expected = [None if a is None else hmac.digest(key, a.encode("utf-8"), "sha256").hex() for a in addresses]
+    assert hashed == expected
 
 
 def test_forget_refuses_invalid_addresses_without_echoing_them(tmp_path: Path) -> None:
