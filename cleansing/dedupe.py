@@ -194,9 +194,12 @@ def candidate_pairs(p: pl.DataFrame, max_block: int = MAX_BLOCK) -> Pairs:
         frames.append(pairs.select(pl.col("i").alias("l"), pl.col("i_r").alias("r")))
     if not frames:
         return Pairs(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
-    # In order: the model trains on a sample of the pairs, which must not depend on hashing order.
-    unique = pl.concat(frames).unique().sort("l", "r")
-    return Pairs(unique["l"].to_numpy(), unique["r"].to_numpy())
+    # In order: the model trains on a sample of the pairs, which must not depend on hashing order. One
+    # integer per pair sorts as (left, right) does.
+    width = p.height
+    combined = pl.concat(frames).select(pl.col("l") * width + pl.col("r"))
+    unique = combined.to_series().unique().sort().to_numpy()
+    return Pairs(unique // width, unique % width)
 
 
 @dataclass(frozen=True)
@@ -228,6 +231,7 @@ class Column:
 
     codes: np.ndarray  # int64, one per record
     values: pl.Series  # the distinct values
+    texts: np.ndarray  # the distinct values as Python strings, then "" (what code -1 picks)
 
     def per_value(self, expr: pl.Expr, missing: Any) -> np.ndarray:
         """``expr`` (on ``pl.col("v")``) for every distinct value, indexable by code: code -1 gives
@@ -245,7 +249,8 @@ def code_columns(p: pl.DataFrame) -> dict[str, Column]:
         values = p[name].drop_nulls().unique(maintain_order=True)
         table = values.to_frame("v").with_row_index("c").with_columns(pl.col("c").cast(pl.Int64))
         codes = p.select(pl.col(name).alias("v")).join(table, on="v", how="left", maintain_order="left")["c"]
-        columns[name] = Column(codes.fill_null(-1).to_numpy(), values)
+        texts = np.append(values.to_numpy().astype(object), "")
+        columns[name] = Column(codes.fill_null(-1).to_numpy(), values, texts)
     return columns
 
 
@@ -279,15 +284,24 @@ class Pairs:
 
     def similarity(self, a: Column, b: Column, scorer: Any) -> np.ndarray:
         """``scorer`` between ``a`` at the left and ``b`` at the right of every pair, computed in parallel
-        by rapidfuzz once per distinct pair of values; a missing value counts as the empty string."""
-        left = np.where(a.codes[self.left] < 0, len(a.values), a.codes[self.left])
-        right = np.where(b.codes[self.right] < 0, len(b.values), b.codes[self.right])
+        by rapidfuzz; a missing value counts as the empty string. Where the values repeat (names,
+        cities) each distinct pair of values is scored once."""
+        left, right = a.codes[self.left], b.codes[self.right]
         width = len(b.values) + 1
-        distinct, inverse = np.unique(left * width + right, return_inverse=True)
-        va = np.append(a.values.to_numpy().astype(object), "")
-        vb = np.append(b.values.to_numpy().astype(object), "")
-        scores = process.cpdist(va[distinct // width], vb[distinct % width], scorer=scorer, workers=-1)
-        similarity: np.ndarray = np.asarray(scores, dtype=np.float32)[inverse.reshape(-1)]
+        space = (len(a.values) + 1) * width
+        if space > 4 * len(self):  # values that rarely repeat (postcodes, local parts): every pair
+            scores = process.cpdist(a.texts[left], b.texts[right], scorer=scorer, workers=-1)
+            return np.asarray(scores, dtype=np.float32)
+        key = (left + 1) * width + (right + 1)
+        seen = np.zeros(space, dtype=bool)
+        seen[key] = True
+        distinct = np.flatnonzero(seen)
+        index = np.zeros(space, dtype=np.int64)
+        index[distinct] = np.arange(len(distinct))
+        scores = process.cpdist(
+            a.texts[distinct // width - 1], b.texts[distinct % width - 1], scorer=scorer, workers=-1
+        )
+        similarity: np.ndarray = np.asarray(scores, dtype=np.float32)[index[key]]
         return similarity
 
 
@@ -375,7 +389,9 @@ class Model:
         return total
 
     def _part(self, name: str, level: np.ndarray) -> np.ndarray:
-        return np.where(level >= 0, self.weights[name][np.clip(level, 0, LEVELS - 1)], 0.0)
+        # Level -1 (missing) picks the last entry: weight 0.
+        part: np.ndarray = np.append(self.weights[name][:LEVELS], 0.0)[level]
+        return part
 
     def threshold(self, probability: float) -> float:
         """The match weight at which a pair's posterior match probability reaches ``probability``."""

@@ -214,8 +214,9 @@ def normalize_emails(emails: pl.Series) -> pl.DataFrame:
 def address_key(normalized: pl.Expr) -> pl.Expr:
     """The key that decides which records are one address: the normalised email with the local part
     lowercased; for Gmail (gmail.com and googlemail.com are one provider) dots and ``+tag`` removed."""
-    local = normalized.str.extract(r"^(.*)@").str.to_lowercase()
     domain = normalized.str.extract(r"@([^@]*)$")
+    # Everything before the last "@" (a quoted local part may hold one), without a regex's backtracking.
+    local = normalized.str.head(normalized.str.len_chars() - domain.str.len_chars() - 1).str.to_lowercase()
     gmail = domain.is_in(GMAIL_DOMAINS)
     folded_local = pl.when(gmail).then(local.str.replace(r"\+.*$", "").str.replace_all(".", "", literal=True))
     return pl.concat_str(
@@ -262,6 +263,7 @@ def _parse_phones(unique: list[str], region: str) -> pl.DataFrame:
 def validate(contacts: pl.DataFrame, region: str = "SE") -> pl.DataFrame:
     """Add ``email_normalized, email_domain, email_error, email_valid, address_key, phone_e164``."""
     emails = normalize_emails(contacts["email"])
+    emails = emails.with_columns(address_key(pl.col("email_normalized")).alias("address_key"))  # once per email
     phones = normalize_phones(contacts["phone"], region)
     out = (
         contacts.join(emails, on="email", how="left", nulls_equal=False)
@@ -273,6 +275,6 @@ def validate(contacts: pl.DataFrame, region: str = "SE") -> pl.DataFrame:
             .otherwise(pl.col("email_error"))
             .alias("email_error"),
         )
-        .with_columns(address_key(pl.col("email_normalized")).alias("address_key"))
     )
-    return out
+    # In the order the columns had when the key was computed per row.
+    return out.select(pl.exclude("address_key"), "address_key")
