@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import time
@@ -146,19 +147,29 @@ def _stopped_by_signals() -> Iterator[None]:
 
 
 def _run_flow(request: RunRequest, args: argparse.Namespace) -> int:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from . import cleanse as flow_module
     from .server import TemporaryServer
 
-    flow_module.terminal_progress = _progress
-    flow_module.current.clear()
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        if not PREFECT_API_URL.value():
+        server = None
+        if not os.environ.get("PREFECT_API_URL"):
+            # Started before Prefect and the pipeline are imported, so that it boots meanwhile.
+            server = TemporaryServer()
+            stack.callback(server.stop)
+            server.start()
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        from . import cleanse as flow_module
+
+        flow_module.terminal_progress = _progress
+        flow_module.current.clear()
+        if server is not None and PREFECT_API_URL.value():  # a server configured in a Prefect profile
+            server.stop()
+            server = None
+        if server is not None:
             print("cleanse-contacts: starting a temporary Prefect server", file=sys.stderr, flush=True)
-            url = stack.enter_context(TemporaryServer())
-            stack.enter_context(temporary_settings(updates={PREFECT_API_URL: url}))
+            server.wait_healthy()
+            stack.enter_context(temporary_settings(updates={PREFECT_API_URL: server.api_url}))
         print("cleanse-contacts: starting", file=sys.stderr, flush=True)
         try:
             run_dir = flow_module.cleanse_contacts(

@@ -51,6 +51,12 @@ class TemporaryServer:
         self.api_url = f"http://127.0.0.1:{self.port}/api"
 
     def __enter__(self) -> str:
+        self.start()
+        self.wait_healthy()
+        return self.api_url
+
+    def start(self) -> None:
+        """Start the server process and return at once (it takes several seconds to answer)."""
         home = Path(os.environ.get("PREFECT_HOME", ".prefect"))
         home.mkdir(parents=True, exist_ok=True)
         self.log_path = home / "temporary-server.log"
@@ -87,12 +93,14 @@ class TemporaryServer:
             stdout=subprocess.DEVNULL,
             stderr=self._log,
         )
+
+    def wait_healthy(self) -> None:
+        """Wait until the server answers; stop it and raise if it exits or does not answer in time."""
         try:
             self._wait_healthy()
         except BaseException:
             self.stop()
             raise
-        return self.api_url
 
     def _wait_healthy(self) -> None:
         assert self.process is not None
