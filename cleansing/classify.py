@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from .domains import PERMANENT_FAILURES
+from .flags import FLAG_LIST, with_flags
 from .policy import Policy
 from .reasons import Flag, Klass, Reason, unparseable_flag
 
@@ -33,7 +34,6 @@ _DATES = [
 _CLASS_RANK = {KEEP: 0, RECONFIRM: 1, DISCARD: 2}
 # Bases besides legitimate interest that do not count as another basis for R14: consent to processing
 # (HubSpot's "Freely given consent") says nothing about email.
-FLAG_LIST = pl.List(pl.String)
 NOT_OTHER_BASES = ["legitimate_interest", "processing_consent"]
 SUPPRESSION_SCHEMA: dict[str, pl.DataType] = {"address_hash": pl.String(), "suppressed_at": pl.Datetime("us", "UTC")}
 
@@ -324,17 +324,12 @@ def classify(
     addresses = merge_addresses(recs).join(listed, on="address_hash", how="left")
     addresses = judge_addresses(addresses, policy, as_of, dns_healthy)
     addresses = judge_persons(addresses, policy)
-    conflict, spread = pl.col("_status_conflict"), pl.col("via_duplicate")
-    conflict_flag, spread_flag = Flag.SOURCE_CONFLICT.value, Flag.VIA_DUPLICATE.value
     addresses = addresses.with_columns(
-        pl.when(conflict & spread)
-        .then(pl.lit([conflict_flag, spread_flag], FLAG_LIST))
-        .when(conflict)
-        .then(pl.lit([conflict_flag], FLAG_LIST))
-        .when(spread)
-        .then(pl.lit([spread_flag], FLAG_LIST))
-        .otherwise(pl.lit([], FLAG_LIST))
-        .alias("address_flags")
+        with_flags(
+            pl.lit([], FLAG_LIST),
+            (pl.col("_status_conflict"), Flag.SOURCE_CONFLICT.value),
+            (pl.col("via_duplicate"), Flag.VIA_DUPLICATE.value),
+        ).alias("address_flags")
     )
     joined = recs.join(
         addresses.select(

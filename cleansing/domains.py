@@ -23,6 +23,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from .errors import TransientError
+from .flags import with_flags
 from .policy import DomainPolicy
 from .providers import COMMON_DOMAINS, FREE_MAIL_DOMAINS, ROLE_LOCAL_PARTS
 from .reasons import Flag
@@ -207,15 +208,11 @@ def local_flags(contacts: pl.DataFrame) -> pl.DataFrame:
     local = pl.col("email_normalized").str.extract(r"^(.*)@").str.to_lowercase().str.replace(r"\+.*$", "")
     domain = pl.col("email_domain")
     return contacts.with_columns(
-        pl.concat_list(
-            [
-                pl.col("flags"),
-                pl.when(local.is_in(list(ROLE_LOCAL_PARTS))).then(pl.lit(Flag.ROLE_ACCOUNT.value)),
-                pl.when(domain.is_in(list(FREE_MAIL_DOMAINS))).then(pl.lit(Flag.FREE_MAIL.value)),
-            ]
-        )
-        .list.drop_nulls()
-        .alias("flags")
+        with_flags(
+            pl.col("flags"),
+            (local.is_in(list(ROLE_LOCAL_PARTS)), Flag.ROLE_ACCOUNT.value),
+            (domain.is_in(list(FREE_MAIL_DOMAINS)), Flag.FREE_MAIL.value),
+        ).alias("flags")
     )
 
 
@@ -309,15 +306,11 @@ def check_domains(
             .alias("suggested_email"),
         )
         .with_columns(
-            pl.concat_list(
-                [
-                    pl.col("flags"),
-                    pl.when(unverified & pl.col("email_domain").is_not_null()).then(pl.lit(Flag.MX_UNVERIFIED.value)),
-                    pl.when(pl.col("suggested_email").is_not_null()).then(pl.lit(Flag.TYPO_SUSPECTED.value)),
-                ]
-            )
-            .list.drop_nulls()
-            .alias("flags"),
+            with_flags(
+                pl.col("flags"),
+                (unverified & pl.col("email_domain").is_not_null(), Flag.MX_UNVERIFIED.value),
+                (pl.col("suggested_email").is_not_null(), Flag.TYPO_SUSPECTED.value),
+            ).alias("flags"),
         )
         .drop("_suggested_domain")
     )
