@@ -180,25 +180,32 @@ def _blocking_keys(p: pl.DataFrame) -> list[pl.Expr]:
 
 def candidate_pairs(p: pl.DataFrame, max_block: int = MAX_BLOCK) -> Pairs:
     """Pairs of record positions ``left < right`` that share at least one blocking key."""
-    frames = []
     position = pl.int_range(pl.len(), dtype=pl.Int64).alias("i")
+    frames = []
     for i, key in enumerate(_blocking_keys(p)):
         # Coarse keys get a smaller block limit: in a big file their blocks fill up with namesakes,
         # neighbours and colleagues at one switchboard.
         limit = max_block // 5 if i in COARSE_KEYS else max_block
-        keyed = p.select(position, key.alias("k")).drop_nulls("k")
-        keyed = keyed.filter(pl.len().over("k").is_between(2, limit))
-        if keyed.height == 0:
-            continue
-        pairs = keyed.join(keyed, on="k", suffix="_r").filter(pl.col("i") < pl.col("i_r"))
-        frames.append(pairs.select(pl.col("i").alias("l"), pl.col("i_r").alias("r")))
-    if not frames:
-        return Pairs(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        blocks = (
+            p.lazy()
+            .select(position, key.alias("k"))
+            .drop_nulls("k")
+            .group_by("k")
+            .agg(pl.col("i"))
+            .filter(pl.col("i").list.len().is_between(2, limit))
+        )
+        # Every pair within a block: its members crossed with themselves.
+        crossed = blocks.select(pl.col("i").alias("l"), pl.col("i").alias("r"))
+        frames.append(
+            crossed.explode("l", empty_as_null=False)
+            .explode("r", empty_as_null=False)
+            .filter(pl.col("l") < pl.col("r"))
+        )
     # In order: the model trains on a sample of the pairs, which must not depend on hashing order. One
     # integer per pair sorts as (left, right) does.
     width = p.height
-    combined = pl.concat(frames).select(pl.col("l") * width + pl.col("r"))
-    unique = combined.to_series().unique().sort().to_numpy()
+    combined = pl.concat(frames).select(pl.col("l") * width + pl.col("r")).collect().to_series()
+    unique = combined.unique().sort().to_numpy()
     return Pairs(unique // width, unique % width)
 
 
