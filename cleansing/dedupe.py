@@ -374,10 +374,13 @@ def _initials(column: Column, pairs: Pairs, other: Column | None = None) -> tupl
     other = column if other is None else other
     short_a = column.per_value(pl.col("v").str.len_chars() == 1, False)[column.codes[pairs.left]]
     short_b = other.per_value(pl.col("v").str.len_chars() == 1, False)[other.codes[pairs.right]]
-    letter_a = column.per_value(pl.col("v").str.slice(0, 1), "")[column.codes[pairs.left]]
-    letter_b = other.per_value(pl.col("v").str.slice(0, 1), "")[other.codes[pairs.right]]
+    # The first letter as a number (its UTF-8 bytes read as one integer), -1 where the name is missing.
+    hexadecimal = pl.col("v").str.slice(0, 1).cast(pl.Binary).bin.encode("hex")
+    letter = hexadecimal.str.to_integer(base=16, strict=False).fill_null(-1)
+    letter_a = column.per_value(letter, -1)[column.codes[pairs.left]]
+    letter_b = other.per_value(letter, -1)[other.codes[pairs.right]]
     abbreviated: np.ndarray = short_a | short_b
-    initial: np.ndarray = abbreviated & (letter_a == letter_b) & (letter_a != "")
+    initial: np.ndarray = abbreviated & (letter_a == letter_b) & (letter_a >= 0)
     return abbreviated, initial
 
 
