@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,6 +113,21 @@ class StateStore:
         if self.path.exists():
             os.chmod(self.path, 0o600)
 
+    def _write_ahead_log(self, db: sqlite3.Connection) -> None:
+        """Switch a new database to write-ahead logging. The switch fails at once, without waiting for
+        the busy timeout, while another connection makes the same switch: it is tried again until the
+        timeout has passed."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
     def _locked(self, exc: Exception) -> TransientError:
         return TransientError(
             f"{self.path}: the state database stayed locked by another process for {self.timeout:g} s ({exc}). "
@@ -138,7 +154,7 @@ class StateStore:
             raise self._translate(exc) from exc
         try:
             db.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
-            db.execute("PRAGMA journal_mode=WAL")
+            self._write_ahead_log(db)
             with db:
                 yield db
         except sqlite3.Error as exc:

@@ -135,3 +135,19 @@ def test_two_processes_creating_the_hmac_key_at_once_end_with_one_key(tmp_path: 
         keys = {p.communicate()[0].strip() for p in procs}
         assert [p.returncode for p in procs] == [0] * 6
         assert keys == {(state.parent / "hmac.key").read_text().strip()} and len(keys.pop()) == 64
+
+
+def test_connections_creating_one_state_database_at_once_all_open_it(tmp_path: Path) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    for attempt in range(30):
+        path = tmp_path / f"try{attempt}.sqlite"
+        start = threading.Barrier(6)
+
+        def open_store(_: int, path: Path = path, start: threading.Barrier = start) -> int:
+            start.wait()
+            return StateStore(path, timeout=5).suppression().height
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            assert list(pool.map(open_store, range(6))) == [0] * 6
