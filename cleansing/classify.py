@@ -202,18 +202,26 @@ def judge_addresses(addresses: pl.DataFrame, policy: Policy, as_of: dt.date, dns
 
 
 def suppression_entries(addresses: pl.DataFrame) -> pl.DataFrame:
-    """``address_key, address_hash, objection_at`` for every address whose own records carry a standing objection
-    (R2, R3): the opt-out date the source gives, or null (undated) for an erasure, an undated or
-    unreadable opt-out. An address discarded only through another address of its person
-    (``VIA_DUPLICATE``) is not listed: its own evidence holds no objection, and a later run that no
-    longer links the two must judge it on its own."""
+    """``address_key, address_hash, objection_at`` for every address whose own records carry a standing
+    objection (R2, R3) that the list does not already hold as strictly: the opt-out date the source
+    gives, or null (undated) for an erasure, an undated or unreadable opt-out. An address discarded only
+    through another address of its person (``VIA_DUPLICATE``) is not listed: its own evidence holds no
+    objection, and a later run that no longer links the two must judge it on its own. An entry the list
+    holds undated, or dated no earlier, would change nothing (entries only ever get stricter) and is
+    left out, so that a nightly run does not write its whole list again."""
     own = addresses.filter(pl.col("reason").is_in(SUPPRESSION_REASONS) & ~pl.col("via_duplicate"))
     undated = (pl.col("reason") == Reason.ERASURE_REQUESTED.value) | pl.col("_optout_undated")
-    return own.select(
+    entries = own.select(
         "address_key",
         "address_hash",
         pl.when(undated).then(None).otherwise(pl.col("opted_out_at")).alias("objection_at"),
-    ).sort("address_key")
+        pl.col("_listed").fill_null(False).alias("_listed"),
+        "suppressed_at",
+    )
+    as_strict = pl.col("_listed") & (
+        pl.col("suppressed_at").is_null() | (pl.col("objection_at") <= pl.col("suppressed_at")).fill_null(False)
+    )
+    return entries.filter(~as_strict).drop("_listed", "suppressed_at").sort("address_key")
 
 
 def merge_addresses(records: pl.DataFrame) -> pl.DataFrame:

@@ -126,6 +126,22 @@ def test_the_list_keeps_the_stricter_date_whatever_order_the_runs_came_in(tmp_pa
     assert listed[0] == listed[1] == [("h1", None), ("h2", late)]
 
 
+def test_runs_make_an_entry_stricter_and_never_looser(tmp_path: Path) -> None:
+    state = tmp_path / "s.sqlite"
+
+    def listed_after(unsubscribed: str) -> dt.datetime | None:
+        source = write(tmp_path / "a.csv", [f"anna@example.se,Anna,Berg,yes,2024-01-10,{unsubscribed},"])
+        decide([source], state, tmp_path / "out")
+        (entry,) = StateStore(state).suppression()["suppressed_at"].to_list()
+        return entry  # type: ignore[no-any-return]
+
+    assert listed_after("2025-01-01") == dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    assert listed_after("2024-06-01") == dt.datetime(2025, 1, 1, tzinfo=dt.UTC)  # an earlier date: no change
+    assert listed_after("2025-03-01") == dt.datetime(2025, 3, 1, tzinfo=dt.UTC)  # a later one: kept
+    assert listed_after("yes") is None  # undated beats any date
+    assert listed_after("2025-06-01") is None  # and is never dated again
+
+
 def test_a_database_from_before_objection_dates_treats_run_entries_as_undated(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     with sqlite3.connect(path) as db:
