@@ -248,16 +248,25 @@ class Column:
 
 
 def code_columns(p: pl.DataFrame) -> dict[str, Column]:
-    """Every prepared field of ``p`` (but ``_row``) as a :class:`Column`."""
+    """Every prepared field of ``p`` (but ``_row``) as a :class:`Column`, all coded at once."""
+    names = [name for name in p.columns if name != "_row"]
+    distinct = pl.collect_all(
+        [p.lazy().select(pl.col(name).drop_nulls().unique(maintain_order=True).alias("v")) for name in names]
+    )
+    numbered = [d.lazy().with_row_index("c").with_columns(pl.col("c").cast(pl.Int64)) for d in distinct]
+    codes = pl.collect_all(
+        [
+            p.lazy()
+            .select(pl.col(name).alias("v"))
+            .join(table, on="v", how="left", maintain_order="left")
+            .select(pl.col("c").fill_null(-1))
+            for name, table in zip(names, numbered, strict=True)
+        ]
+    )
     columns = {}
-    for name in p.columns:
-        if name == "_row":
-            continue
-        values = p[name].drop_nulls().unique(maintain_order=True)
-        table = values.to_frame("v").with_row_index("c").with_columns(pl.col("c").cast(pl.Int64))
-        codes = p.select(pl.col(name).alias("v")).join(table, on="v", how="left", maintain_order="left")["c"]
-        texts = np.append(values.to_numpy().astype(object), "")
-        columns[name] = Column(codes.fill_null(-1).to_numpy(), values, texts)
+    for name, values, coded in zip(names, distinct, codes, strict=True):
+        texts = np.append(values.to_series().to_numpy().astype(object), "")
+        columns[name] = Column(coded.to_series().to_numpy(), values.to_series(), texts)
     return columns
 
 
