@@ -305,9 +305,17 @@ class Pairs:
         left, right = a.codes[self.left], b.codes[self.right]
         width = len(b.values) + 1
         space = (len(a.values) + 1) * width
-        if space > 4 * len(self):  # values that rarely repeat (postcodes, local parts): every pair
-            scores = process.cpdist(a.texts[left], b.texts[right], scorer=scorer, workers=-1)
-            return np.asarray(scores, dtype=np.float32)
+        if space > 4 * len(self):  # values that rarely repeat (postcodes, local parts): every pair,
+            # but a value compared with itself (a pair blocked on it) once per value.
+            scores = np.empty(len(self), dtype=np.float32)
+            same = left == right if a is b else np.zeros(len(self), dtype=bool)
+            if same.any():
+                own = np.unique(left[same])
+                own_scores = process.cpdist(a.texts[own], a.texts[own], scorer=scorer, workers=-1)
+                scores[same] = np.asarray(own_scores, dtype=np.float32)[np.searchsorted(own, left[same])]
+            differ = ~same
+            scores[differ] = process.cpdist(a.texts[left[differ]], b.texts[right[differ]], scorer=scorer, workers=-1)
+            return scores
         key = (left + 1) * width + (right + 1)
         seen = np.zeros(space, dtype=bool)
         seen[key] = True
