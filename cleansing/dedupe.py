@@ -133,9 +133,12 @@ def prepare(contacts: pl.DataFrame) -> pl.DataFrame:
     comma = _column(contacts, "full_name").str.contains(",")
     full_first = pl.when(comma).then(full.str.extract(r"^\S+\s+(.*)$")).otherwise(full.str.extract(r"^(\S+)"))
     full_last = pl.when(comma).then(full.str.extract(r"^(\S+)")).otherwise(full.str.extract(r"\s(\S+)$"))
-    local = _column(contacts, "address_key").str.extract(r"^([^@+]*)")
-    domain = _column(contacts, "address_key").str.extract(r"@(.*)$")
-    role = local.str.replace_all(r"[._-]", "").is_in(list(ROLE_LOCAL_PARTS)).fill_null(False)
+    # Before the first "@" and any "+tag"; after the first "@".
+    parts = _column(contacts, "address_key").str.splitn("@", 2)
+    local = parts.struct.field("field_0").str.splitn("+", 2).struct.field("field_0")
+    domain = parts.struct.field("field_1")
+    bare = local.str.replace_many({".": "", "_": "", "-": ""})
+    role = bare.is_in(list(ROLE_LOCAL_PARTS)).fill_null(False)
     return contacts.select(
         pl.col("_row"),
         pl.coalesce(folded("first_name"), full_first).alias("first"),
@@ -147,7 +150,7 @@ def prepare(contacts: pl.DataFrame) -> pl.DataFrame:
         folded("region").alias("region"),
         folded("company").str.replace(r"\s(ab|aktiebolag|inc|ltd|llc|gmbh|as|oy)$", "").alias("company"),
         _column(contacts, "phone_e164").alias("phone"),
-        pl.when(role).then(None).otherwise(local.str.replace_all(r"[._-]", "")).alias("local"),
+        pl.when(role).then(None).otherwise(bare).alias("local"),
         _column(contacts, "address_key").alias("address"),
         # A work address's domain: two different addresses at one company are two people.
         pl.when(~domain.is_in(list(FREE_MAIL_DOMAINS)) & ~role).then(domain).alias("workdomain"),
