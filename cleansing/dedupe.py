@@ -689,13 +689,11 @@ def assign_persons(contacts: pl.DataFrame, probability: float = MATCH_PROBABILIT
         weights = np.where(pairs.exact(columns["address"]) & personal, np.inf, weights)
     else:
         weights, threshold = np.zeros(0), 0.0
+    # ``p`` holds the records in the order of ``contacts``: each record's cluster is named by a row.
     rows = p["_row"].to_numpy()
-    keys = pl.DataFrame(
-        {"_row": rows, "_cluster": rows[cluster(p.height, pairs, weights, threshold)]},
-        schema={"_row": pl.Int64, "_cluster": pl.Int64},
-    )
+    named = pl.Series("_cluster", rows[cluster(p.height, pairs, weights, threshold)], dtype=pl.Int64)
     return (
-        contacts.join(keys, on="_row", how="left")
+        contacts.with_columns(named)
         .with_columns(pl.format("person:{}", pl.col("_cluster")).alias("person_key"))
         .drop("_cluster")
     )
