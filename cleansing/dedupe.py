@@ -275,7 +275,7 @@ def code_columns(p: pl.DataFrame) -> dict[str, Column]:
 
 @dataclass(frozen=True)
 class Pairs:
-    """Candidate pairs as record positions, ``left < right``."""
+    """Pairs of records by position: the candidate pairs (``left < right``) or random pairs."""
 
     left: np.ndarray
     right: np.ndarray
