@@ -284,7 +284,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "state": str(Path(args.state).resolve()),
         "dns_servers": list(args.dns_server),
     }
-    serve(parameters, args.cron or policy.schedule.cron, args.timezone or policy.schedule.timezone)
+    # Ctrl-C raises at once wherever the command is. Left to asyncio, the first Ctrl-C only cancels the
+    # serving task, which Prefect's runner can absorb while it polls: the command then went on serving.
+    previous = signal.signal(signal.SIGINT, _raise_stopped)
+    try:
+        serve(parameters, args.cron or policy.schedule.cron, args.timezone or policy.schedule.timezone)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return EXIT_OK
 
 
