@@ -77,10 +77,7 @@ def drop_future_dates(records: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
     any_future = pl.any_horizontal(list(future.values()))
     return records.with_columns(
         *[pl.when(future[c]).then(None).otherwise(pl.col(c)).alias(c) for c in columns],
-        pl.when(any_future)
-        .then(pl.col("flags").list.concat(pl.lit([Flag.FUTURE_DATE.value])))
-        .otherwise(pl.col("flags"))
-        .alias("flags"),
+        with_flags(pl.col("flags"), (any_future, Flag.FUTURE_DATE.value)).alias("flags"),
         pl.when(any_future)
         .then(pl.concat_str([pl.col("unparsed"), note], separator="; ", ignore_nulls=True))
         .otherwise(pl.col("unparsed"))

@@ -18,6 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from .errors import ConfigError, InputError, looks_personal
+from .flags import with_flags
 from .read import ROW, RawTable
 from .reasons import Flag, unparseable_flag
 from .values import (
@@ -848,12 +849,8 @@ def map_table(
         pl.col("flags").list.unique(maintain_order=True),
     )
     if table.nul_rows:  # NUL bytes were removed from these rows when the file was read
-        mapped = mapped.with_columns(
-            pl.when(pl.col("source_row").is_in(table.nul_rows))
-            .then(pl.col("flags").list.concat(pl.lit([Flag.NUL_REMOVED.value])))
-            .otherwise(pl.col("flags"))
-            .alias("flags")
-        )
+        removed = pl.col("source_row").is_in(table.nul_rows)
+        mapped = mapped.with_columns(with_flags(pl.col("flags"), (removed, Flag.NUL_REMOVED.value)).alias("flags"))
     return preset.post(mapped), name
 
 
