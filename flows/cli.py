@@ -137,8 +137,9 @@ def _raise_stopped(signum: int, _frame: object) -> None:
 
 
 @contextlib.contextmanager
-def _stopped_by_signals() -> Iterator[None]:
-    previous = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGINT, signal.SIGTERM)}
+def _stopped_by_signals(*signals: signal.Signals) -> Iterator[None]:
+    """``signals`` (SIGINT and SIGTERM unless named) raise ``Stopped`` at once wherever the command is."""
+    previous = {s: signal.signal(s, _raise_stopped) for s in signals or (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
@@ -284,13 +285,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "state": str(Path(args.state).resolve()),
         "dns_servers": list(args.dns_server),
     }
-    # Ctrl-C raises at once wherever the command is. Left to asyncio, the first Ctrl-C only cancels the
-    # serving task, which Prefect's runner can absorb while it polls: the command then went on serving.
-    previous = signal.signal(signal.SIGINT, _raise_stopped)
-    try:
+    # Left to asyncio, the first Ctrl-C only cancels the serving task, which Prefect's runner can absorb
+    # while it polls: the command then went on serving. (SIGTERM is Prefect's own to handle.)
+    with _stopped_by_signals(signal.SIGINT):
         serve(parameters, args.cron or policy.schedule.cron, args.timezone or policy.schedule.timezone)
-    finally:
-        signal.signal(signal.SIGINT, previous)
     return EXIT_OK
 
 
