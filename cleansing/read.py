@@ -39,6 +39,10 @@ DELIMITERS = [",", ";", "\t", "|"]
 # A quoted field may hold line breaks (a street address); one that spans more lines than this is a
 # quote that was never closed.
 MAX_LINES_PER_RECORD = 20
+# Why a row is quarantined: the fast and the careful parser say it in the same words.
+UNDECODABLE = "undecodable bytes (the row is not in the file's encoding)"
+EMPTY_LINE = "empty line"
+UNCLOSED_QUOTE = "a quote is opened and never closed"
 
 MIB = 1 << 20
 # Limits on one input (a file or a ZIP member, inflated). They keep a hostile archive from filling the
@@ -520,9 +524,8 @@ def _parse_fast(name: str, text: str, bad_lines: set[int], nul_lines: set[int]) 
         window = [f"{line}\n" for line in body.slice(start, MAX_LINES_PER_RECORD + 1).to_list()]
         record, error, spanned = _read_record(window, delimiter, start, bad_lines, width)
         raw = "".join(window[:spanned]).rstrip("\r\n")
-        if spanned > 1 and (error.startswith("unreadable") or error.startswith("a quote")):
-            # A quote swallowed the lines after this one: quarantine only this line, reread the rest.
-            error, raw, spanned = "a quote is opened and never closed", window[0].rstrip("\r\n"), 1
+        if _swallowed(error, spanned):  # quarantine only this line, reread the rest
+            error, raw, spanned = UNCLOSED_QUOTE, window[0].rstrip("\r\n"), 1
         quoted.append((start, record, error, raw, spanned))
         consumed.extend(range(start, start + spanned))
         cursor = start + spanned
@@ -536,9 +539,9 @@ def _parse_fast(name: str, text: str, bad_lines: set[int], nul_lines: set[int]) 
     count = pl.col("content").str.count_matches(delimiter, literal=True) + 1
     simple = simple.with_columns(
         pl.when(pl.col("i").is_in(pl.Series([n - 2 for n in bad_lines], dtype=pl.Int64).implode()))
-        .then(pl.lit("undecodable bytes (the row is not in the file's encoding)"))
+        .then(pl.lit(UNDECODABLE))
         .when(pl.col("content") == "")
-        .then(pl.lit("empty line"))
+        .then(pl.lit(EMPTY_LINE))
         .when(count != width)
         .then(pl.format("{} fields where the header has {}", count, pl.lit(width)))
         .alias("error")
@@ -592,22 +595,27 @@ def _read_record(
     try:
         record, error = next(reader), ""
     except StopIteration:
-        return [], "empty line", 1
+        return [], EMPTY_LINE, 1
     except csv.Error as exc:
         record, error = [], f"unreadable CSV: {exc}"
     spanned = max(reader.line_num, 1)
     return record, error or _record_error(record, start + 2, spanned, bad_lines, width), spanned
 
 
+def _swallowed(error: str, spanned: int) -> bool:
+    """Whether a record that failed over several lines is a quote that swallowed the lines after its first."""
+    return spanned > 1 and error.startswith(("unreadable", UNCLOSED_QUOTE))
+
+
 def _record_error(record: list[str], first_line: int, spanned: int, bad_lines: set[int], width: int) -> str:
     """What is wrong with a record the csv module read from ``spanned`` physical lines starting at line
     ``first_line`` (1-based), or "" when nothing is."""
     if any(n in bad_lines for n in range(first_line, first_line + spanned)):
-        return "undecodable bytes (the row is not in the file's encoding)"
+        return UNDECODABLE
     if not record:
-        return "empty line"
+        return EMPTY_LINE
     if spanned > MAX_LINES_PER_RECORD:
-        return "a quote is opened and never closed"
+        return UNCLOSED_QUOTE
     if len(record) != width:
         return f"{len(record)} fields where the header has {width}"
     return ""
@@ -665,11 +673,10 @@ def parse_careful(
                 nul_rows.append(row_number)
             continue
         raw = "".join(lines[start:cursor]).rstrip("\r\n")
-        if spanned > 1 and (error.startswith("unreadable") or error.startswith("a quote")):
-            # A quote swallowed the lines after this one: quarantine only this line, reread the rest.
+        if _swallowed(error, spanned):  # quarantine only this line, reread the rest
             cursor = start + 1
             reader = csv.reader(feed(), delimiter=delimiter, strict=True)
-            error = "a quote is opened and never closed"
+            error = UNCLOSED_QUOTE
             raw = lines[start].rstrip("\r\n")
         bad.append((name, row_number, "read", "", error, raw))
 
