@@ -39,7 +39,12 @@ RECORD_COLUMNS = [
 
 
 def _counts(frame: pl.DataFrame, column: str) -> dict[str, int]:
-    return {str(k): int(v) for k, v in frame.group_by(column).len().sort(column).iter_rows()}
+    return _as_counts(frame.group_by(column).len().sort(column))
+
+
+def _as_counts(counted: pl.DataFrame) -> dict[str, int]:
+    """``value → count`` from a frame of a value column and its ``len``."""
+    return {str(k): int(v) for k, v in counted.iter_rows()}
 
 
 def rule_table(policy: Policy) -> list[dict[str, str]]:
@@ -184,7 +189,7 @@ def build_report(
         [ages_query, flags_query, discarded_query, typos_query, status_query, clusters_query, pairs_query]
     )
     age_counts = dict(ages.iter_rows())
-    flag_counts = {str(k): int(v) for k, v in flags.iter_rows()}
+    flag_counts = _as_counts(flags)
     consent_age = {
         "bucket_months": AGE_BUCKET_MONTHS,
         "buckets": [
@@ -201,7 +206,7 @@ def build_report(
 
     domains = {
         "dns": meta.get("dns", {}),
-        "records_by_status": {str(k): int(v) for k, v in statuses.iter_rows()},
+        "records_by_status": _as_counts(statuses),
         "top_discarded_domains": [{"domain": d, "discarded": n} for d, n in discarded_domains.iter_rows()],
         "typo_suggestions": [{"domain": d, "suggested": s, "records": n} for d, s, n in typos.iter_rows()],
         "disposable_records": by_reason.get(Reason.DISPOSABLE_DOMAIN.value, 0),
@@ -209,7 +214,7 @@ def build_report(
         "free_mail": flag_counts.get("FREE_MAIL", 0),
     }
 
-    sizes = {str(k): int(v) for k, v in sizes_frame.iter_rows()}
+    sizes = _as_counts(sizes_frame)
     duplicates_section = {
         "cluster_sizes": {("10+" if int(k) >= 10 else str(k)): v for k, v in sizes.items()},
         "merges_by_source_pair": [{"merged_from": a, "survivor_in": b, "records": n} for a, b, n in pairs.iter_rows()],
