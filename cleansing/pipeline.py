@@ -207,13 +207,11 @@ def stage_write(ctx: RunContext) -> RunContext:
     if ctx.addresses is not None:
         objections = suppression_entries(ctx.addresses)
         if objections.height:
-            # Classify hashed every address already when the list was not empty.
-            unhashed = pl.col("address_hash").is_null()
-            if objections["address_hash"].null_count():
-                todo = objections.filter(unhashed)
-                hashes = hash_keys(todo["address_key"], ctx.state.hmac_key())
-                objections = pl.concat([objections.filter(~unhashed), todo.with_columns(hashes.alias("address_hash"))])
-            entries = list(zip(objections["address_hash"].to_list(), objections["objection_at"].to_list(), strict=True))
+            # Classify hashed every address when the list was not empty; otherwise they are hashed here.
+            hashes = objections["address_hash"]
+            if hashes.null_count():
+                hashes = hash_keys(objections["address_key"], ctx.state.hmac_key())
+            entries = list(zip(hashes.to_list(), objections["objection_at"].to_list(), strict=True))
     undo: Callable[[], None] | None = None
     try:
         with ctx.state.transaction() as db:
