@@ -92,8 +92,14 @@ def third_party_pattern(patterns: Sequence[str]) -> str | None:
     return r"(?i)\b(?:" + "|".join(f"(?:{p})" for p in patterns) + r")\b"
 
 
-def _record_evidence(policy: Policy) -> list[pl.Expr]:
+def evidence_at() -> pl.Expr:
+    """A record's proof of consent: its confirmation, or its consent date where its status does not
+    deny it."""
     consent_ok = pl.col("consent_status").is_in(["granted", "unknown"])
+    return pl.max_horizontal(pl.col("confirmed_at"), pl.when(consent_ok).then(pl.col("consent_at")))
+
+
+def _record_evidence(policy: Policy) -> list[pl.Expr]:
     pattern = third_party_pattern(policy.consent.third_party_patterns)
     third_party = pl.lit(False)
     if pattern:
@@ -104,7 +110,7 @@ def _record_evidence(policy: Policy) -> list[pl.Expr]:
     opted = pl.col("opted_out") | pl.col("consent_status").is_in(["withdrawn", "denied"])
     flags = pl.col("flags")
     return [
-        pl.max_horizontal(pl.col("confirmed_at"), pl.when(consent_ok).then(pl.col("consent_at"))).alias("_evidence_at"),
+        evidence_at().alias("_evidence_at"),
         opted.alias("_opted"),
         (opted & (pl.col("opted_out_at").is_null() | flags.list.contains(unparseable_flag("opted_out")))).alias(
             "_optout_undated"

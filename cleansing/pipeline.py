@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 
 from . import __version__
-from .classify import classify, suppression_entries
+from .classify import classify, evidence_at, suppression_entries
 from .dedupe import assign_persons
 from .domains import DnsHealth, check_domains
 from .errors import ConfigError, file_error
@@ -262,10 +262,7 @@ def dedupe_only(request: RunRequest, out_file: Path, progress: Progress | None =
     for name, stage in STAGES:
         if name in ("read", "map", "validate", "dedupe"):
             ctx = run_stage(name, stage, ctx, progress)
-    evidence = pl.max_horizontal(
-        pl.col("confirmed_at"),
-        pl.when(pl.col("consent_status").is_in(["granted", "unknown"])).then(pl.col("consent_at")),
-    )
+    evidence = evidence_at()
     ranked = ctx.contacts.sort(
         [evidence, pl.col("last_activity_at"), pl.col("_row")], descending=[True, True, False], nulls_last=True
     )

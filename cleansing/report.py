@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from . import charts
+from .classify import evidence_at
 from .policy import Policy
 from .reasons import Klass, Reason
 
@@ -128,10 +129,7 @@ def build_report(
         )
     by_source.sort(key=lambda s: s["source_file"])
 
-    evidence = pl.max_horizontal(
-        pl.col("confirmed_at"),
-        pl.when(pl.col("consent_status").is_in(["granted", "unknown"])).then(pl.col("consent_at")),
-    )
+    evidence = evidence_at()
     lazy = records.lazy()
     ages_query = (
         lazy.filter(pl.col("reason") != Reason.DUPLICATE.value)
