@@ -5,15 +5,19 @@
     python benchmarks/bench_pipeline.py 1000000 --emails   # the email step against email-validator per row
     python benchmarks/bench_pipeline.py 1000000 --generic --cli   # one generic 12-column CSV (generate_generic)
     python benchmarks/bench_pipeline.py 1000000 --generic --nightly  # the stages again on the same state
+    python benchmarks/bench_pipeline.py --server          # what `cleanse run` adds against a running server
 
 Beside the stages it times a bare polars read + write of the same files (``read_csv`` + ``write_parquet``)
 and prints the stages' total as a multiple of it. ``--cli`` samples the memory of the command and every
 process it starts (the temporary Prefect server) and reports the peak of their sum. ``--nightly`` runs
 the stages a second time on the state the first run left (a suppression list to match and add to), as
-a nightly run does.
+a nightly run does. ``--server`` starts ``prefect server start`` on loopback and runs ``cleanse run`` on the
+bundled sample against it five times: the wall time of each command minus the stage times it printed is
+what Prefect (and starting Python) adds to the stages.
 
 Targets (issue "speed"): 1,000,000 rows through ``cleanse run`` server-less in ≤ 40 s wall and ≤ 3 GB
-summed over its processes; the stages together ≤ 15× the bare polars read + write; the email step
+summed over its processes; the stages together ≤ 15× the bare polars read + write; against a running
+server ``cleanse run`` adds ≤ 3 s to the stages; the email step
 agreeing with email-validator on every row, non-ASCII addresses costing at most twice ASCII ones.
 """
 
@@ -21,7 +25,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -133,6 +140,63 @@ def bench_cli(files: list[Path], work: Path) -> None:
     print(f"cleanse run --no-mx (Prefect flow, own process): {wall:.1f} s wall, peak RSS summed {peak:.0f} MB")
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def bench_server(work: Path, runs: int = 5) -> None:
+    """``cleanse run`` on the bundled sample against a running Prefect server: wall time minus stages."""
+    from flows.server import healthy
+
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(work / "prefect"), "DO_NOT_TRACK": "1"}
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    prefect = Path(sys.executable).with_name("prefect")
+    with (work / "server.log").open("wb") as log:
+        server = subprocess.Popen(
+            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while not healthy(api, timeout=2):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the Prefect server did not start; see {work / 'server.log'}")
+                time.sleep(0.5)
+            command = [str(Path(sys.executable).with_name("cleanse")), "run", "--no-mx", "--as-of", "2026-11-29"]
+            added: list[float] = []
+            for i in range(runs):
+                out = work / f"server-run-{i}"
+                started = time.perf_counter()
+                done = subprocess.run(
+                    [*command, "--out", str(out / "out"), "--state", str(out / "state.sqlite")],
+                    env={**env, "PREFECT_API_URL": api},
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                wall = time.perf_counter() - started
+                if done.returncode:
+                    raise SystemExit(f"cleanse run exited {done.returncode}: {done.stderr[-2000:]}")
+                stages = sum(float(s) for s in re.findall(r"^  \S+ +[\d,]+ rows +([\d.]+) s$", done.stderr, re.M))
+                added.append(wall - stages)
+                print(f"  run {i + 1}: {wall:.2f} s wall, stages {stages:.2f} s, added {wall - stages:.2f} s")
+            print(
+                f"cleanse run against a running server adds {statistics.median(added):.2f} s to the stages "
+                f"(median of {runs}; min {min(added):.2f}, max {max(added):.2f})"
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
 def bench_emails(files: list[Path]) -> None:
     from email_validator import EmailNotValidError, validate_email
 
@@ -179,9 +243,13 @@ def main() -> None:
     parser.add_argument("--emails", action="store_true")
     parser.add_argument("--nightly", action="store_true", help="the stages again on the state of the first run")
     parser.add_argument("--generic", action="store_true", help="one generic CSV (generate_generic) instead of three")
+    parser.add_argument("--server", action="store_true", help="only: cleanse run on the sample against a server")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        if args.server:
+            bench_server(work)
+            return
         started = time.perf_counter()
         if args.generic:
             (work / "in").mkdir()
