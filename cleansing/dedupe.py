@@ -48,6 +48,9 @@ JW_LEVELS = {"first": (0.80, 0.92), "name": (0.80, 0.92), "place": (0.80, 0.92),
 # Names count as clearly different (for the vetoes) below this similarity and more than one typo apart;
 # Swedish surnames share their "-sson" ending, so similar-looking ones must come this close.
 DIFFERENT_NAMES = 0.92
+# Below this similarity, and more than one typo apart, two names have hardly a letter in common: a pair
+# whose first and last names are both this unlike (and not swapped) is two people, even at one address.
+UNLIKE_NAMES = 0.65
 
 NICKNAMES = {
     "bob": "robert",
@@ -500,10 +503,12 @@ def names_differ(columns: dict[str, Column], pairs: Pairs, sims: dict[str, np.nd
     ``sims`` holds the similarities ``levels`` computed."""
     first, last = columns["first"], columns["last"]
 
-    def differ(a: Column, b: Column, jw: np.ndarray | None, osa: np.ndarray | None) -> np.ndarray:
+    def differ(
+        a: Column, b: Column, jw: np.ndarray | None, osa: np.ndarray | None, below: float = DIFFERENT_NAMES
+    ) -> np.ndarray:
         jw = pairs.similarity(a, b, JaroWinkler.normalized_similarity) if jw is None else jw
         osa = pairs.similarity(a, b, OSA.distance) if osa is None else osa
-        far = (jw < DIFFERENT_NAMES) & (osa > 1)
+        far = (jw < below) & (osa > 1)
         present = (a.codes[pairs.left] >= 0) & (b.codes[pairs.right] >= 0)
         _, initial = _initials(a, pairs, b)
         different: np.ndarray = far & present & ~initial
@@ -520,7 +525,18 @@ def names_differ(columns: dict[str, Column], pairs: Pairs, sims: dict[str, np.nd
     )
     first_differs = differ(first, first, sims.get("first_jw"), sims.get("first_osa"))
     last_differs = differ(last, last, sims.get("last_jw"), sims.get("last_osa"))
-    return {"first": first_differs & ~nickname & ~swapped, "last": last_differs & ~swapped}
+    first_unlike = differ(first, first, sims.get("first_jw"), sims.get("first_osa"), UNLIKE_NAMES)
+    last_unlike = differ(last, last, sims.get("last_jw"), sims.get("last_osa"), UNLIKE_NAMES)
+    return {
+        "first": first_differs & ~nickname & ~swapped,
+        "last": last_differs & ~swapped,
+        # Neither name like either of the other's: not a swap with a typo, not a half-swap.
+        "both_unlike": first_unlike
+        & last_unlike
+        & differ(first, last, sims.get("first_last_jw"), None, UNLIKE_NAMES)
+        & differ(last, first, sims.get("last_first_jw"), None, UNLIKE_NAMES)
+        & ~nickname,
+    }
 
 
 def _work_conflict(columns: dict[str, Column], pairs: Pairs) -> np.ndarray:
@@ -531,13 +547,19 @@ def _work_conflict(columns: dict[str, Column], pairs: Pairs) -> np.ndarray:
 
 
 def _name_vetoes(
-    lv: dict[str, np.ndarray], differ: dict[str, np.ndarray], shared_phone: np.ndarray, work_conflict: np.ndarray
+    lv: dict[str, np.ndarray],
+    differ: dict[str, np.ndarray],
+    shared_phone: np.ndarray,
+    work_conflict: np.ndarray,
+    learned: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Different names veto a match however much else agrees. Returns ``(no_link, strangers)``:
     both names different (and not swapped) is never a link on its own; one name different when the
     pair shares nothing but what colleagues share (a company, its street and switchboard) and no
     personal identifier (the email's local part, a phone nobody else has) marks two different people,
-    whom no chain of other links may join. A missing name neither vetoes nor helps."""
+    whom no chain of other links may join. A missing name neither vetoes nor helps. Where the weights
+    were not ``learned`` from the file (too few records), two names both unlike the other's are two
+    people even in an export of names and addresses: a household, not a typo."""
     n = len(next(iter(lv.values())))
     missing = np.full(n, -1, dtype=np.int8)
     company, local, phone = lv.get("company", missing), lv.get("local", missing), lv.get("phone", missing)
@@ -556,6 +578,10 @@ def _name_vetoes(
     # decide; where contacts carry companies, phones or emails, two different names are two people.
     contact_data = bool({"company", "phone", "local"} & set(lv))
     both_differ = first_differs & last_differs & contact_data
+    if not learned:
+        # The default weights come from files whose typos replace whole names; in a small file they would
+        # let an address outweigh two names with hardly a letter in common (Karin Holm, Björn Lindqvist).
+        both_differ = both_differ | differ["both_unlike"]
     return both_differ | same_building, colleagues
 
 
@@ -676,12 +702,13 @@ def assign_persons(contacts: pl.DataFrame, probability: float = MATCH_PROBABILIT
         columns = code_columns(p)
         sims: dict[str, np.ndarray] = {}
         lv = levels(columns, pairs, fields, sims)
-        model = estimate(columns, p.height, lv, fields) if p.height >= MIN_TRAINING_RECORDS else default_model(fields)
+        learned = p.height >= MIN_TRAINING_RECORDS
+        model = estimate(columns, p.height, lv, fields) if learned else default_model(fields)
         adjust, shared_phone = _frequency_adjustment(columns, pairs, lv)
         weights = model.score(lv) + adjust
         threshold = model.threshold(probability)
         differ = names_differ(columns, pairs, sims)
-        no_link, strangers = _name_vetoes(lv, differ, shared_phone, _work_conflict(columns, pairs))
+        no_link, strangers = _name_vetoes(lv, differ, shared_phone, _work_conflict(columns, pairs), learned)
         weights = np.where(no_link, np.minimum(weights, threshold - 1), weights)
         weights = np.where(strangers, -np.inf, weights)
         # The same address is the same person, unless it is a role mailbox colleagues share (info@).

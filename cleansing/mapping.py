@@ -43,10 +43,14 @@ CONTACT_FIELDS = (
     "phone",
     "company",
     "street",
+    "street2",
     "postcode",
     "city",
+    "region",
     "country",
 )
+# Fields that name a person: ``cleanse dedupe`` reads an export without email addresses if it has one.
+NAME_FIELDS = ("first_name", "last_name", "full_name")
 TEXT_FIELDS = ("record_id", *CONTACT_FIELDS, "consent_source", "consent_proof")
 DATE_FIELDS = ("consent_at", "confirmed_at", "consent_expires_at", "last_purchase_at", "last_activity_at", "created_at")
 # A boolean that may also be given as a date; the date goes to the second column.
@@ -224,9 +228,32 @@ GENERIC_SYNONYMS: dict[str, tuple[str, ...]] = {
         "företagsnamn",
         "bolag",
     ),
-    "street": ("address", "street", "mailing street", "street address", "adress", "gatuadress"),
+    "street": (
+        "address",
+        "street",
+        "mailing street",
+        "street address",
+        "address line 1",
+        "address 1",
+        "address1",
+        "adress",
+        "gatuadress",
+        "utdelningsadress",
+    ),
+    "street2": (
+        "address line 2",
+        "address 2",
+        "address2",
+        "street 2",
+        "street2",
+        "care of",
+        "adress 2",
+        "c/o-adress",
+        "co-adress",
+    ),
     "postcode": ("zip", "zip code", "postcode", "postal code", "postnummer"),
     "city": ("city", "town", "mailing city", "ort", "stad", "postort"),
+    "region": ("state", "region", "province", "county", "state/region", "state/province", "mailing state", "län"),
     "country": ("country", "country/region", "mailing country", "land"),
     "record_id": ("id", "contact id", "customer id", "kund-id", "kundnummer"),
     "consent_status": (
@@ -361,6 +388,7 @@ PRESETS: dict[str, Preset] = {
                 "streetaddress|address": "street",
                 "postalcode|zip": "postcode",
                 "city": "city",
+                "stateregion|state": "region",
                 "countryregion|country": "country",
                 "legalbasisforprocessingcontactsdata|hslegalbasis": "lawful_basis",
                 # Every subscription type counts except one-to-one sales email (in ignore below).
@@ -440,6 +468,7 @@ PRESETS: dict[str, Preset] = {
                 "mailingstreet|street": "street",
                 "mailingpostalcode|postalcode|mailingzippostalcode|zippostalcode": "postcode",
                 "mailingcity|city": "city",
+                "mailingstate|mailingstateprovince|state|stateprovince": "region",
                 "mailingcountry|country": "country",
                 # "Don't Market" (HasOptedOutSolicit) and "Don't Process" (HasOptedOutProcessing): stop.
                 "hasoptedoutofemail|emailoptout|hasoptedoutsolicit|dontmarket|hasoptedoutprocessing|dontprocess": (
@@ -515,8 +544,10 @@ PRESETS: dict[str, Preset] = {
                 "phonenumber": "phone",
                 "organization": "company",
                 "address|address1": "street",
+                "address2": "street2",
                 "zipcode": "postcode",
                 "city": "city",
+                "region|stateregion|state": "region",
                 "country": "country",
                 "emailmarketingconsent": "consent_status",
                 "emailmarketingconsenttimestamp|consenttimestamp": "consent_at",
@@ -693,9 +724,11 @@ def map_table(
     user: UserMapping | None = None,
     where: str | None = None,
     local_zone: str = "UTC",
+    require_email: bool = True,
 ) -> tuple[pl.DataFrame, str]:
     """Map one file to the canonical frame; returns the frame and the preset used. ``local_zone`` is
-    the time zone of naive times in exports that write local time (Brevo, Salesforce reports)."""
+    the time zone of naive times in exports that write local time (Brevo, Salesforce reports). Without
+    ``require_email`` (for dedupe alone) a file with names but no email column is read too."""
     headers = [c for c in table.frame.columns if c != ROW]
     chosen = (user.preset if user and user.preset else None) or preset_name
     name = detect_preset(headers) if chosen == "auto" else chosen
@@ -705,7 +738,8 @@ def map_table(
     )
     sources, used = _sources(table, preset, user)
     where = where or table.source_file
-    if "email" not in sources:
+    named = any(field in sources for field in NAME_FIELDS)
+    if "email" not in sources and (require_email or not named):
         if any(looks_personal(h) for h in headers):
             # The first line is a contact, not a header: its values are personal data and stay out of the message.
             seen = (
@@ -714,8 +748,9 @@ def map_table(
             )
         else:
             seen = "headers seen: " + (", ".join(repr(h) for h in headers) or "none")
+        wanted = "email addresses" if require_email else "email addresses or names"
         raise InputError(
-            f"no column holds email addresses (preset {name}; {seen}).",
+            f"no column holds {wanted} (preset {name}; {seen}).",
             path=where,
             fix=(
                 "Salesforce consent rows (ContactPointTypeConsent) carry no address: export them in a report "
@@ -723,10 +758,16 @@ def map_table(
                 if "contactpointtype" in _detection_keys(headers)
                 else ""
             )
-            + 'Pass --mapping FILE with a TOML table [columns] naming the email column, e.g. "Mejl" = "email", '
-            "or --preset if the file comes from a known tool.",
+            + (
+                'Pass --mapping FILE with a TOML table [columns] naming the email column, e.g. "Mejl" = "email", '
+                if require_email
+                else "Pass --mapping FILE with a TOML table [columns] naming the email or name columns, "
+                'e.g. "Mejl" = "email" or "Kund" = "full_name", '
+            )
+            + "or --preset if the file comes from a known tool.",
         )
-    _check_one_email_column(table, sources, user, where)
+    if "email" in sources:
+        _check_one_email_column(table, sources, user, where)
     unmapped = unused_objection_columns(headers, used, preset, user)
     if unmapped:
         listed = ", ".join(repr(h) for h in unmapped)
@@ -869,14 +910,18 @@ def _parse_per_value(frame: pl.DataFrame, parsed: Sequence[pl.Expr]) -> pl.DataF
 
 
 def map_tables(
-    tables: Sequence[RawTable], preset: str = "auto", user: UserMapping | None = None, local_zone: str = "UTC"
+    tables: Sequence[RawTable],
+    preset: str = "auto",
+    user: UserMapping | None = None,
+    local_zone: str = "UTC",
+    require_email: bool = True,
 ) -> tuple[pl.DataFrame, dict[str, str]]:
     """Map every table and stack them in input order; returns the frame and the preset per file."""
     if preset not in PRESETS_NAMES:
         raise ConfigError(f"unknown preset {preset!r}.", fix=f"Use one of: {', '.join(PRESETS_NAMES)}.")
     frames, used = [], {}
     for table in tables:
-        mapped, name = map_table(table, preset, user, local_zone=local_zone)
+        mapped, name = map_table(table, preset, user, local_zone=local_zone, require_email=require_email)
         frames.append(mapped)
         used[table.source_file] = name
     if not frames:

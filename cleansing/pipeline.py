@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import os
 import shutil
 import time
@@ -76,7 +77,7 @@ def stage_read(ctx: RunContext) -> RunContext:
     return ctx
 
 
-def stage_map(ctx: RunContext) -> RunContext:
+def stage_map(ctx: RunContext, require_email: bool = True) -> RunContext:
     from schemas.contacts import MappedContacts
 
     contacts, ctx.presets = map_tables(
@@ -84,6 +85,7 @@ def stage_map(ctx: RunContext) -> RunContext:
         ctx.request.preset,
         load_mapping(ctx.request.mapping),
         local_zone=ctx.policy.policy.contacts.local_timezone,
+        require_email=require_email,
     )
     MappedContacts.validate(contacts)
     ctx.contacts = contacts.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
@@ -259,9 +261,10 @@ def dedupe_only(request: RunRequest, out_file: Path, progress: Progress | None =
     if out_file.suffix.lower() not in {".csv", ".parquet"}:
         raise ConfigError(f"--out {out_file} must end in .csv or .parquet.", fix="Name the output file so.")
     ctx = prepare(request)
-    for name, stage in STAGES:
-        if name in ("read", "map", "validate", "dedupe"):
-            ctx = run_stage(name, stage, ctx, progress)
+    # Dedupe alone reads any export with names: a postal list or a sign-up sheet may hold no email.
+    stages: dict[str, Stage] = {**dict(STAGES), "map": functools.partial(stage_map, require_email=False)}
+    for name in ("read", "map", "validate", "dedupe"):
+        ctx = run_stage(name, stages[name], ctx, progress)
     evidence = evidence_at()
     ranked = ctx.contacts.sort(
         [evidence, pl.col("last_activity_at"), pl.col("_row")], descending=[True, True, False], nulls_last=True

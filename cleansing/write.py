@@ -37,8 +37,10 @@ CONTACT_COLUMNS = [
     "phone_e164",
     "company",
     "street",
+    "street2",
     "postcode",
     "city",
+    "region",
     "country",
 ]
 EVIDENCE_COLUMNS = [

@@ -267,6 +267,44 @@ def test_a_bad_mapping_file_lists_every_problem(tmp_path: Path) -> None:
     assert "unknown key 'colour'" in str(err.value) and "'emial'" in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("header", "row"),
+    [
+        ("Email,Given name,Surname,Address line 1,Address line 2,City,Postcode,State", "a@b.se,A,B,S 1,c/o X,C,1,NSW"),
+        ("E-post;Förnamn;Efternamn;Adress;Adress 2;Ort;Postnummer;Län", "a@b.se;A;B;S 1;c/o X;C;1;NSW"),
+        ("Email,First Name,Last Name,Street Address,City,Postal Code,State/Region", "a@b.se,A,B,S 1,C,1,NSW"),
+        (
+            "Id,Email,FirstName,LastName,MailingStreet,MailingCity,MailingState,HasOptedOutOfEmail",
+            "1,a@b.se,A,B,S 1,C,NSW,0",
+        ),
+        ("Email,Email Marketing Consent,Address,Address 2,City,Region,Zip Code", "a@b.se,SUBSCRIBED,S 1,c/o X,C,NSW,1"),
+    ],
+    ids=["generic", "generic-swedish", "hubspot", "salesforce", "klaviyo"],
+)
+def test_a_second_address_line_and_the_state_or_region_are_read(header: str, row: str) -> None:
+    (contact,), _ = mapped("contacts.csv", f"{header}\n{row}\n")
+    assert contact["street"] == "S 1" and contact["region"] == "NSW"
+    if "2" in header:
+        assert contact["street2"] == "c/o X"
+
+
+def test_without_requiring_email_a_file_with_names_and_no_email_column_is_read() -> None:
+    table, _ = parse_delimited("postal.csv", "Given name,Surname,Street\nAnna,Berg,Storgatan 1\n")
+    frame, _ = map_table(table, require_email=False)
+    MappedContacts.validate(frame)
+    assert frame.select("first_name", "last_name", "email").row(0) == ("Anna", "Berg", None)
+    with pytest.raises(InputError, match="no column holds email addresses"):
+        map_table(table)  # a run judges consent by address: it still needs one
+
+
+def test_without_requiring_email_a_file_with_neither_names_nor_email_is_refused() -> None:
+    table, _ = parse_delimited("streets.csv", "Street;City\nStorgatan 1;Malmö\n")
+    with pytest.raises(InputError) as err:
+        map_table(table, require_email=False)
+    message = str(err.value)
+    assert "email addresses or names" in message and "'Street', 'City'" in message and "full_name" in message
+
+
 def test_no_email_column_names_the_headers_seen_and_the_fix() -> None:
     table, _ = parse_delimited("people.csv", "Name;Phone\nAnna;070\n")
     with pytest.raises(InputError) as err:
