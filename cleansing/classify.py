@@ -266,7 +266,13 @@ def merge_addresses(records: pl.DataFrame) -> pl.DataFrame:
         pl.col("_third_party").any(),
         (~pl.col("_third_party") & pl.col("_evidence_at").is_not_null()).any().alias("_direct_evidence"),
         pl.col("address_hash").first(),
-        pl.col("person_key").first(),
+        # A mailbox people of different first names share (dedupe gave its records several persons) is a
+        # unit of its own: its objections do not spread to anyone's other addresses, and nothing
+        # spreads to it.
+        pl.when(pl.col("person_key").n_unique() > 1)
+        .then(pl.concat_str([pl.lit("shared:"), pl.col("address_key").first()]))
+        .otherwise(pl.col("person_key").first())
+        .alias("person_key"),
         pl.col("mx_status").first(),
         pl.col("disposable").any(),
     )

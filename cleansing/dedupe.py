@@ -15,7 +15,9 @@
    connected components. A component with a pair inside it that is clearly two people is split by
    requiring stronger links.
 
-``assign_persons`` adds ``person_key`` (the cluster) to every record.
+``assign_persons`` adds ``person_key`` (the cluster) to every record. Records of one address are one
+person, except where people of clearly different first names share the mailbox (a household's
+``familjen.berg@``): classify then treats that address as a unit of its own.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ DIFFERENT_NAMES = 0.92
 # Below this similarity, and more than one typo apart, two names have hardly a letter in common: a pair
 # whose first and last names are both this unlike (and not swapped) is two people, even at one address.
 UNLIKE_NAMES = 0.65
+# First names this far apart (and more than one typo) on one mailbox or phone are two people of one
+# household or office; nearer ones may be one name with a slip in each record.
+OTHER_FIRST_NAME = 0.75
 
 NICKNAMES = {
     "bob": "robert",
@@ -125,6 +130,17 @@ def _with_folded(contacts: pl.DataFrame) -> pl.DataFrame:
     return contacts.with_columns(**folded)
 
 
+def _name_derived(local: pl.Expr, first: pl.Expr, last: pl.Expr) -> pl.Expr:
+    """Whether an email's local part (dots, dashes and underscores removed) is built from the record's
+    own names and digits alone: ``anna``, ``annaberg``, ``aberg``, ``annab``, ``bergannab``, ``annaberg85``."""
+    letters = local.str.replace_all(r"[0-9]", "")
+    f, l_ = first.str.replace_all(" ", "", literal=True), last.str.replace_all(" ", "", literal=True)
+    f1, l1 = f.str.slice(0, 1), l_.str.slice(0, 1)
+    forms = [f, l_, pl.concat_str([f, l_]), pl.concat_str([l_, f]), pl.concat_str([f1, l_]), pl.concat_str([f, l1])]
+    forms += [pl.concat_str([l_, f1]), pl.concat_str([f1, l1])]
+    return pl.any_horizontal([letters == form for form in forms]).fill_null(False)
+
+
 def prepare(contacts: pl.DataFrame) -> pl.DataFrame:
     """The comparable fields of every record, keyed by ``_row``."""
     contacts = _with_folded(contacts)
@@ -142,10 +158,12 @@ def prepare(contacts: pl.DataFrame) -> pl.DataFrame:
     domain = parts.struct.field("field_1")
     bare = local.str.replace_many({".": "", "_": "", "-": ""})
     role = bare.is_in(list(ROLE_LOCAL_PARTS)).fill_null(False)
+    first = pl.coalesce(folded("first_name"), full_first)
+    last = pl.coalesce(folded("last_name"), full_last)
     return contacts.select(
         pl.col("_row"),
-        pl.coalesce(folded("first_name"), full_first).alias("first"),
-        pl.coalesce(folded("last_name"), full_last).alias("last"),
+        first.alias("first"),
+        last.alias("last"),
         folded("street").alias("street"),
         folded("street2").alias("street2"),
         folded("city").alias("city"),
@@ -153,7 +171,10 @@ def prepare(contacts: pl.DataFrame) -> pl.DataFrame:
         folded("region").alias("region"),
         folded("company").str.replace(r"\s(ab|aktiebolag|inc|ltd|llc|gmbh|as|oy)$", "").alias("company"),
         _column(contacts, "phone_e164").alias("phone"),
-        pl.when(role).then(None).otherwise(bare).alias("local"),
+        # The local part as evidence of its own only where it is more than the record's names: the
+        # namesakes erik.johansson@yahoo.com and erik_johansson@outlook.com share nothing but their name.
+        pl.when(role | _name_derived(bare, first, last)).then(None).otherwise(bare).alias("local"),
+        pl.when(role).then(None).otherwise(bare).alias("mailbox"),  # for blocking only
         _column(contacts, "address_key").alias("address"),
         # A work address's domain: two different addresses at one company are two people.
         pl.when(~domain.is_in(list(FREE_MAIL_DOMAINS)) & ~role).then(domain).alias("workdomain"),
@@ -178,7 +199,7 @@ def _blocking_keys(p: pl.DataFrame) -> list[pl.Expr]:
         pl.concat_str([pl.col("street").str.slice(0, 10), f1]),
         pl.concat_str([pl.col("first_canon"), pl.col("street2").str.slice(0, 5)]),
         pl.col("phone"),
-        pl.col("local"),
+        pl.col("mailbox"),
         pl.concat_str([pl.col("company"), l3, f1]),
         pl.col("address"),
     ]
@@ -407,6 +428,21 @@ def _initials(column: Column, pairs: Pairs, other: Column | None = None) -> tupl
     return abbreviated, initial
 
 
+def _cut_short(column: Column, pairs: Pairs, other: Column) -> np.ndarray:
+    """Per pair, whether one name is the other cut short by a form or an export (``sjob`` for
+    ``sjoberg``, ``jos`` for ``josefin``): at least three letters, all of them the other's beginning."""
+    a, b = column.codes[pairs.left], other.codes[pairs.right]
+    both = (a >= 0) & (b >= 0)
+    out = np.zeros(len(pairs), dtype=bool)
+    if both.any():
+        left = column.texts[a[both]].astype(str)
+        right = other.texts[b[both]].astype(str)
+        shorter = np.where(np.char.str_len(left) <= np.char.str_len(right), left, right)
+        longer = np.where(np.char.str_len(left) <= np.char.str_len(right), right, left)
+        out[both] = (np.char.str_len(shorter) >= 3) & (np.char.find(longer, shorter) == 0)
+    return out
+
+
 @dataclass
 class Model:
     """Fellegi–Sunter weights: ``weights[field][level]`` in log2 units (0 for a missing value), and the
@@ -511,18 +547,20 @@ def names_differ(columns: dict[str, Column], pairs: Pairs, sims: dict[str, np.nd
         far = (jw < below) & (osa > 1)
         present = (a.codes[pairs.left] >= 0) & (b.codes[pairs.right] >= 0)
         _, initial = _initials(a, pairs, b)
-        different: np.ndarray = far & present & ~initial
+        different: np.ndarray = far & present & ~initial & ~_cut_short(a, pairs, b)
         return different
 
     nickname = pairs.exact(columns["first_canon"])
     long_first = first.per_value(pl.col("v").str.len_chars() > 1, False)[first.codes[pairs.left]]
     long_last = last.per_value(pl.col("v").str.len_chars() > 1, False)[last.codes[pairs.right]]
-    swapped = (
-        ~differ(first, last, sims.get("first_last_jw"), None)
-        & ~differ(last, first, sims.get("last_first_jw"), None)
-        & long_first
-        & long_last
-    )
+    first_last_differ = differ(first, last, sims.get("first_last_jw"), None)
+    last_first_differ = differ(last, first, sims.get("last_first_jw"), None)
+    swapped = ~first_last_differ & ~last_first_differ & long_first & long_last
+    # One name of a record like a name of the other's in the other place: half of a swap ("R." "Marcus"
+    # for Marcus Rosgren), not a different first name.
+    present_fl = (first.codes[pairs.left] >= 0) & (last.codes[pairs.right] >= 0)
+    present_lf = (last.codes[pairs.left] >= 0) & (first.codes[pairs.right] >= 0)
+    crosswise = (present_fl & ~first_last_differ) | (present_lf & ~last_first_differ)
     first_differs = differ(first, first, sims.get("first_jw"), sims.get("first_osa"))
     last_differs = differ(last, last, sims.get("last_jw"), sims.get("last_osa"))
     first_unlike = differ(first, first, sims.get("first_jw"), sims.get("first_osa"), UNLIKE_NAMES)
@@ -530,6 +568,10 @@ def names_differ(columns: dict[str, Column], pairs: Pairs, sims: dict[str, np.nd
     return {
         "first": first_differs & ~nickname & ~swapped,
         "last": last_differs & ~swapped,
+        # First names of two people, not one name typed twice with a slip each ("Lras", "Lasr").
+        "first_of_another": differ(first, first, sims.get("first_jw"), sims.get("first_osa"), OTHER_FIRST_NAME)
+        & ~nickname
+        & ~crosswise,
         # Neither name like either of the other's: not a swap with a typo, not a half-swap.
         "both_unlike": first_unlike
         & last_unlike
@@ -551,13 +593,16 @@ def _name_vetoes(
     differ: dict[str, np.ndarray],
     shared_phone: np.ndarray,
     work_conflict: np.ndarray,
+    same_address: np.ndarray,
     learned: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Different names veto a match however much else agrees. Returns ``(no_link, strangers)``:
     both names different (and not swapped) is never a link on its own; one name different when the
     pair shares nothing but what colleagues share (a company, its street and switchboard) and no
     personal identifier (the email's local part, a phone nobody else has) marks two different people,
-    whom no chain of other links may join. A missing name neither vetoes nor helps. Where the weights
+    whom no chain of other links may join; so are two first names that clearly differ on one mailbox or
+    one phone number: a household or an office shares those, a person does not change first name. A
+    missing name neither vetoes nor helps. Where the weights
     were not ``learned`` from the file (too few records), two names both unlike the other's are two
     people even in an export of names and addresses: a household, not a typo."""
     n = len(next(iter(lv.values())))
@@ -565,15 +610,17 @@ def _name_vetoes(
     company, local, phone = lv.get("company", missing), lv.get("local", missing), lv.get("phone", missing)
     first_differs, last_differs = differ["first"], differ["last"]
     street = lv.get("street", missing)
-    personal = (local == 3) | ((phone == 3) & ~shared_phone)
+    personal = (local == 3) | ((phone == 3) & ~shared_phone) | same_address
     one_name_differs = first_differs | last_differs
     colleagues = (company >= 2) & ~personal & one_name_differs
     # Where the input has companies, a shared street is most likely a shared workplace.
     same_building = (street >= 2) & ~personal & one_name_differs & ("company" in lv)
     # Two personal phones (numbers nobody else has) that differ, or two addresses at one company's
     # domain: two people.
-    phone_conflict = (phone == 0) & ~shared_phone & (local != 3)
-    colleagues = colleagues | phone_conflict | work_conflict
+    # (One name at one company with two numbers is a person with a mobile and a direct line.)
+    phone_conflict = (phone == 0) & ~shared_phone & ~personal & ~((company >= 2) & ~one_name_differs)
+    household = differ["first_of_another"] & ((phone == 3) | same_address)
+    colleagues = colleagues | phone_conflict | work_conflict | household
     # In an export with only names and addresses the address is the person's own, and the model's weights
     # decide; where contacts carry companies, phones or emails, two different names are two people.
     contact_data = bool({"company", "phone", "local"} & set(lv))
@@ -606,11 +653,16 @@ def _frequency_adjustment(
         adjust += np.where(lv[name] == 3, np.minimum(np.log2(average / count), 0.0), 0.0)
     if "phone" in lv:
         # A number that records of different surnames (or one without a surname) carry is a
-        # switchboard, not a person's.
-        phone, last = columns["phone"].codes, columns["last"].codes
+        # switchboard, not a person's. Surnames are told apart by their first three letters, so that a
+        # typo or a name cut short does not make one person's mobile look shared.
+        last_column = columns["last"]
+        stem = last_column.per_value(pl.col("v").str.slice(0, 3), "")
+        _, stems = np.unique(stem, return_inverse=True)
+        phone, last = columns["phone"].codes, stems[last_column.codes]
         held = phone >= 0
-        distinct = np.unique(phone[held] * (len(columns["last"].values) + 2) + last[held] + 1)
-        names = np.bincount(distinct // (len(columns["last"].values) + 2), minlength=len(columns["phone"].values))
+        width = int(stems.max()) + 2
+        distinct = np.unique(phone[held] * width + last[held] + 1)
+        names = np.bincount(distinct // width, minlength=len(columns["phone"].values))
         shared = np.append(names > 1, False)
         shared_phone = shared[phone[pairs.left]] | shared[phone[pairs.right]]
     return adjust, shared_phone
@@ -692,7 +744,8 @@ def cluster(n: int, pairs: Pairs, weights: np.ndarray, threshold: float) -> np.n
 
 def assign_persons(contacts: pl.DataFrame, probability: float = MATCH_PROBABILITY) -> pl.DataFrame:
     """Add ``person_key``: records with equal keys are one person. Records with the same address key
-    are always one person; the rest are matched by the model."""
+    are one person unless their first names clearly differ (a shared mailbox); the rest are matched by
+    the model."""
     if contacts.height == 0:
         return contacts.with_columns(pl.lit(None, pl.String).alias("person_key"))
     p = prepare(contacts)
@@ -708,12 +761,16 @@ def assign_persons(contacts: pl.DataFrame, probability: float = MATCH_PROBABILIT
         weights = model.score(lv) + adjust
         threshold = model.threshold(probability)
         differ = names_differ(columns, pairs, sims)
-        no_link, strangers = _name_vetoes(lv, differ, shared_phone, _work_conflict(columns, pairs), learned)
+        same_address = pairs.exact(columns["address"])
+        no_link, strangers = _name_vetoes(
+            lv, differ, shared_phone, _work_conflict(columns, pairs), same_address, learned
+        )
         weights = np.where(no_link, np.minimum(weights, threshold - 1), weights)
         weights = np.where(strangers, -np.inf, weights)
-        # The same address is the same person, unless it is a role mailbox colleagues share (info@).
-        personal = columns["local"].codes[pairs.left] >= 0
-        weights = np.where(pairs.exact(columns["address"]) & personal, np.inf, weights)
+        # The same address is the same person, unless it is a role mailbox colleagues share (info@) or a
+        # mailbox that people of different first names share.
+        personal = columns["mailbox"].codes[pairs.left] >= 0
+        weights = np.where(same_address & personal & ~strangers, np.inf, weights)
     else:
         weights, threshold = np.zeros(0), 0.0
     # ``p`` holds the records in the order of ``contacts``: each record's cluster is named by a row.

@@ -260,9 +260,21 @@ def _parse_phones(unique: list[str], region: str) -> pl.DataFrame:
     return pl.DataFrame({"phone": unique, "phone_e164": out}, schema={"phone": pl.String, "phone_e164": pl.String})
 
 
+# Exports that hide part of an address (``kar***@example.se``, ``k•••@…``): the syntax may pass, but it is
+# nobody's address, and two people's masked addresses can look alike.
+MASKED = r"\*\*|•|…"
+MASKED_ERROR = "The address is masked (part of it hidden by the export): export the full address."
+
+
 def validate(contacts: pl.DataFrame, region: str = "SE") -> pl.DataFrame:
     """Add ``email_normalized, email_domain, email_error, email_valid, address_key, phone_e164``."""
     emails = normalize_emails(contacts["email"])
+    masked = pl.col("email").str.contains(MASKED)
+    emails = emails.with_columns(
+        pl.when(masked).then(None).otherwise(pl.col("email_normalized")).alias("email_normalized"),
+        pl.when(masked).then(None).otherwise(pl.col("email_domain")).alias("email_domain"),
+        pl.when(masked).then(pl.lit(MASKED_ERROR)).otherwise(pl.col("email_error")).alias("email_error"),
+    )
     emails = emails.with_columns(address_key(pl.col("email_normalized")).alias("address_key"))  # once per email
     phones = normalize_phones(contacts["phone"], region)
     out = (

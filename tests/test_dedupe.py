@@ -50,6 +50,78 @@ def same_person(*records: dict[str, Any]) -> bool:
             id="phone-in-e164",
         ),
         pytest.param(
+            {"first_name": "Liam", "last_name": "Falk", "email": "familjen.falk@telia.com", "company": "Nordvik AB"},
+            {"first_name": "Hugo", "last_name": "Falk", "email": "familjen.falk@telia.com", "city": "Umeå"},
+            False,
+            id="a-mailbox-two-first-names-share-is-a-household",
+        ),
+        pytest.param(
+            {"first_name": "Liam", "last_name": "Falk", "phone": "08-765 43 21", "company": "Nordvik AB"},
+            {"first_name": "Hugo", "last_name": "Falk", "phone": "+46 8 765 43 21", "company": "Granit AB"},
+            False,
+            id="a-home-phone-two-first-names-share-is-a-household",
+        ),
+        pytest.param(
+            {"first_name": "Anna", "last_name": "Berg", "email": "anna@bolag3.se", "city": "Malmö"},
+            {"first_name": "Anna", "last_name": "Holm", "email": "anna@bolag4.se", "city": "Malmö"},
+            False,
+            id="first-name-mailboxes-at-two-companies",
+        ),
+        pytest.param(
+            {"first_name": "Erik", "last_name": "Johansson", "email": "erik_johansson@yahoo.com", "city": "Lund"},
+            {"first_name": "Erik", "last_name": "Johansson", "email": "erik.johansson@outlook.com", "city": "Malmö"},
+            False,
+            id="namesakes-whose-addresses-are-their-names",
+        ),
+        pytest.param(
+            {"first_name": "Karin", "last_name": "Lind", "email": "kar***@example.se", "phone": "070-111 22 33"},
+            {"first_name": "Karin", "last_name": "Lind", "email": "karin.lind@example.se", "phone": "0701112233"},
+            True,
+            id="a-masked-address-does-not-veto",
+        ),
+        pytest.param(
+            {"first_name": "Karin", "last_name": "Lind", "email": "kar***@example.se", "city": "Lund"},
+            {"first_name": "Karl", "last_name": "Lindahl", "email": "kar***@example.se", "city": "Lund"},
+            False,
+            id="two-masked-addresses-do-not-link",
+        ),
+        pytest.param(
+            {"first_name": "Anna", "last_name": "Ek", "email": "+46 70 12", "phone": "070-123 45 67"},
+            {"first_name": "Anna", "last_name": "Ek", "email": "anna.ek@example.se", "phone": "+46701234567"},
+            True,
+            id="a-phone-number-in-the-email-column-does-not-veto",
+        ),
+        pytest.param(
+            {"first_name": "Maja", "last_name": "Ek", "phone": "08-123 456 78 ext 12", "company": "Nordvik AB"},
+            {"first_name": "Maja", "last_name": "Ek", "phone": "+46 8 123 456 78", "company": "Nordvik"},
+            True,
+            id="a-phone-with-an-extension",
+        ),
+        pytest.param(
+            {"first_name": "Kar", "last_name": "Lind", "phone": "070-111 22 33", "company": "Nordvik AB"},
+            {"first_name": "Karin", "last_name": "Lindqvist", "phone": "0701112233", "company": "Nordvik AB"},
+            True,
+            id="names-cut-short",
+        ),
+        pytest.param(
+            {
+                "first_name": "KARIN",
+                "last_name": "LINDQVIIST",
+                "company": "Ericcson AB",
+                "city": "Götebrg",
+                "phone": "070-111 22 33",
+            },
+            {
+                "first_name": "Karin",
+                "last_name": "Lindqvist",
+                "company": "Ericsson AB",
+                "city": "Göteborg",
+                "phone": "+46 70 111 22 33",
+            },
+            True,
+            id="capitals-a-doubled-letter-and-typos-in-company-and-city",
+        ),
+        pytest.param(
             {
                 "first_name": "Karin",
                 "last_name": "Holm",
@@ -172,8 +244,16 @@ def test_dedupe_never_creates_or_loses_rows_and_is_stable(records: list[dict[str
     assert first.height == frame.height and first["_row"].sort().to_list() == frame["_row"].sort().to_list()
     assert first["person_key"].null_count() == 0
     assert first.sort("_row")["person_key"].to_list() == second.sort("_row")["person_key"].to_list()
-    same_address = first.filter(pl.col("address_key").is_not_null() & ~pl.col("address_key").str.starts_with("info@"))
-    assert (same_address.group_by("address_key").agg(pl.col("person_key").n_unique())["person_key"] == 1).all()
+    # One mailbox and one first name is one person; Anna and Bo on one mailbox are a household, two people.
+    named = first.filter(
+        pl.col("address_key").is_not_null()
+        & ~pl.col("address_key").str.starts_with("info@")
+        & pl.col("first_name").is_not_null()
+    ).with_columns(pl.col("first_name").str.to_lowercase().str.replace("å", "a").alias("folded"))
+    persons = named.group_by("address_key", "folded").agg(pl.col("person_key").n_unique())
+    assert (persons["person_key"] == 1).all()
+    anna_and_bo = named.filter(pl.col("folded").is_in(["anna", "bo"])).group_by("address_key", "person_key")
+    assert (anna_and_bo.agg(pl.col("folded").n_unique())["folded"] == 1).all()
 
 
 def _run(tmp_path: Path, text: str, **policy: str) -> pl.DataFrame:
@@ -202,6 +282,23 @@ def test_an_opt_out_on_one_address_reaches_the_persons_other_address(tmp_path: P
     )
     assert out["reason"].to_list() == ["OPTED_OUT", "OPTED_OUT"]
     assert "VIA_DUPLICATE" in out["flags"][0] and out["cluster_id"].n_unique() == 1
+
+
+def test_an_opt_out_on_a_household_mailbox_stays_on_that_mailbox(tmp_path: Path) -> None:
+    out = _run(
+        tmp_path,
+        HEADER + "liam.falk@work.se,Liam,Falk,070-123 45 67,yes,2026-06-01,,,,\n"
+        "familjen.falk@telia.com,Liam,Falk,070-123 45 67,yes,2026-06-01,,,,\n"
+        "familjen.falk@telia.com,Hugo,Falk,08-765 43 21,,,yes,,,\n"
+        "hugo.falk@work.se,Hugo,Falk,08-765 43 21,yes,2026-06-01,,,,\n",
+    )
+    # The mailbox said no; neither Liam's nor Hugo's own work address did.
+    assert out["reason"].to_list()[1:3] == ["OPTED_OUT", "OPTED_OUT"]
+    assert out["class"][0] == "keep" and out["class"][3] == "keep"
+    assert not any("VIA_DUPLICATE" in flags for flags in out["flags"].to_list())
+    # Liam and Hugo are two people: the mailbox they share does not make them one.
+    assert out["cluster_id"][0] != out["cluster_id"][3]
+    assert out["cluster_id"][2] != out["cluster_id"][0]
 
 
 @pytest.mark.parametrize(

@@ -184,3 +184,16 @@ def test_email_validator_runs_in_worker_processes_with_the_same_results(monkeypa
     addresses = ["åsa@example.se", "bad@@x", "ösa@exämple.se", "x@y.se"] * 3
     monkeypatch.setattr(module, "PARALLEL_FROM", 4)
     assert module._validate_parallel(addresses) == module._validate_many(addresses)
+
+
+@pytest.mark.parametrize("masked", ["kar***@example.se", "k****n@example.se", "k•••@example.se", "anna…@example.se"])
+def test_an_address_an_export_masked_is_invalid_and_no_address_key(masked: str) -> None:
+    from cleansing.validate import MASKED_ERROR, validate
+
+    frame = pl.DataFrame(
+        {"email": [masked, "karin@example.se"], "phone": [None, None]}, schema_overrides={"phone": pl.String}
+    )
+    out = validate(frame)
+    assert out["email_valid"].to_list() == [False, True]
+    assert out["address_key"].to_list() == [None, "karin@example.se"]
+    assert out["email_error"][0] == MASKED_ERROR and "example" not in MASKED_ERROR
