@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 from rapidfuzz import fuzz, process
-from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
+from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein, Prefix
 
 from .providers import FREE_MAIL_DOMAINS, ROLE_LOCAL_PARTS
 
@@ -431,16 +431,12 @@ def _initials(column: Column, pairs: Pairs, other: Column | None = None) -> tupl
 def _cut_short(column: Column, pairs: Pairs, other: Column) -> np.ndarray:
     """Per pair, whether one name is the other cut short by a form or an export (``sjob`` for
     ``sjoberg``, ``jos`` for ``josefin``): at least three letters, all of them the other's beginning."""
-    a, b = column.codes[pairs.left], other.codes[pairs.right]
-    both = (a >= 0) & (b >= 0)
-    out = np.zeros(len(pairs), dtype=bool)
-    if both.any():
-        left = column.texts[a[both]].astype(str)
-        right = other.texts[b[both]].astype(str)
-        shorter = np.where(np.char.str_len(left) <= np.char.str_len(right), left, right)
-        longer = np.where(np.char.str_len(left) <= np.char.str_len(right), right, left)
-        out[both] = (np.char.str_len(shorter) >= 3) & (np.char.find(longer, shorter) == 0)
-    return out
+    common = pairs.similarity(column, other, Prefix.similarity)
+    length_a = column.per_value(pl.col("v").str.len_chars(), 0)[column.codes[pairs.left]]
+    length_b = other.per_value(pl.col("v").str.len_chars(), 0)[other.codes[pairs.right]]
+    shorter = np.minimum(length_a, length_b)
+    cut: np.ndarray = (shorter >= 3) & (common >= shorter)
+    return cut
 
 
 @dataclass
@@ -538,16 +534,22 @@ def names_differ(columns: dict[str, Column], pairs: Pairs, sims: dict[str, np.nd
     typo apart, not swapped, not an initial or nickname of each other; a missing name never differs.
     ``sims`` holds the similarities ``levels`` computed."""
     first, last = columns["first"], columns["last"]
+    alike: dict[tuple[int, int], np.ndarray] = {}  # per pair of columns: an initial or a name cut short
+    scored: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def differ(
         a: Column, b: Column, jw: np.ndarray | None, osa: np.ndarray | None, below: float = DIFFERENT_NAMES
     ) -> np.ndarray:
-        jw = pairs.similarity(a, b, JaroWinkler.normalized_similarity) if jw is None else jw
-        osa = pairs.similarity(a, b, OSA.distance) if osa is None else osa
-        far = (jw < below) & (osa > 1)
-        present = (a.codes[pairs.left] >= 0) & (b.codes[pairs.right] >= 0)
-        _, initial = _initials(a, pairs, b)
-        different: np.ndarray = far & present & ~initial & ~_cut_short(a, pairs, b)
+        key = (id(a), id(b))
+        if key not in scored:
+            jw = pairs.similarity(a, b, JaroWinkler.normalized_similarity) if jw is None else jw
+            osa = pairs.similarity(a, b, OSA.distance) if osa is None else osa
+            scored[key] = (jw, osa)
+        if key not in alike:
+            present = (a.codes[pairs.left] >= 0) & (b.codes[pairs.right] >= 0)
+            alike[key] = ~present | _initials(a, pairs, b)[1] | _cut_short(a, pairs, b)
+        jw, osa = scored[key]
+        different: np.ndarray = (jw < below) & (osa > 1) & ~alike[key]
         return different
 
     nickname = pairs.exact(columns["first_canon"])
