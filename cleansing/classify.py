@@ -21,6 +21,7 @@ from .reasons import Flag, Klass, Reason, unparseable_flag
 KEEP, RECONFIRM, DISCARD = Klass.KEEP.value, Klass.RECONFIRM.value, Klass.DISCARD.value
 OBJECTIONS = [Reason.SUPPRESSED.value, Reason.ERASURE_REQUESTED.value, Reason.OPTED_OUT.value]
 SUPPRESSION_REASONS = [Reason.ERASURE_REQUESTED.value, Reason.OPTED_OUT.value]
+SHARED = "shared:"  # the person key of a mailbox people of different first names share
 _DATES = [
     "consent_at",
     "confirmed_at",
@@ -267,10 +268,10 @@ def merge_addresses(records: pl.DataFrame) -> pl.DataFrame:
         (~pl.col("_third_party") & pl.col("_evidence_at").is_not_null()).any().alias("_direct_evidence"),
         pl.col("address_hash").first(),
         # A mailbox people of different first names share (dedupe gave its records several persons) is a
-        # unit of its own: its objections do not spread to anyone's other addresses, and nothing
-        # spreads to it.
+        # unit of its own: nothing spreads to it, and its objections reach only the persons whose own
+        # records carry them, and every objection of theirs reaches it (judge_persons).
         pl.when(pl.col("person_key").n_unique() > 1)
-        .then(pl.concat_str([pl.lit("shared:"), pl.col("address_key").first()]))
+        .then(pl.concat_str([pl.lit(SHARED), pl.col("address_key").first()]))
         .otherwise(pl.col("person_key").first())
         .alias("person_key"),
         pl.col("mx_status").first(),
@@ -279,14 +280,70 @@ def merge_addresses(records: pl.DataFrame) -> pl.DataFrame:
     return merged.join(reps, on="address_key")
 
 
-def judge_persons(addresses: pl.DataFrame, policy: Policy) -> pl.DataFrame:
-    """Spread objections across a person and pick one survivor among its kept or reconfirmed addresses."""
+def _objection_rank(reason: pl.Expr) -> pl.Expr:
+    return reason.replace_strict({r: i for i, r in enumerate(OBJECTIONS)}, default=None, return_dtype=pl.Int32)
+
+
+def shared_members(records: pl.DataFrame, addresses: pl.DataFrame) -> pl.DataFrame:
+    """``address_key, person_key, _own``: the records on each shared mailbox (an address people of
+    different first names share, a unit of its own), with the person dedupe gave each record and whether
+    the record itself carries an opt-out or erasure."""
+    shared = addresses.filter(pl.col("person_key").str.starts_with(SHARED)).select("address_key")
+    return records.join(shared, on="address_key").select(
+        "address_key", "person_key", (pl.col("_opted") | pl.col("erasure_requested")).alias("_own")
+    )
+
+
+def _through_shared_mailboxes(frame: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
+    """``_objection`` per address once shared mailboxes have passed on what belongs to whom (see
+    ``judge_persons``)."""
+    shared = pl.col("person_key").str.starts_with(SHARED)
+    mailbox = frame.filter(shared).select("address_key", "_own_objection")
+    on_mailbox = members.join(mailbox, on="address_key")
+    anyone = pl.col("_own").any().over("address_key")
+    listed = pl.col("_own_objection") == OBJECTIONS.index(Reason.SUPPRESSED.value)
+    carried = (
+        on_mailbox.filter(pl.col("_own_objection").is_not_null() & (pl.col("_own") | ~anyone | listed))
+        .group_by("person_key")
+        .agg(pl.col("_own_objection").min().alias("_carried"))
+    )
+    persons = (
+        frame.filter(~shared)
+        .group_by("person_key")
+        .agg(pl.col("_own_objection").min().alias("_person"))
+        .join(carried, on="person_key", how="full", coalesce=True)
+        .select("person_key", pl.min_horizontal("_person", "_carried").alias("_person"))
+    )
+    into_mailbox = (
+        members.join(persons, on="person_key").group_by("address_key").agg(pl.col("_person").min().alias("_users"))
+    )
+    return (
+        frame.join(persons, on="person_key", how="left", maintain_order="left")
+        .join(into_mailbox, on="address_key", how="left", maintain_order="left")
+        .with_columns(
+            pl.when(shared)
+            .then(pl.min_horizontal("_own_objection", "_users"))
+            .otherwise(pl.col("_person"))
+            .alias("_objection")
+        )
+        .drop("_person", "_users")
+    )
+
+
+def judge_persons(addresses: pl.DataFrame, policy: Policy, members: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Spread objections across a person and pick one survivor among its kept or reconfirmed addresses.
+
+    A shared mailbox (``members`` from ``shared_members``) is a unit of its own. Its objection reaches
+    the persons whose own records on it carry the objection, or, where none does (an address already on
+    the suppression list), every person who uses it; and every objection of a person who uses it
+    reaches it. Nothing travels further through it: one person's no never becomes a housemate's."""
     frame = addresses
     if policy.consent.propagate_opt_out:
-        objection_rank = pl.col("reason").replace_strict(
-            {r: i for i, r in enumerate(OBJECTIONS)}, default=None, return_dtype=pl.Int32
-        )
-        frame = frame.with_columns(objection_rank.min().over("person_key").alias("_objection"))
+        frame = frame.with_columns(_objection_rank(pl.col("reason")).alias("_own_objection"))
+        frame = frame.with_columns(pl.col("_own_objection").min().over("person_key").alias("_objection"))
+        if members is not None and members.height:
+            frame = _through_shared_mailboxes(frame, members)
+        frame = frame.drop("_own_objection")
         spread = pl.col("_objection").is_not_null() & (pl.col("class") != DISCARD)
         objection = pl.col("_objection").replace_strict(
             dict(enumerate(OBJECTIONS)), default=None, return_dtype=pl.String
@@ -340,7 +397,7 @@ def classify(
     )
     addresses = merge_addresses(recs).join(listed, on="address_hash", how="left")
     addresses = judge_addresses(addresses, policy, as_of, dns_healthy)
-    addresses = judge_persons(addresses, policy)
+    addresses = judge_persons(addresses, policy, shared_members(recs, addresses))
     addresses = addresses.with_columns(
         with_flags(
             pl.lit([], FLAG_LIST),

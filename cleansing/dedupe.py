@@ -132,8 +132,9 @@ def _with_folded(contacts: pl.DataFrame) -> pl.DataFrame:
 
 def _name_derived(local: pl.Expr, first: pl.Expr, last: pl.Expr) -> pl.Expr:
     """Whether an email's local part (dots, dashes and underscores removed) is built from the record's
-    own names and digits alone: ``anna``, ``annaberg``, ``aberg``, ``annab``, ``bergannab``, ``annaberg85``."""
-    letters = local.str.replace_all(r"[0-9]", "")
+    own names alone: ``anna``, ``annaberg``, ``aberg``, ``annab``, ``berganna``. Digits (``annaberg85``)
+    are the person's own choice and make it evidence again."""
+    letters = local
     f, l_ = first.str.replace_all(" ", "", literal=True), last.str.replace_all(" ", "", literal=True)
     f1, l1 = f.str.slice(0, 1), l_.str.slice(0, 1)
     forms = [f, l_, pl.concat_str([f, l_]), pl.concat_str([l_, f]), pl.concat_str([f1, l_]), pl.concat_str([f, l1])]

@@ -284,7 +284,7 @@ def test_an_opt_out_on_one_address_reaches_the_persons_other_address(tmp_path: P
     assert "VIA_DUPLICATE" in out["flags"][0] and out["cluster_id"].n_unique() == 1
 
 
-def test_an_opt_out_on_a_household_mailbox_stays_on_that_mailbox(tmp_path: Path) -> None:
+def test_an_opt_out_on_a_household_mailbox_reaches_only_the_person_who_gave_it(tmp_path: Path) -> None:
     out = _run(
         tmp_path,
         HEADER + "liam.falk@work.se,Liam,Falk,070-123 45 67,yes,2026-06-01,,,,\n"
@@ -292,13 +292,27 @@ def test_an_opt_out_on_a_household_mailbox_stays_on_that_mailbox(tmp_path: Path)
         "familjen.falk@telia.com,Hugo,Falk,08-765 43 21,,,yes,,,\n"
         "hugo.falk@work.se,Hugo,Falk,08-765 43 21,yes,2026-06-01,,,,\n",
     )
-    # The mailbox said no; neither Liam's nor Hugo's own work address did.
-    assert out["reason"].to_list()[1:3] == ["OPTED_OUT", "OPTED_OUT"]
-    assert out["class"][0] == "keep" and out["class"][3] == "keep"
-    assert not any("VIA_DUPLICATE" in flags for flags in out["flags"].to_list())
+    # Hugo said no on the mailbox: the mailbox and Hugo's own work address are discarded; Liam's is not.
+    assert out["reason"].to_list() == ["CONSENT_VALID", "OPTED_OUT", "OPTED_OUT", "OPTED_OUT"]
+    assert out["class"][0] == "keep" and "VIA_DUPLICATE" in out["flags"][3]
     # Liam and Hugo are two people: the mailbox they share does not make them one.
     assert out["cluster_id"][0] != out["cluster_id"][3]
     assert out["cluster_id"][2] != out["cluster_id"][0]
+
+
+def test_a_listed_household_mailbox_whose_objection_nobody_carries_now_reaches_everyone_on_it(
+    tmp_path: Path,
+) -> None:
+    household = (
+        "liam.falk@work.se,Liam,Falk,070-123 45 67,yes,2026-06-01,,,,\n"
+        "familjen.falk@telia.com,Liam,Falk,070-123 45 67,yes,2026-06-01,,,,\n"
+        "familjen.falk@telia.com,Hugo,Falk,08-765 43 21,,,{},,,\n"
+        "hugo.falk@work.se,Hugo,Falk,08-765 43 21,yes,2026-06-01,,,,\n"
+    )
+    _run(tmp_path, HEADER + household.format("yes"))  # the mailbox goes on the suppression list
+    out = _run(tmp_path, HEADER + household.format(""))  # the next export no longer says who objected
+    assert out["reason"].to_list() == ["SUPPRESSED", "SUPPRESSED", "SUPPRESSED", "SUPPRESSED"]
+    assert "VIA_DUPLICATE" in out["flags"][0] and "VIA_DUPLICATE" in out["flags"][3]
 
 
 @pytest.mark.parametrize(
