@@ -300,6 +300,19 @@ def test_an_opt_out_on_a_household_mailbox_reaches_only_the_person_who_gave_it(t
     assert out["cluster_id"][2] != out["cluster_id"][0]
 
 
+def test_an_opt_out_of_a_person_reaches_the_household_mailbox_they_use_and_stops_there(tmp_path: Path) -> None:
+    out = _run(
+        tmp_path,
+        HEADER + "liam.falk@work.se,Liam,Falk,070-123 45 67,,,yes,,,\n"
+        "familjen.falk@telia.com,Liam,Falk,070-123 45 67,yes,2026-06-01,,,,\n"
+        "familjen.falk@telia.com,Hugo,Falk,08-765 43 21,yes,2026-06-01,,,,\n"
+        "hugo.falk@work.se,Hugo,Falk,08-765 43 21,yes,2026-06-01,,,,\n",
+    )
+    assert out["reason"].to_list()[:3] == ["OPTED_OUT", "OPTED_OUT", "OPTED_OUT"]
+    assert "VIA_DUPLICATE" in out["flags"][1]
+    assert out["class"][3] == "keep"  # Liam's no is not Hugo's
+
+
 def test_a_listed_household_mailbox_whose_objection_nobody_carries_now_reaches_everyone_on_it(
     tmp_path: Path,
 ) -> None:
