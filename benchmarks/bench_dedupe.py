@@ -4,6 +4,12 @@ a generated contact set, and scaling to 1,000,000 contacts.
     python benchmarks/bench_dedupe.py                 # febrl3, febrl4, generated contacts
     python benchmarks/bench_dedupe.py --scale         # also 100k and 1M generated contacts
     python benchmarks/bench_dedupe.py --cli           # FEBRL through `cleanse dedupe`, as a user runs it
+    python benchmarks/bench_dedupe.py --crm 5000 100000 1000000   # CRM noise (generate_crm) the same way
+
+``--crm N...`` writes ``generate_crm`` exports of N persons (about 1.4 records each: B2B contacts with
+masked and junk addresses, phones in other formats, names cut short, typos, and colleagues, namesakes
+and households as hard negatives) and scores ``cleanse dedupe`` on them, with the command's wall time
+and the peak of its resident memory.
 
 ``--cli`` writes FEBRL3 and FEBRL4 (as its two files) as contact CSVs without an email column (given
 name, surname, street, address line 2, city, postcode, state) and runs ``cleanse dedupe`` on them as a
@@ -28,6 +34,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.generate_crm import write as write_crm  # noqa: E402
 from benchmarks.generate_people import generate  # noqa: E402
 from cleansing.dedupe import assign_persons  # noqa: E402
 from cleansing.validate import validate  # noqa: E402
@@ -125,6 +132,46 @@ def febrl_files(which: int, folder: Path) -> tuple[list[Path], pl.DataFrame]:
     return files, frame.select("_row", "truth")
 
 
+def _cleanse_dedupe(files: list[Path], folder: Path) -> tuple[pl.DataFrame, float, float]:
+    """``cleanse dedupe`` on ``files`` as a process: the clusters in row order, wall seconds, peak RSS MB."""
+    out = folder / "clusters.parquet"
+    command = [str(Path(sys.executable).with_name("cleanse")), "dedupe", *map(str, files), "--out", str(out)]
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [*command, "--state", str(folder / "s.sqlite")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    peak = 0
+    while process.poll() is None:
+        try:
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            peak = max(peak, int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))))
+        except (OSError, StopIteration):
+            pass
+        time.sleep(0.1)
+    wall = time.perf_counter() - started
+    if process.returncode:
+        raise SystemExit(f"cleanse dedupe exited {process.returncode}: {process.stderr.read()[-2000:]}")
+    return pl.read_parquet(out).sort("source_file", "source_row"), wall, peak / 1024
+
+
+def run_crm(persons: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        path, truth = write_crm(persons, folder)
+        clusters, wall, peak = _cleanse_dedupe([path], folder)
+        scored = (
+            pl.DataFrame({"truth": truth})
+            .with_row_index("_row")
+            .with_columns(pl.col("_row").cast(pl.Int64), clusters["cluster_id"].alias("person_key"))
+        )
+        p, r, f = score(scored)
+        print(
+            f"cleanse dedupe crm     n={len(truth):>9,}  precision {p:.4f}  recall {r:.4f}  F1 {f:.5f}  "
+            f"{wall:6.1f} s wall, peak RSS {peak:,.0f} MB",
+            flush=True,
+        )
+
+
 def run_cli(which: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -151,7 +198,12 @@ def main() -> None:
     parser.add_argument("--only", choices=["febrl3", "febrl4", "contacts"], default=None)
     parser.add_argument("--scale", action="store_true")
     parser.add_argument("--cli", action="store_true", help="FEBRL through the cleanse dedupe command")
+    parser.add_argument("--crm", type=int, nargs="*", help="generated CRM exports of these many persons")
     args = parser.parse_args()
+    if args.crm:
+        for persons in args.crm:
+            run_crm(persons)
+        return
     if args.cli:
         for which in (3, 4):
             run_cli(which)

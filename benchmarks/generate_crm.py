@@ -96,8 +96,13 @@ def generate(persons: int, seed: int = 11) -> tuple[pl.DataFrame, list[str]]:
     """``persons`` people (about 1.4 records each): the export and each row's true person."""
     rng = random.Random(seed)
     companies = []
+    names: set[str] = set()
     for c in range(max(persons // 12, 3)):
+        # Company names are as distinct as real ones: a name already taken gets a second word.
         name = f"{rng.choice(STEMS)}{rng.choice(ENDS)}"
+        while name in names:
+            name = f"{name.split()[0]} {rng.choice(LAST)}{rng.choice(['', ' & Partners', ' Invest', ' Nordic'])}"
+        names.add(name)
         kind = rng.choice(KINDS)
         city = rng.choice(CITIES)[0]
         companies.append((f"{name} {kind}", f"{_slug(name)}{c}.se", city, f"08{rng.randint(1000000, 9999999)}"))

@@ -132,9 +132,9 @@ def _with_folded(contacts: pl.DataFrame) -> pl.DataFrame:
 
 def _name_derived(local: pl.Expr, first: pl.Expr, last: pl.Expr) -> pl.Expr:
     """Whether an email's local part (dots, dashes and underscores removed) is built from the record's
-    own names alone: ``anna``, ``annaberg``, ``aberg``, ``annab``, ``berganna``. Digits (``annaberg85``)
-    are the person's own choice and make it evidence again."""
-    letters = local
+    own names alone: ``anna``, ``annaberg``, ``aberg``, ``annab``, ``berganna``, ``annaberg2``. Two
+    digits or more (``annaberg85``) are the person's own choice and make it evidence again."""
+    letters = local.str.replace(r"^(\D*)\d$", "$1")  # one digit is how a provider tells namesakes apart
     f, l_ = first.str.replace_all(" ", "", literal=True), last.str.replace_all(" ", "", literal=True)
     f1, l1 = f.str.slice(0, 1), l_.str.slice(0, 1)
     forms = [f, l_, pl.concat_str([f, l_]), pl.concat_str([l_, f]), pl.concat_str([f1, l_]), pl.concat_str([f, l1])]
@@ -548,7 +548,9 @@ def names_differ(columns: dict[str, Column], pairs: Pairs, sims: dict[str, np.nd
             scored[key] = (jw, osa)
         if key not in alike:
             present = (a.codes[pairs.left] >= 0) & (b.codes[pairs.right] >= 0)
-            alike[key] = ~present | _initials(a, pairs, b)[1] | _cut_short(a, pairs, b)
+            alike[key] = ~present | _initials(a, pairs, b)[1]
+            if a is b:  # (a first name may well begin a surname: Lars Larsson)
+                alike[key] |= _cut_short(a, pairs, b)
         jw, osa = scored[key]
         different: np.ndarray = (jw < below) & (osa > 1) & ~alike[key]
         return different
@@ -603,8 +605,9 @@ def _name_vetoes(
     both names different (and not swapped) is never a link on its own; one name different when the
     pair shares nothing but what colleagues share (a company, its street and switchboard) and no
     personal identifier (the email's local part, a phone nobody else has) marks two different people,
-    whom no chain of other links may join; so are two first names that clearly differ on one mailbox or
-    one phone number: a household or an office shares those, a person does not change first name. A
+    whom no chain of other links may join; so are two first names that clearly differ on one mailbox, one
+    phone number or one handle (``familjen.berg`` at two providers): a household or an office shares
+    those, a person does not change first name. A
     missing name neither vetoes nor helps. Where the weights
     were not ``learned`` from the file (too few records), two names both unlike the other's are two
     people even in an export of names and addresses: a household, not a typo."""
@@ -622,7 +625,7 @@ def _name_vetoes(
     # domain: two people.
     # (One name at one company with two numbers is a person with a mobile and a direct line.)
     phone_conflict = (phone == 0) & ~shared_phone & ~personal & ~((company >= 2) & ~one_name_differs)
-    household = differ["first_of_another"] & ((phone == 3) | same_address)
+    household = differ["first_of_another"] & ((phone == 3) | same_address | (local == 3))
     colleagues = colleagues | phone_conflict | work_conflict | household
     # In an export with only names and addresses the address is the person's own, and the model's weights
     # decide; where contacts carry companies, phones or emails, two different names are two people.
