@@ -429,6 +429,14 @@ def _initials(column: Column, pairs: Pairs, other: Column | None = None) -> tupl
     return abbreviated, initial
 
 
+def _same_sound(column: Column, pairs: Pairs) -> np.ndarray:
+    """Per pair, whether both names begin with the same sound (c and k, w and v, z and s alike)."""
+    sound = pl.col("v").str.slice(0, 1).replace({"c": "k", "w": "v", "z": "s", "q": "k"})
+    _, code = np.unique(column.per_value(sound, ""), return_inverse=True)
+    same: np.ndarray = code[column.codes[pairs.left]] == code[column.codes[pairs.right]]
+    return same
+
+
 def _cut_short(column: Column, pairs: Pairs, other: Column) -> np.ndarray:
     """Per pair, whether one name is the other cut short by a form or an export (``sjob`` for
     ``sjoberg``, ``jos`` for ``josefin``): at least three letters, all of them the other's beginning."""
@@ -574,7 +582,12 @@ def names_differ(columns: dict[str, Column], pairs: Pairs, sims: dict[str, np.nd
         "first": first_differs & ~nickname & ~swapped,
         "last": last_differs & ~swapped,
         # First names of two people, not one name typed twice with a slip each ("Lras", "Lasr").
-        "first_of_another": differ(first, first, sims.get("first_jw"), sims.get("first_osa"), OTHER_FIRST_NAME)
+        # Or, more than a typo apart, beginning with another sound (Lars and Klara, Elin and Malin): a
+        # slip rarely hits a name's first letter, and Carl, Karl and Christina, Kristina begin alike.
+        "first_of_another": (
+            differ(first, first, sims.get("first_jw"), sims.get("first_osa"), OTHER_FIRST_NAME)
+            | (differ(first, first, sims.get("first_jw"), sims.get("first_osa"), 1.01) & ~_same_sound(first, pairs))
+        )
         & ~nickname
         & ~crosswise,
         # Neither name like either of the other's: not a swap with a typo, not a half-swap.
@@ -641,14 +654,39 @@ def _name_vetoes(
 TERM_FREQUENCY_FIELDS = ("phone", "last", "company", "street")
 
 
-def _frequency_adjustment(
-    columns: dict[str, Column], pairs: Pairs, lv: dict[str, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
+def _shared_phones(
+    columns: dict[str, Column], pairs: Pairs, lv: dict[str, np.ndarray], differ: dict[str, np.ndarray]
+) -> np.ndarray:
+    """Per pair, whether its phone is a number several people share (a switchboard, a home phone), not
+    a person's own: two of its records are clearly two people (surnames that clearly differ, or first
+    names of two people). A number too many records carry to be compared pair by pair is shared when
+    their surnames begin differently."""
+    if "phone" not in lv:
+        return np.zeros(len(pairs), dtype=bool)
+    phone = columns["phone"].codes
+    held = phone >= 0
+    values = len(columns["phone"].values)
+    two_people = (lv["phone"] == 3) & (differ["last"] | differ["first_of_another"])
+    shared = np.zeros(values, dtype=bool)
+    shared[phone[pairs.left[two_people]]] = True
+    last_column = columns["last"]
+    stem = last_column.per_value(pl.col("v").str.slice(0, 3), "")
+    _, stems = np.unique(stem, return_inverse=True)
+    last = stems[last_column.codes]
+    width = int(stems.max()) + 2
+    distinct = np.unique(phone[held] * width + last[held] + 1)
+    surnames = np.bincount(distinct // width, minlength=values)
+    crowded = np.bincount(phone[held], minlength=values) > MAX_BLOCK // 5  # beyond the phone key's blocks
+    shared |= crowded & (surnames > 1)
+    per_value = np.append(shared, False)
+    flags: np.ndarray = per_value[phone[pairs.left]] | per_value[phone[pairs.right]]
+    return flags
+
+
+def _frequency_adjustment(columns: dict[str, Column], pairs: Pairs, lv: dict[str, np.ndarray]) -> np.ndarray:
     """An exact agreement on a common value (a switchboard number, "Andersson") is worth less than on
-    a rare one: the weight's u becomes the value's own frequency instead of the field's average.
-    Also returns, per pair, whether its phone is one several records share."""
+    a rare one: the weight's u becomes the value's own frequency instead of the field's average."""
     adjust = np.zeros(len(pairs), dtype=np.float64)
-    shared_phone = np.zeros(len(pairs), dtype=bool)
     for name in TERM_FREQUENCY_FIELDS:
         if name not in lv:
             continue
@@ -657,21 +695,7 @@ def _frequency_adjustment(
         count = np.append(freq, 1.0)[codes[pairs.left]]
         average = float((freq**2).sum()) / max(float(freq.sum()), 1.0)
         adjust += np.where(lv[name] == 3, np.minimum(np.log2(average / count), 0.0), 0.0)
-    if "phone" in lv:
-        # A number that records of different surnames (or one without a surname) carry is a
-        # switchboard, not a person's. Surnames are told apart by their first three letters, so that a
-        # typo or a name cut short does not make one person's mobile look shared.
-        last_column = columns["last"]
-        stem = last_column.per_value(pl.col("v").str.slice(0, 3), "")
-        _, stems = np.unique(stem, return_inverse=True)
-        phone, last = columns["phone"].codes, stems[last_column.codes]
-        held = phone >= 0
-        width = int(stems.max()) + 2
-        distinct = np.unique(phone[held] * width + last[held] + 1)
-        names = np.bincount(distinct // width, minlength=len(columns["phone"].values))
-        shared = np.append(names > 1, False)
-        shared_phone = shared[phone[pairs.left]] | shared[phone[pairs.right]]
-    return adjust, shared_phone
+    return adjust
 
 
 def _components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -763,10 +787,10 @@ def assign_persons(contacts: pl.DataFrame, probability: float = MATCH_PROBABILIT
         lv = levels(columns, pairs, fields, sims)
         learned = p.height >= MIN_TRAINING_RECORDS
         model = estimate(columns, p.height, lv, fields) if learned else default_model(fields)
-        adjust, shared_phone = _frequency_adjustment(columns, pairs, lv)
-        weights = model.score(lv) + adjust
+        weights = model.score(lv) + _frequency_adjustment(columns, pairs, lv)
         threshold = model.threshold(probability)
         differ = names_differ(columns, pairs, sims)
+        shared_phone = _shared_phones(columns, pairs, lv, differ)
         same_address = pairs.exact(columns["address"])
         no_link, strangers = _name_vetoes(
             lv, differ, shared_phone, _work_conflict(columns, pairs), same_address, learned
