@@ -35,6 +35,7 @@ from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein, Prefix
 from .providers import FREE_MAIL_DOMAINS, ROLE_LOCAL_PARTS
 
 MAX_BLOCK = 30
+EXTENSION = r"(?i)\b(?:ext|extension|ankn|anknytning)\.?\s*(\d{1,6})\s*$"
 COARSE_KEYS = (0, 1, 4, 5, 10)  # names alone, postcode with two letters, phone (switchboards)
 RANDOM_PAIRS = 200_000
 MATCH_PROBABILITY = 0.9  # posterior a pair must reach to be merged: a wrong merge costs more than a miss
@@ -172,6 +173,10 @@ def prepare(contacts: pl.DataFrame) -> pl.DataFrame:
         folded("region").alias("region"),
         folded("company").str.replace(r"\s(ab|aktiebolag|inc|ltd|llc|gmbh|as|oy)$", "").alias("company"),
         _column(contacts, "phone_e164").alias("phone"),
+        # A switchboard number with an extension is one person's line: for blocking only.
+        pl.concat_str(
+            [_column(contacts, "phone_e164"), pl.lit(" ext "), _column(contacts, "phone").str.extract(EXTENSION)]
+        ).alias("line"),
         # The local part as evidence of its own only where it is more than the record's names: the
         # namesakes erik.johansson@yahoo.com and erik_johansson@outlook.com share nothing but their name.
         pl.when(role | _name_derived(bare, first, last)).then(None).otherwise(bare).alias("local"),
@@ -201,6 +206,9 @@ def _blocking_keys(p: pl.DataFrame) -> list[pl.Expr]:
         pl.concat_str([pl.col("first_canon"), pl.col("street2").str.slice(0, 5)]),
         pl.col("phone"),
         pl.col("mailbox"),
+        pl.col("line"),
+        pl.concat_str([pl.col("company").str.slice(0, 8), l2]),
+        pl.concat_str([pl.col("company").str.slice(0, 8), f1]),
         pl.concat_str([pl.col("company"), l3, f1]),
         pl.col("address"),
     ]
@@ -277,7 +285,7 @@ class Column:
 
 def code_columns(p: pl.DataFrame) -> dict[str, Column]:
     """Every prepared field of ``p`` (but ``_row``) as a :class:`Column`, all coded at once."""
-    names = [name for name in p.columns if name != "_row"]
+    names = [name for name in p.columns if name not in ("_row", "line")]
     distinct = pl.collect_all(
         [p.lazy().select(pl.col(name).drop_nulls().unique(maintain_order=True).alias("v")) for name in names]
     )
