@@ -285,12 +285,17 @@ def _objection_rank(reason: pl.Expr) -> pl.Expr:
 
 
 def shared_members(records: pl.DataFrame, addresses: pl.DataFrame) -> pl.DataFrame:
-    """``address_key, person_key, _own``: the records on each shared mailbox (an address people of
-    different first names share, a unit of its own), with the person dedupe gave each record and whether
-    the record itself carries an opt-out or erasure."""
+    """``address_key, person_key, _own, _owner``: the records on each shared mailbox (an address people
+    of different first names share, a unit of its own), with the person dedupe gave each record, whether
+    the record itself carries an opt-out or erasure, and whether its names make up the local part (the
+    mailbox is theirs: ``nils.nilsson506@`` is Nils Nilsson's, whoever else a CRM filed under it)."""
     shared = addresses.filter(pl.col("person_key").str.starts_with(SHARED)).select("address_key")
+    owner = pl.col("owns_mailbox") if "owns_mailbox" in records.columns else pl.lit(False)
     return records.join(shared, on="address_key").select(
-        "address_key", "person_key", (pl.col("_opted") | pl.col("erasure_requested")).alias("_own")
+        "address_key",
+        "person_key",
+        (pl.col("_opted") | pl.col("erasure_requested")).alias("_own"),
+        owner.fill_null(False).alias("_owner"),
     )
 
 
@@ -303,7 +308,9 @@ def _through_shared_mailboxes(frame: pl.DataFrame, members: pl.DataFrame) -> pl.
     anyone = pl.col("_own").any().over("address_key")
     listed = pl.col("_own_objection") == OBJECTIONS.index(Reason.SUPPRESSED.value)
     carried = (
-        on_mailbox.filter(pl.col("_own_objection").is_not_null() & (pl.col("_own") | ~anyone | listed))
+        on_mailbox.filter(
+            pl.col("_own_objection").is_not_null() & (pl.col("_own") | pl.col("_owner") | ~anyone | listed)
+        )
         .group_by("person_key")
         .agg(pl.col("_own_objection").min().alias("_carried"))
     )
@@ -334,9 +341,10 @@ def judge_persons(addresses: pl.DataFrame, policy: Policy, members: pl.DataFrame
     """Spread objections across a person and pick one survivor among its kept or reconfirmed addresses.
 
     A shared mailbox (``members`` from ``shared_members``) is a unit of its own. Its objection reaches
-    the persons whose own records on it carry the objection, or, where none does (an address already on
-    the suppression list), every person who uses it; and every objection of a person who uses it
-    reaches it. Nothing travels further through it: one person's no never becomes a housemate's."""
+    the persons whose own records on it carry the objection and the person whose names make up its
+    local part (its owner), or, where no record carries it (an address already on the suppression
+    list), every person who uses it; and every objection of a person who uses it reaches it. Nothing
+    travels further through it: one person's no never becomes a housemate's."""
     frame = addresses
     if policy.consent.propagate_opt_out:
         frame = frame.with_columns(_objection_rank(pl.col("reason")).alias("_own_objection"))

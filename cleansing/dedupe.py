@@ -15,7 +15,8 @@
    connected components. A component with a pair inside it that is clearly two people is split by
    requiring stronger links.
 
-``assign_persons`` adds ``person_key`` (the cluster) to every record. Records of one address are one
+``assign_persons`` adds ``person_key`` (the cluster) and ``owns_mailbox`` (the email's local part is made
+of the record's own names) to every record. Records of one address are one
 person, except where people of clearly different first names share the mailbox (a household's
 ``familjen.berg@``): classify then treats that address as a unit of its own.
 """
@@ -181,6 +182,8 @@ def prepare(contacts: pl.DataFrame) -> pl.DataFrame:
         # namesakes erik.johansson@yahoo.com and erik_johansson@outlook.com share nothing but their name.
         pl.when(role | _name_derived(bare, first, last)).then(None).otherwise(bare).alias("local"),
         pl.when(role).then(None).otherwise(bare).alias("mailbox"),  # for blocking only
+        # Whose mailbox it is: the record whose names (and any digits) make up its local part.
+        (~role & _name_derived(bare.str.replace(r"\d+$", ""), first, last)).alias("owner"),
         _column(contacts, "address_key").alias("address"),
         # A work address's domain: two different addresses at one company are two people.
         pl.when(~domain.is_in(list(FREE_MAIL_DOMAINS)) & ~role).then(domain).alias("workdomain"),
@@ -285,7 +288,7 @@ class Column:
 
 def code_columns(p: pl.DataFrame) -> dict[str, Column]:
     """Every prepared field of ``p`` (but ``_row``) as a :class:`Column`, all coded at once."""
-    names = [name for name in p.columns if name not in ("_row", "line")]
+    names = [name for name in p.columns if name not in ("_row", "line", "owner")]
     distinct = pl.collect_all(
         [p.lazy().select(pl.col(name).drop_nulls().unique(maintain_order=True).alias("v")) for name in names]
     )
@@ -785,7 +788,7 @@ def assign_persons(contacts: pl.DataFrame, probability: float = MATCH_PROBABILIT
     are one person unless their first names clearly differ (a shared mailbox); the rest are matched by
     the model."""
     if contacts.height == 0:
-        return contacts.with_columns(pl.lit(None, pl.String).alias("person_key"))
+        return contacts.with_columns(pl.lit(False).alias("owns_mailbox"), pl.lit(None, pl.String).alias("person_key"))
     p = prepare(contacts)
     fields = [f for f in FIELDS if p[f.name].null_count() < p.height]
     pairs = candidate_pairs(p)
@@ -815,7 +818,7 @@ def assign_persons(contacts: pl.DataFrame, probability: float = MATCH_PROBABILIT
     rows = p["_row"].to_numpy()
     named = pl.Series("_cluster", rows[cluster(p.height, pairs, weights, threshold)], dtype=pl.Int64)
     return (
-        contacts.with_columns(named)
+        contacts.with_columns(named, p["owner"].alias("owns_mailbox"))
         .with_columns(pl.format("person:{}", pl.col("_cluster")).alias("person_key"))
         .drop("_cluster")
     )

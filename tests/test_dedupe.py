@@ -313,6 +313,17 @@ def test_an_opt_out_of_a_person_reaches_the_household_mailbox_they_use_and_stops
     assert out["class"][3] == "keep"  # Liam's no is not Hugo's
 
 
+def test_an_opt_out_on_a_mailbox_named_after_a_person_reaches_that_person_whoever_gave_it(tmp_path: Path) -> None:
+    out = _run(
+        tmp_path,
+        HEADER + "nils.nilsson506@bolag1.se,Nils,Nilsson,076-661 50 05,,,,,,\n"
+        "nils.nilsson506@bolag1.se,Saga,Pettersson,,,,yes,,,\n"  # a CRM filed the opt-out under another name
+        "nils.nilsson506@bolag2.se,Nils,Nilsson,076-661 50 05,yes,2026-06-01,,,,\n",
+    )
+    assert out["reason"].to_list() == ["OPTED_OUT", "OPTED_OUT", "OPTED_OUT"]
+    assert "VIA_DUPLICATE" in out["flags"][2]
+
+
 def test_a_listed_household_mailbox_whose_objection_nobody_carries_now_reaches_everyone_on_it(
     tmp_path: Path,
 ) -> None:
