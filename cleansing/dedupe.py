@@ -748,11 +748,14 @@ def _constrained(nodes: set[int], edges: list[tuple[float, int, int]], cannot: d
     return {x: min(members[label[x]]) for x in nodes}
 
 
-def cluster(n: int, pairs: Pairs, weights: np.ndarray, threshold: float) -> np.ndarray:
+def cluster(
+    n: int, pairs: Pairs, weights: np.ndarray, threshold: float, split: list[tuple[int, int]] | None = None
+) -> np.ndarray:
     """For each of ``n`` records, the position of the record that names its cluster: connected components
     of the pairs at or above ``threshold``. A component that holds a pair of clear strangers (a chain
     through an initial, "E. Forsberg" between Erik and Elin) is rebuilt strongest link first without
-    ever joining the strangers; only those few components are handled one by one."""
+    ever joining the strangers; only those few components are handled one by one. ``split`` receives
+    the pairs of strangers that had to be kept apart so."""
     left, right = pairs.left, pairs.right
     strong = weights >= threshold
     labels = _components(n, left[strong], right[strong])
@@ -763,6 +766,8 @@ def cluster(n: int, pairs: Pairs, weights: np.ndarray, threshold: float) -> np.n
         for a, b in zip(left[strangers].tolist(), right[strangers].tolist(), strict=True):
             cannot.setdefault(a, set()).add(b)
             cannot.setdefault(b, set()).add(a)
+            if split is not None:
+                split.append((a, b))
         inside = strong & np.isin(labels[left], suspicious)
         edges: dict[int, list[tuple[float, int, int]]] = {}
         for lab, w, a, b in zip(
@@ -783,15 +788,53 @@ def cluster(n: int, pairs: Pairs, weights: np.ndarray, threshold: float) -> np.n
     return labels
 
 
-def assign_persons(contacts: pl.DataFrame, probability: float = MATCH_PROBABILITY) -> pl.DataFrame:
+# Pairs whose posterior lies between these two go to the review list: the model leans neither way
+# firmly enough to act on its own (it merges at MATCH_PROBABILITY).
+REVIEW_FROM = 0.5
+REVIEW_COLUMNS = {
+    "record_a": pl.String,
+    "record_b": pl.String,
+    "why": pl.String,
+    "posterior": pl.Float64,
+    "agreed": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class Review:
+    """The review list (``pairs``: ``REVIEW_COLUMNS``), how many of a person's decisions concerned
+    records of this input, and how many of those went against what the model would have done."""
+
+    pairs: pl.DataFrame
+    decided: int = 0
+    overridden: int = 0
+
+
+def assign_persons(
+    contacts: pl.DataFrame, probability: float = MATCH_PROBABILITY, decisions: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """Add ``person_key``: records with equal keys are one person. Records with the same address key
     are one person unless their first names clearly differ (a shared mailbox); the rest are matched by
-    the model."""
+    the model. ``decisions`` (``record_a, record_b, decision``: a person's ``link`` or ``unlink`` by
+    record id) override the model."""
+    return persons_and_review(contacts, probability, decisions)[0]
+
+
+def persons_and_review(
+    contacts: pl.DataFrame, probability: float = MATCH_PROBABILITY, decisions: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, Review]:
+    """``assign_persons`` and the review list: ``record_a, record_b, why, posterior, agreed`` for the
+    pairs the model is unsure about (posterior from ``REVIEW_FROM`` up to ``probability``, ``why`` =
+    ``unsure``) and the pairs of clearly different people that had to be kept apart inside one chain
+    (``why`` = ``split``); pairs a person decided are not listed again."""
+    review = pl.DataFrame(schema=REVIEW_COLUMNS)
     if contacts.height == 0:
-        return contacts.with_columns(pl.lit(False).alias("owns_mailbox"), pl.lit(None, pl.String).alias("person_key"))
+        empty = contacts.with_columns(pl.lit(False).alias("owns_mailbox"), pl.lit(None, pl.String).alias("person_key"))
+        return empty, Review(review)
     p = prepare(contacts)
     fields = [f for f in FIELDS if p[f.name].null_count() < p.height]
     pairs = candidate_pairs(p)
+    lv: dict[str, np.ndarray] = {}
     if len(pairs) and fields:
         columns = code_columns(p)
         sims: dict[str, np.ndarray] = {}
@@ -812,13 +855,88 @@ def assign_persons(contacts: pl.DataFrame, probability: float = MATCH_PROBABILIT
         # mailbox that people of different first names share.
         personal = columns["mailbox"].codes[pairs.left] >= 0
         weights = np.where(same_address & personal & ~strangers, np.inf, weights)
+        low = model.threshold(REVIEW_FROM)
+        prior = math.log2(model.match_share / (1 - model.match_share))
     else:
-        weights, threshold = np.zeros(0), 0.0
+        weights, threshold, low, prior = np.zeros(0), 0.0, 0.0, 0.0
+    ids = contacts["record_id"].to_numpy() if "record_id" in contacts.columns else None
+    decided = np.zeros(len(pairs), dtype=bool)
+    overridden = 0
+    if decisions is not None and decisions.height and ids is not None:
+        pairs, weights, decided, overridden = _decided(pairs, weights, ids, decisions, threshold)
+    split: list[tuple[int, int]] = []
     # ``p`` holds the records in the order of ``contacts``: each record's cluster is named by a row.
     rows = p["_row"].to_numpy()
-    named = pl.Series("_cluster", rows[cluster(p.height, pairs, weights, threshold)], dtype=pl.Int64)
-    return (
+    named = pl.Series("_cluster", rows[cluster(p.height, pairs, weights, threshold, split)], dtype=pl.Int64)
+    if ids is not None and len(weights):
+        review = _review(pairs, weights, decided, lv, (low, threshold, prior), split, ids)
+    persons = (
         contacts.with_columns(named, p["owner"].alias("owns_mailbox"))
         .with_columns(pl.format("person:{}", pl.col("_cluster")).alias("person_key"))
         .drop("_cluster")
     )
+    return persons, Review(review, int(decided.sum()), overridden)
+
+
+def _decided(
+    pairs: Pairs, weights: np.ndarray, ids: np.ndarray, decisions: pl.DataFrame, threshold: float
+) -> tuple[Pairs, np.ndarray, np.ndarray, int]:
+    """The pairs and weights with a person's decisions applied: a link joins two records whatever the
+    model says, an unlink keeps them apart whatever else links them. Pairs the model never compared
+    are added. Also returns which pairs were decided and how many decisions overrode the model's own
+    (a link of a pair below ``threshold`` or never compared, an unlink of a pair at or above it)."""
+    position = pl.DataFrame({"record_id": ids}).with_row_index("i").unique("record_id", keep="first")
+    found = (
+        decisions.join(position.rename({"record_id": "record_a", "i": "a"}), on="record_a")
+        .join(position.rename({"record_id": "record_b", "i": "b"}), on="record_b")
+        .select(
+            pl.min_horizontal("a", "b").cast(pl.Int64).alias("l"),
+            pl.max_horizontal("a", "b").cast(pl.Int64).alias("r"),
+            pl.col("decision"),
+        )
+        .filter(pl.col("l") != pl.col("r"))
+    )
+    decided = np.zeros(len(pairs), dtype=bool)
+    if found.height == 0:
+        return pairs, weights, decided, 0
+    width = len(ids)
+    existing = pairs.left.astype(np.int64) * width + pairs.right
+    wanted = found["l"].to_numpy() * width + found["r"].to_numpy()
+    verdict = np.where(found["decision"].to_numpy() == "link", np.inf, -np.inf)
+    at = np.searchsorted(existing, wanted)
+    known = (at < len(existing)) & (existing[np.minimum(at, len(existing) - 1)] == wanted)
+    link = verdict > 0
+    overridden = int(((weights[at[known]] >= threshold) != link[known]).sum()) + int((link & ~known).sum())
+    weights = weights.copy()
+    weights[at[known]] = verdict[known]
+    decided[at[known]] = True
+    new = ~known
+    pairs = Pairs(np.append(pairs.left, found["l"].to_numpy()[new]), np.append(pairs.right, found["r"].to_numpy()[new]))
+    decided = np.append(decided, np.ones(int(new.sum()), dtype=bool))
+    return pairs, np.append(weights, verdict[new]), decided, overridden
+
+
+def _review(
+    pairs: Pairs,
+    weights: np.ndarray,
+    decided: np.ndarray,
+    lv: dict[str, np.ndarray],
+    band: tuple[float, float, float],
+    split: list[tuple[int, int]],
+    ids: np.ndarray,
+) -> pl.DataFrame:
+    low, threshold, prior = band  # weights from, up to, and the prior log-odds of a match
+    scored = len(next(iter(lv.values()))) if lv else 0
+    unsure = np.flatnonzero((weights[:scored] >= low) & (weights[:scored] < threshold) & ~decided[:scored])
+    split_pairs = {(min(a, b), max(a, b)) for a, b in split}
+    rows = []
+    for i in unsure.tolist():
+        a, b = int(pairs.left[i]), int(pairs.right[i])
+        if (a, b) in split_pairs:
+            continue
+        posterior = 1.0 / (1.0 + 2.0 ** -(float(weights[i]) + prior))
+        agreed = ";".join(name for name, level in lv.items() if level[i] >= 2)
+        rows.append((str(ids[a]), str(ids[b]), "unsure", round(posterior, 3), agreed))
+    for a, b in sorted(split_pairs):
+        rows.append((str(ids[a]), str(ids[b]), "split", 0.0, ""))
+    return pl.DataFrame(rows, schema=REVIEW_COLUMNS, orient="row")

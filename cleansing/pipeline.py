@@ -21,7 +21,7 @@ import polars as pl
 
 from . import __version__
 from .classify import classify, evidence_at, suppression_entries
-from .dedupe import assign_persons
+from .dedupe import persons_and_review
 from .domains import DnsHealth, check_domains
 from .errors import ConfigError, file_error
 from .mapping import empty_contacts, load_mapping, map_tables
@@ -38,7 +38,7 @@ from .report import RECORD_COLUMNS, build_report, render_html
 from .resolver import DnsResolver
 from .state import StateStore, hash_keys
 from .validate import validate
-from .write import new_run_id, promote, remove_stale, stage_folder, write_json
+from .write import guard_formulas, mask_email, new_run_id, promote, remove_stale, stage_folder, write_json
 
 
 @dataclass
@@ -52,6 +52,8 @@ class RunContext:
     presets: dict[str, str] = field(default_factory=dict)
     contacts: pl.DataFrame = field(default_factory=empty_contacts)
     addresses: pl.DataFrame | None = None
+    review: pl.DataFrame | None = None  # dedupe's review list (review_table), written as review.csv
+    review_counts: dict[str, int] = field(default_factory=dict)
     dns: DnsHealth = DnsHealth(checked=False, healthy=True, detail="the domain check was not run")
     timings: dict[str, float] = field(default_factory=dict)
     run_dir: Path | None = None
@@ -111,8 +113,51 @@ def stage_domains(ctx: RunContext) -> RunContext:
 
 
 def stage_dedupe(ctx: RunContext) -> RunContext:
-    ctx.contacts = assign_persons(ctx.contacts)
+    ctx.contacts, review = persons_and_review(ctx.contacts, decisions=ctx.state.person_decisions())
+    ctx.review = review_table(review.pairs, ctx.contacts)
+    ctx.review_counts = {
+        "pending": ctx.review.filter(pl.col("why") == "unsure").height,
+        "split": ctx.review.filter(pl.col("why") == "split").height,
+        "decided": review.decided,
+        "overridden": review.overridden,
+    }
     return ctx
+
+
+def review_table(review: pl.DataFrame, contacts: pl.DataFrame) -> pl.DataFrame:
+    """The review list with both records' fields side by side, masked: initials for names, the first
+    letter and domain of an address, the last two digits of a phone; company and city as written."""
+    masked = contacts.select(
+        "record_id",
+        pl.concat_str(
+            [
+                pl.coalesce("first_name", "full_name").str.slice(0, 1),
+                pl.lit("*** "),
+                pl.col("last_name").str.slice(0, 1),
+                pl.lit("***"),
+            ]
+        ).alias("name"),
+        mask_email(pl.col("email")).alias("email"),
+        pl.when(pl.col("phone").is_not_null())
+        .then(pl.concat_str([pl.lit("***"), pl.col("phone").str.replace_all(r"\D", "").str.slice(-2)]))
+        .alias("phone"),
+        "company",
+        "city",
+    ).unique("record_id", keep="first", maintain_order=True)
+    fields = [c for c in masked.columns if c != "record_id"]
+    side = {name: masked.rename({c: f"{c}_{name}" for c in fields}) for name in ("a", "b")}
+    return (
+        review.join(side["a"], left_on="record_a", right_on="record_id", how="left", maintain_order="left")
+        .join(side["b"], left_on="record_b", right_on="record_id", how="left", maintain_order="left")
+        .select(
+            "record_a",
+            "record_b",
+            "why",
+            "posterior",
+            "agreed",
+            *[f"{c}_{name}" for c in fields for name in ("a", "b")],
+        )
+    )
 
 
 def stage_classify(ctx: RunContext) -> RunContext:
@@ -142,6 +187,8 @@ def _manifest(ctx: RunContext, counts: dict[str, int], decisions: pl.DataFrame) 
         "reasons": reasons,
         "timings_s": {k: round(v, 3) for k, v in ctx.timings.items()},
         "dns": dns_summary(ctx.dns),
+        # Pairs in review.csv (unsure, or strangers kept apart), and a person's links and unlinks applied.
+        "review": ctx.review_counts,
         "previous_run": previous[-1]["summary"] if previous else None,
         "conservation": "rows in = keep + reconfirm + discard + quarantine",
         "warnings": list(ctx.read.warnings),
@@ -192,6 +239,8 @@ def stage_write(ctx: RunContext) -> RunContext:
             ctx.contacts.select(RECORD_COLUMNS), decisions, ctx.read.quarantine, manifest, ctx.policy.policy
         )
         write_json(folder / "report.json", report)
+        if ctx.review is not None:
+            guard_formulas(ctx.review).write_csv(folder / "review.csv")
         (folder / "report.html").write_text(render_html(report), encoding="utf-8")
         summary.update(
             run_id=ctx.run_id,
@@ -253,11 +302,14 @@ def run_stage(name: str, stage: Stage, ctx: RunContext, progress: Progress | Non
     return ctx
 
 
-def dedupe_only(request: RunRequest, out_file: Path, progress: Progress | None = None) -> pl.DataFrame:
+def dedupe_only(
+    request: RunRequest, out_file: Path, progress: Progress | None = None, review_file: Path | None = None
+) -> pl.DataFrame:
     """read → map → validate → dedupe, written as one row per input row: ``source_file, source_row,
     record_id, cluster_id, survivor`` (CSV or Parquet by the file's ending, owner-only, whole or not at
     all). The survivor of a cluster is its record with the latest evidenced consent, then the latest
-    activity, then the first in input order; unreadable rows have no cluster."""
+    activity, then the first in input order; unreadable rows have no cluster. The links and unlinks
+    recorded in the state database are honoured; ``review_file`` receives the review list."""
     if out_file.suffix.lower() not in {".csv", ".parquet"}:
         raise ConfigError(f"--out {out_file} must end in .csv or .parquet.", fix="Name the output file so.")
     ctx = prepare(request)
@@ -285,15 +337,22 @@ def dedupe_only(request: RunRequest, out_file: Path, progress: Progress | None =
         pl.lit(False).alias("survivor"),
     )
     out = pl.concat([records, unreadable]).sort("source_file", "source_row", maintain_order=True)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = out_file.with_name(f".{out_file.name}.partial")
-    if out_file.suffix.lower() == ".csv":
-        out.write_csv(partial)
-    else:
-        out.write_parquet(partial)
-    os.chmod(partial, 0o600)
-    os.replace(partial, out_file)
+    _write_whole(out, out_file)
+    if review_file is not None and ctx.review is not None:
+        _write_whole(guard_formulas(ctx.review), review_file)
     return out
+
+
+def _write_whole(frame: pl.DataFrame, path: Path) -> None:
+    """CSV or Parquet by the file's ending, owner-only, whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    if path.suffix.lower() == ".parquet":
+        frame.write_parquet(partial)
+    else:
+        frame.write_csv(partial)
+    os.chmod(partial, 0o600)
+    os.replace(partial, path)
 
 
 def run_pipeline(request: RunRequest, progress: Progress | None = None) -> RunContext:

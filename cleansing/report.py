@@ -218,6 +218,8 @@ def build_report(
         "merges_by_source_pair": [{"merged_from": a, "survivor_in": b, "records": n} for a, b, n in pairs.iter_rows()],
         "opt_outs_spread": flag_counts.get("VIA_DUPLICATE", 0),
         "duplicate_records": duplicates,
+        # review.csv: pairs waiting for a person, strangers kept apart; a person's decisions applied.
+        "review": {k: int(meta.get("review", {}).get(k, 0)) for k in ("pending", "split", "decided", "overridden")},
     }
 
     previous = meta.get("previous_run")
@@ -306,6 +308,17 @@ th,td{border:1px solid #ccc;padding:.25rem .45rem;text-align:left;vertical-align
 svg.chart{max-width:100%;height:auto;display:block;margin:.6rem 0}
 @media print{body{margin:0;max-width:none}h2{break-after:avoid}svg.chart,table{break-inside:avoid}}
 """
+
+
+def _review_html(review: dict[str, int]) -> str:
+    """What is waiting for a person in review.csv, and what people decided."""
+    return (
+        f"<p>Review: {review.get('pending', 0):,} pairs the model is unsure about and "
+        f"{review.get('split', 0):,} pairs of different people kept apart inside one chain are listed in "
+        f"<code>review.csv</code>. {review.get('decided', 0):,} pairs were decided by a person "
+        f"(<code>cleanse link</code> / <code>cleanse unlink</code>), {review.get('overridden', 0):,} of them "
+        "against what the model would have done.</p>"
+    )
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -425,6 +438,7 @@ def render_html(report: dict[str, Any]) -> str:
             f"<p>{dup['duplicate_records']:,} records were merged into a surviving record; "
             f"{dup['opt_outs_spread']:,} addresses were discarded because the same person opted out elsewhere.</p>"
         )
+        + _review_html(dup.get("review", {}))
     )
     change = report["change"]
     if change["previous_run"]:

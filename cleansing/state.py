@@ -50,6 +50,13 @@ CREATE TABLE IF NOT EXISTS domain_cache (
     expires_at TEXT NOT NULL,
     learned_healthy INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS person_decisions (
+    record_a TEXT NOT NULL,
+    record_b TEXT NOT NULL,
+    decision TEXT NOT NULL CHECK (decision IN ('link', 'unlink')),
+    decided_at TEXT NOT NULL,
+    PRIMARY KEY (record_a, record_b)
+);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     published_at TEXT NOT NULL,
@@ -246,6 +253,24 @@ class StateStore:
             return _insert_new(db, rows, sql)
         with self.transaction() as conn:
             return _insert_new(conn, rows, sql)
+
+    def decide(self, record_a: str, record_b: str, decision: str) -> None:
+        """Record a person's decision that two records are one person (``link``) or two (``unlink``);
+        a later decision on the same pair replaces an earlier one. Only the record ids are kept."""
+        first, second = sorted((record_a, record_b))
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO person_decisions VALUES (?, ?, ?, ?)",
+                (first, second, decision, dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
+            )
+
+    def person_decisions(self) -> pl.DataFrame:
+        """``record_a, record_b, decision``: every link and unlink a person recorded."""
+        with self._connect() as db:
+            rows = db.execute("SELECT record_a, record_b, decision FROM person_decisions").fetchall()
+        return pl.DataFrame(
+            rows, schema={"record_a": pl.String, "record_b": pl.String, "decision": pl.String}, orient="row"
+        )
 
     def cached_domains(self, domains: Sequence[str], now: dt.datetime) -> dict[str, tuple[str, str]]:
         """Cached statuses that have not expired and were learned in a healthy run: domain → (status, detail)."""

@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     dedupe = commands.add_parser("dedupe", help="only read, map, validate and dedupe: one row per input row")
     dedupe.add_argument("sources", nargs="+", help="export files, ZIPs or folders")
     dedupe.add_argument("--out", required=True, help="the output file, .csv or .parquet")
+    dedupe.add_argument("--review", default=None, help="also write the review list to this .csv or .parquet file")
     _input_options(dedupe, dns=False)
 
     serve = commands.add_parser("serve", help="register the nightly deployment and serve it (needs a Prefect server)")
@@ -85,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     forget.add_argument("emails", nargs="*", help="email addresses")
     forget.add_argument("--file", default=None, help="a text file with one address per line")
     forget.add_argument("--state", default=str(DEFAULT_STATE), help="the state database")
+
+    for name, says in (("link", "are one person"), ("unlink", "are two people")):
+        decide = commands.add_parser(name, help=f"record that two records {says}; every later run honours it")
+        decide.add_argument("record_a", help="a record id (record_id in the outputs and in review.csv)")
+        decide.add_argument("record_b", help="the other record id")
+        decide.add_argument("--state", default=str(DEFAULT_STATE), help="the state database")
 
     report = commands.add_parser("report", help="rebuild the report of a finished run")
     report.add_argument("run_dir", help="a run folder, e.g. out/latest")
@@ -255,7 +262,10 @@ def cmd_dedupe(args: argparse.Namespace) -> int:
         check_mx=False,
     )
     check_output(Path(args.out), file=True)
-    out = dedupe_only(request, Path(args.out), _progress)
+    review = Path(args.review) if args.review else None
+    if review is not None:
+        check_output(review, file=True)
+    out = dedupe_only(request, Path(args.out), _progress, review)
     clusters = out["cluster_id"].drop_nulls().n_unique()
     print(f"{out.height:,} rows in {clusters:,} clusters", file=sys.stderr)
     print(args.out)
@@ -308,6 +318,19 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_decide(args: argparse.Namespace) -> int:
+    """``cleanse link A B`` / ``cleanse unlink A B``: a person's decision, kept by record id only."""
+    from cleansing.state import StateStore
+
+    first, second = args.record_a.strip(), args.record_b.strip()
+    if not first or not second or first == second:
+        raise UsageError("two different record ids are needed.", fix="Pass the record_id of each of the two records.")
+    StateStore(args.state).decide(first, second, args.command)
+    verdict = "one person" if args.command == "link" else "two people"
+    print(f"recorded: {first} and {second} are {verdict}; every later run honours it.", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from cleansing.rebuild import rebuild_report
 
@@ -318,7 +341,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"run": cmd_run, "dedupe": cmd_dedupe, "serve": cmd_serve, "forget": cmd_forget, "report": cmd_report}
+    handlers = {
+        "run": cmd_run,
+        "dedupe": cmd_dedupe,
+        "serve": cmd_serve,
+        "forget": cmd_forget,
+        "link": cmd_decide,
+        "unlink": cmd_decide,
+        "report": cmd_report,
+    }
     try:
         return handlers[args.command](args)
     except UsageError as exc:

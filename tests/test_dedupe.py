@@ -449,3 +449,88 @@ def test_the_same_records_always_give_the_same_persons_when_the_model_trains_on_
     records = validate(generate(1500, seed=5).with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64)), "SE")
     runs = [assign_persons(records)["person_key"].to_list() for _ in range(4)]
     assert all(run == runs[0] for run in runs[1:])
+
+
+REVIEW_HEADER = "id,email,first name,last name,phone,city\n"
+
+
+def _dedupe(tmp_path: Path, text: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    from flows.cli import main
+
+    source = tmp_path / "contacts.csv"
+    source.write_text(text, encoding="utf-8")
+    out, review = tmp_path / "clusters.csv", tmp_path / "review.csv"
+    args = ["dedupe", str(source), "--out", str(out), "--review", str(review), "--state", str(tmp_path / "s.sqlite")]
+    assert main(args) == 0
+    return pl.read_csv(out, infer_schema=False).sort(pl.col("source_row").cast(pl.Int64)), pl.read_csv(
+        review, infer_schema=False
+    )
+
+
+def test_an_unsure_pair_goes_to_review_masked_and_a_link_or_unlink_is_honoured_by_later_runs(tmp_path: Path) -> None:
+    from flows.cli import main
+
+    text = REVIEW_HEADER + "c1,karin.lind@gmail.com,Karin,Lind,,\nc2,k.lind@telia.com,Karin,Lind,070-111 22 33,\n"
+    clusters, review = _dedupe(tmp_path, text)
+    # The same name and nothing else: the model leans towards one person but not far enough to merge.
+    assert clusters["cluster_id"].n_unique() == 2
+    assert review.select("record_a", "record_b", "why").row(0) == ("c1", "c2", "unsure")
+    assert 0.5 <= float(review["posterior"][0]) < 0.9 and review["agreed"][0] == "first;last"
+    written = (tmp_path / "review.csv").read_text()
+    assert "karin.lind" not in written and "Karin" not in written and "111 22" not in written
+    assert review.select("name_a", "email_a", "phone_b").row(0) == ("K*** L***", "k***@gmail.com", "***33")
+
+    state = str(tmp_path / "s.sqlite")
+    assert main(["link", "c1", "c2", "--state", state]) == 0
+    clusters, review = _dedupe(tmp_path, text)
+    assert clusters["cluster_id"].n_unique() == 1 and review.height == 0
+
+    assert main(["unlink", "c2", "c1", "--state", state]) == 0  # the later decision replaces the earlier
+    clusters, review = _dedupe(tmp_path, text)
+    assert clusters["cluster_id"].n_unique() == 2 and review.height == 0
+
+
+def test_an_unlink_keeps_apart_what_the_model_and_every_chain_would_join(tmp_path: Path) -> None:
+    from flows.cli import main
+
+    text = REVIEW_HEADER + (
+        "c1,anna.ek@example.se,Anna,Ek,070-123 45 67,Lund\n"
+        "c2,,Anna,Ek,070-123 45 67,Lund\n"
+        "c3,anna.ek@example.se,Anna,Ek,,Lund\n"
+    )
+    clusters, _ = _dedupe(tmp_path, text)
+    assert clusters["cluster_id"].n_unique() == 1
+    assert main(["unlink", "c1", "c2", "--state", str(tmp_path / "s.sqlite")]) == 0
+    clusters, _ = _dedupe(tmp_path, text)
+    keys = clusters["cluster_id"].to_list()
+    assert keys[0] != keys[1]
+
+
+def test_link_needs_two_different_record_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from flows.cli import main
+
+    assert main(["link", "c1", "c1", "--state", str(tmp_path / "s.sqlite")]) == 2
+    assert "two different record ids" in capsys.readouterr().err
+
+
+def test_a_run_folder_holds_the_review_list_and_the_manifest_counts_it(tmp_path: Path) -> None:
+    import json
+
+    from cleansing.state import StateStore
+
+    StateStore(str(tmp_path / "s.sqlite")).decide("c1", "c2", "link")
+    _run(
+        tmp_path,
+        REVIEW_HEADER + "c1,karin.lind@gmail.com,Karin,Lind,,\n"
+        "c2,k.lind@telia.com,Karin,Lind,,\n"
+        "c3,a.berg@gmail.com,Anna,Berg,,\n"
+        "c4,anna.b@telia.com,Anna,Berg,,\n",
+    )
+    run_dir = next(p for p in (tmp_path / "o").iterdir() if p.is_dir() and not p.is_symlink() and p.name[0].isdigit())
+    review = pl.read_csv(run_dir / "review.csv", infer_schema=False)
+    assert review.select("record_a", "record_b").rows() == [("c3", "c4")]
+    counts = json.loads((run_dir / "manifest.json").read_text())["review"]
+    assert counts == {"pending": 1, "split": 0, "decided": 1, "overridden": 1}
+    assert json.loads((run_dir / "report.json").read_text())["duplicates"]["review"] == counts
+    assert "1 pairs were decided by a person" in (run_dir / "report.html").read_text()
+    assert oct((run_dir / "review.csv").stat().st_mode & 0o777) == "0o600"

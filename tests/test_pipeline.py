@@ -80,7 +80,7 @@ def test_rerun_with_same_inputs_and_as_of_gives_byte_identical_partitions(tmp_pa
 
 def test_run_folder_is_whole_owner_only_and_latest_points_at_it(tmp_path: Path) -> None:
     run_dir = sample_run(tmp_path)
-    expected = {*PARTITION_FILES, "decisions.parquet", "manifest.json", "report.json", "report.html"}
+    expected = {*PARTITION_FILES, "decisions.parquet", "manifest.json", "report.json", "report.html", "review.csv"}
     assert {p.name for p in run_dir.iterdir()} == expected
     for path in run_dir.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
