@@ -791,6 +791,9 @@ def cluster(
 # Pairs whose posterior lies between these two go to the review list: the model leans neither way
 # firmly enough to act on its own (it merges at MATCH_PROBABILITY).
 REVIEW_FROM = 0.5
+# At most this many unsure pairs are listed, the likeliest first: more than a person can look at (a file
+# of a million records with few distinct names has hundreds of thousands); the manifest counts them all.
+REVIEW_LIMIT = 10_000
 REVIEW_COLUMNS = {
     "record_a": pl.String,
     "record_b": pl.String,
@@ -803,11 +806,13 @@ REVIEW_COLUMNS = {
 @dataclass(frozen=True)
 class Review:
     """The review list (``pairs``: ``REVIEW_COLUMNS``), how many of a person's decisions concerned
-    records of this input, and how many of those went against what the model would have done."""
+    records of this input, how many of those went against what the model would have done, and how many
+    unsure pairs there were in all."""
 
     pairs: pl.DataFrame
     decided: int = 0
     overridden: int = 0
+    unsure: int = 0  # all unsure pairs, listed or beyond REVIEW_LIMIT
 
 
 def assign_persons(
@@ -849,6 +854,7 @@ def persons_and_review(
         no_link, strangers = _name_vetoes(
             lv, differ, shared_phone, _work_conflict(columns, pairs), same_address, learned
         )
+        vetoed = no_link | strangers  # a rule decided these, not the model's doubt: not for review
         weights = np.where(no_link, np.minimum(weights, threshold - 1), weights)
         weights = np.where(strangers, -np.inf, weights)
         # The same address is the same person, unless it is a role mailbox colleagues share (info@) or a
@@ -859,6 +865,7 @@ def persons_and_review(
         prior = math.log2(model.match_share / (1 - model.match_share))
     else:
         weights, threshold, low, prior = np.zeros(0), 0.0, 0.0, 0.0
+        vetoed = np.zeros(0, dtype=bool)
     ids = contacts["record_id"].to_numpy() if "record_id" in contacts.columns else None
     decided = np.zeros(len(pairs), dtype=bool)
     overridden = 0
@@ -869,13 +876,21 @@ def persons_and_review(
     rows = p["_row"].to_numpy()
     named = pl.Series("_cluster", rows[cluster(p.height, pairs, weights, threshold, split)], dtype=pl.Int64)
     if ids is not None and len(weights):
-        review = _review(pairs, weights, decided, lv, (low, threshold, prior), split, ids)
+        settled = decided | np.append(vetoed, np.zeros(len(pairs) - len(vetoed), dtype=bool))
+        review = _review(pairs, weights, settled, lv, (low, threshold, prior), split, ids)
     persons = (
         contacts.with_columns(named, p["owner"].alias("owns_mailbox"))
         .with_columns(pl.format("person:{}", pl.col("_cluster")).alias("person_key"))
         .drop("_cluster")
     )
-    return persons, Review(review, int(decided.sum()), overridden)
+    unsure = review.filter(pl.col("why") == "unsure")
+    listed = pl.concat(
+        [
+            unsure.sort("posterior", "record_a", "record_b", descending=[True, False, False]).head(REVIEW_LIMIT),
+            review.filter(pl.col("why") == "split"),
+        ]
+    )
+    return persons, Review(listed, int(decided.sum()), overridden, unsure.height)
 
 
 def _decided(
@@ -919,7 +934,7 @@ def _decided(
 def _review(
     pairs: Pairs,
     weights: np.ndarray,
-    decided: np.ndarray,
+    settled: np.ndarray,
     lv: dict[str, np.ndarray],
     band: tuple[float, float, float],
     split: list[tuple[int, int]],
@@ -927,16 +942,36 @@ def _review(
 ) -> pl.DataFrame:
     low, threshold, prior = band  # weights from, up to, and the prior log-odds of a match
     scored = len(next(iter(lv.values()))) if lv else 0
-    unsure = np.flatnonzero((weights[:scored] >= low) & (weights[:scored] < threshold) & ~decided[:scored])
-    split_pairs = {(min(a, b), max(a, b)) for a, b in split}
-    rows = []
-    for i in unsure.tolist():
-        a, b = int(pairs.left[i]), int(pairs.right[i])
-        if (a, b) in split_pairs:
-            continue
-        posterior = 1.0 / (1.0 + 2.0 ** -(float(weights[i]) + prior))
-        agreed = ";".join(name for name, level in lv.items() if level[i] >= 2)
-        rows.append((str(ids[a]), str(ids[b]), "unsure", round(posterior, 3), agreed))
-    for a, b in sorted(split_pairs):
-        rows.append((str(ids[a]), str(ids[b]), "split", 0.0, ""))
-    return pl.DataFrame(rows, schema=REVIEW_COLUMNS, orient="row")
+    unsure = (weights[:scored] >= low) & (weights[:scored] < threshold) & ~settled[:scored]
+    if split:
+        kept_apart = np.array([(min(a, b), max(a, b)) for a, b in split], dtype=np.int64)
+        split_keys = np.unique(kept_apart[:, 0] * len(ids) + kept_apart[:, 1])
+        keys = pairs.left[:scored].astype(np.int64) * len(ids) + pairs.right[:scored]
+        unsure &= ~np.isin(keys, split_keys)
+    else:
+        kept_apart = np.zeros((0, 2), dtype=np.int64)
+    at = np.flatnonzero(unsure)
+    agreed = pl.DataFrame({name: lv[name][at] >= 2 for name in lv}).select(
+        pl.concat_str([pl.when(pl.col(name)).then(pl.lit(name)) for name in lv], separator=";", ignore_nulls=True)
+    )
+    unsure_rows = pl.DataFrame(
+        {
+            "record_a": ids[pairs.left[at]].astype(str),
+            "record_b": ids[pairs.right[at]].astype(str),
+            "why": np.full(len(at), "unsure"),
+            "posterior": np.round(1.0 / (1.0 + np.exp2(-(weights[at] + prior))), 3),
+            "agreed": agreed.to_series() if len(at) else pl.Series([], dtype=pl.String),
+        },
+        schema=REVIEW_COLUMNS,
+    )
+    split_rows = pl.DataFrame(
+        {
+            "record_a": ids[kept_apart[:, 0]].astype(str),
+            "record_b": ids[kept_apart[:, 1]].astype(str),
+            "why": np.full(len(kept_apart), "split"),
+            "posterior": np.zeros(len(kept_apart)),
+            "agreed": np.full(len(kept_apart), ""),
+        },
+        schema=REVIEW_COLUMNS,
+    ).unique(maintain_order=True)
+    return pl.concat([unsure_rows, split_rows])

@@ -116,7 +116,8 @@ def stage_dedupe(ctx: RunContext) -> RunContext:
     ctx.contacts, review = persons_and_review(ctx.contacts, decisions=ctx.state.person_decisions())
     ctx.review = review_table(review.pairs, ctx.contacts)
     ctx.review_counts = {
-        "pending": ctx.review.filter(pl.col("why") == "unsure").height,
+        "pending": review.unsure,
+        "listed": ctx.review.filter(pl.col("why") == "unsure").height,
         "split": ctx.review.filter(pl.col("why") == "split").height,
         "decided": review.decided,
         "overridden": review.overridden,

@@ -219,7 +219,9 @@ def build_report(
         "opt_outs_spread": flag_counts.get("VIA_DUPLICATE", 0),
         "duplicate_records": duplicates,
         # review.csv: pairs waiting for a person, strangers kept apart; a person's decisions applied.
-        "review": {k: int(meta.get("review", {}).get(k, 0)) for k in ("pending", "split", "decided", "overridden")},
+        "review": {
+            k: int(meta.get("review", {}).get(k, 0)) for k in ("pending", "listed", "split", "decided", "overridden")
+        },
     }
 
     previous = meta.get("previous_run")
@@ -313,8 +315,9 @@ svg.chart{max-width:100%;height:auto;display:block;margin:.6rem 0}
 def _review_html(review: dict[str, int]) -> str:
     """What is waiting for a person in review.csv, and what people decided."""
     return (
-        f"<p>Review: {review.get('pending', 0):,} pairs the model is unsure about and "
-        f"{review.get('split', 0):,} pairs of different people kept apart inside one chain are listed in "
+        f"<p>Review: {review.get('pending', 0):,} pairs the model is unsure about "
+        f"(the {review.get('listed', 0):,} likeliest listed) and {review.get('split', 0):,} pairs of different "
+        "people kept apart inside one chain are in "
         f"<code>review.csv</code>. {review.get('decided', 0):,} pairs were decided by a person "
         f"(<code>cleanse link</code> / <code>cleanse unlink</code>), {review.get('overridden', 0):,} of them "
         "against what the model would have done.</p>"

@@ -530,7 +530,7 @@ def test_a_run_folder_holds_the_review_list_and_the_manifest_counts_it(tmp_path:
     review = pl.read_csv(run_dir / "review.csv", infer_schema=False)
     assert review.select("record_a", "record_b").rows() == [("c3", "c4")]
     counts = json.loads((run_dir / "manifest.json").read_text())["review"]
-    assert counts == {"pending": 1, "split": 0, "decided": 1, "overridden": 1}
+    assert counts == {"pending": 1, "listed": 1, "split": 0, "decided": 1, "overridden": 1}
     assert json.loads((run_dir / "report.json").read_text())["duplicates"]["review"] == counts
     assert "1 pairs were decided by a person" in (run_dir / "report.html").read_text()
     assert oct((run_dir / "review.csv").stat().st_mode & 0o777) == "0o600"
