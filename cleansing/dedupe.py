@@ -132,11 +132,9 @@ def _with_folded(contacts: pl.DataFrame) -> pl.DataFrame:
     return contacts.with_columns(**folded)
 
 
-def _name_derived(local: pl.Expr, first: pl.Expr, last: pl.Expr) -> pl.Expr:
-    """Whether an email's local part (dots, dashes and underscores removed) is built from the record's
-    own names alone: ``anna``, ``annaberg``, ``aberg``, ``annab``, ``berganna``, ``annaberg2``. Two
-    digits or more (``annaberg85``) are the person's own choice and make it evidence again."""
-    letters = local.str.replace(r"^(\D*)\d$", "$1")  # one digit is how a provider tells namesakes apart
+def _name_derived(letters: pl.Expr, first: pl.Expr, last: pl.Expr) -> pl.Expr:
+    """Whether an email's local part (dots, dashes, underscores and trailing digits removed) is built
+    from the record's own names alone: ``anna``, ``annaberg``, ``aberg``, ``annab``, ``berganna``."""
     f, l_ = first.str.replace_all(" ", "", literal=True), last.str.replace_all(" ", "", literal=True)
     f1, l1 = f.str.slice(0, 1), l_.str.slice(0, 1)
     forms = [f, l_, pl.concat_str([f, l_]), pl.concat_str([l_, f]), pl.concat_str([f1, l_]), pl.concat_str([f, l1])]
@@ -163,6 +161,13 @@ def prepare(contacts: pl.DataFrame) -> pl.DataFrame:
     role = bare.is_in(list(ROLE_LOCAL_PARTS)).fill_null(False)
     first = pl.coalesce(folded("first_name"), full_first)
     last = pl.coalesce(folded("last_name"), full_last)
+    # The namesakes erik.johansson@yahoo.com and erik_johansson@outlook.com share nothing but their name.
+    contacts = contacts.with_columns(bare.alias("__bare")).with_columns(
+        pl.col("__bare").str.replace(r"\d+$", "").alias("__stem")
+    )
+    bare, stem = pl.col("__bare"), pl.col("__stem")
+    contacts = contacts.with_columns(_name_derived(stem, first, last).alias("__built"))
+    built = pl.col("__built")
     return contacts.select(
         pl.col("_row"),
         first.alias("first"),
@@ -178,12 +183,16 @@ def prepare(contacts: pl.DataFrame) -> pl.DataFrame:
         pl.concat_str(
             [_column(contacts, "phone_e164"), pl.lit(" ext "), _column(contacts, "phone").str.extract(EXTENSION)]
         ).alias("line"),
-        # The local part as evidence of its own only where it is more than the record's names: the
-        # namesakes erik.johansson@yahoo.com and erik_johansson@outlook.com share nothing but their name.
-        pl.when(role | _name_derived(bare, first, last)).then(None).otherwise(bare).alias("local"),
+        # The local part as evidence of its own only where it is more than the record's names: one
+        # trailing digit is how a provider tells namesakes apart, two or more (annaberg85) are the
+        # person's own choice.
+        pl.when(role | (built & (bare.str.len_chars() - stem.str.len_chars() <= 1)))
+        .then(None)
+        .otherwise(bare)
+        .alias("local"),
         pl.when(role).then(None).otherwise(bare).alias("mailbox"),  # for blocking only
         # Whose mailbox it is: the record whose names (and any digits) make up its local part.
-        (~role & _name_derived(bare.str.replace(r"\d+$", ""), first, last)).alias("owner"),
+        (~role & built).alias("owner"),
         _column(contacts, "address_key").alias("address"),
         # A work address's domain: two different addresses at one company are two people.
         pl.when(~domain.is_in(list(FREE_MAIL_DOMAINS)) & ~role).then(domain).alias("workdomain"),

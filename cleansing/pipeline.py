@@ -128,23 +128,28 @@ def stage_dedupe(ctx: RunContext) -> RunContext:
 def review_table(review: pl.DataFrame, contacts: pl.DataFrame) -> pl.DataFrame:
     """The review list with both records' fields side by side, masked: initials for names, the first
     letter and domain of an address, the last two digits of a phone; company and city as written."""
-    masked = contacts.select(
-        "record_id",
-        pl.concat_str(
-            [
-                pl.coalesce("first_name", "full_name").str.slice(0, 1),
-                pl.lit("*** "),
-                pl.col("last_name").str.slice(0, 1),
-                pl.lit("***"),
-            ]
-        ).alias("name"),
-        mask_email(pl.col("email")).alias("email"),
-        pl.when(pl.col("phone").is_not_null())
-        .then(pl.concat_str([pl.lit("***"), pl.col("phone").str.replace_all(r"\D", "").str.slice(-2)]))
-        .alias("phone"),
-        "company",
-        "city",
-    ).unique("record_id", keep="first", maintain_order=True)
+    listed = pl.concat([review["record_a"], review["record_b"]]).unique()
+    masked = (
+        contacts.filter(pl.col("record_id").is_in(listed.implode()))
+        .select(
+            "record_id",
+            pl.concat_str(
+                [
+                    pl.coalesce("first_name", "full_name").str.slice(0, 1),
+                    pl.lit("*** "),
+                    pl.col("last_name").str.slice(0, 1),
+                    pl.lit("***"),
+                ]
+            ).alias("name"),
+            mask_email(pl.col("email")).alias("email"),
+            pl.when(pl.col("phone").is_not_null())
+            .then(pl.concat_str([pl.lit("***"), pl.col("phone").str.replace_all(r"\D", "").str.slice(-2)]))
+            .alias("phone"),
+            "company",
+            "city",
+        )
+        .unique("record_id", keep="first", maintain_order=True)
+    )
     fields = [c for c in masked.columns if c != "record_id"]
     side = {name: masked.rename({c: f"{c}_{name}" for c in fields}) for name in ("a", "b")}
     return (
