@@ -268,8 +268,7 @@ def merge_addresses(records: pl.DataFrame) -> pl.DataFrame:
         (~pl.col("_third_party") & pl.col("_evidence_at").is_not_null()).any().alias("_direct_evidence"),
         pl.col("address_hash").first(),
         # A mailbox people of different first names share (dedupe gave its records several persons) is a
-        # unit of its own: nothing spreads to it, and its objections reach only the persons whose own
-        # records carry them, and every objection of theirs reaches it (judge_persons).
+        # unit of its own; judge_persons says what passes through it.
         pl.when(pl.col("person_key").n_unique() > 1)
         .then(pl.concat_str([pl.lit(SHARED), pl.col("address_key").first()]))
         .otherwise(pl.col("person_key").first())
@@ -348,9 +347,10 @@ def judge_persons(addresses: pl.DataFrame, policy: Policy, members: pl.DataFrame
     frame = addresses
     if policy.consent.propagate_opt_out:
         frame = frame.with_columns(_objection_rank(pl.col("reason")).alias("_own_objection"))
-        frame = frame.with_columns(pl.col("_own_objection").min().over("person_key").alias("_objection"))
         if members is not None and members.height:
             frame = _through_shared_mailboxes(frame, members)
+        else:
+            frame = frame.with_columns(pl.col("_own_objection").min().over("person_key").alias("_objection"))
         frame = frame.drop("_own_objection")
         spread = pl.col("_objection").is_not_null() & (pl.col("class") != DISCARD)
         objection = pl.col("_objection").replace_strict(

@@ -156,16 +156,20 @@ def prepare(contacts: pl.DataFrame) -> pl.DataFrame:
     # Before the first "@" and any "+tag"; after the first "@".
     parts = _column(contacts, "address_key").str.splitn("@", 2)
     local = parts.struct.field("field_0").str.splitn("+", 2).struct.field("field_0")
-    domain = parts.struct.field("field_1")
-    bare = local.str.replace_many({".": "", "_": "", "-": ""})
-    role = bare.is_in(list(ROLE_LOCAL_PARTS)).fill_null(False)
-    first = pl.coalesce(folded("first_name"), full_first)
-    last = pl.coalesce(folded("last_name"), full_last)
-    # The namesakes erik.johansson@yahoo.com and erik_johansson@outlook.com share nothing but their name.
-    contacts = contacts.with_columns(bare.alias("__bare")).with_columns(
-        pl.col("__bare").str.replace(r"\d+$", "").alias("__stem")
+    # Each used several times below, so each computed once, as a column.
+    contacts = contacts.with_columns(
+        pl.coalesce(folded("first_name"), full_first).alias("__first"),
+        pl.coalesce(folded("last_name"), full_last).alias("__last"),
+        local.str.replace_many({".": "", "_": "", "-": ""}).alias("__bare"),
+        parts.struct.field("field_1").alias("__domain"),
     )
-    bare, stem = pl.col("__bare"), pl.col("__stem")
+    first, last, bare, domain = pl.col("__first"), pl.col("__last"), pl.col("__bare"), pl.col("__domain")
+    # The namesakes erik.johansson@yahoo.com and erik_johansson@outlook.com share nothing but their name.
+    contacts = contacts.with_columns(
+        bare.is_in(list(ROLE_LOCAL_PARTS)).fill_null(False).alias("__role"),
+        bare.str.replace(r"\d+$", "").alias("__stem"),
+    )
+    role, stem = pl.col("__role"), pl.col("__stem")
     contacts = contacts.with_columns(_name_derived(stem, first, last).alias("__built"))
     built = pl.col("__built")
     return contacts.select(
@@ -640,10 +644,9 @@ def _name_vetoes(
     personal identifier (the email's local part, a phone nobody else has) marks two different people,
     whom no chain of other links may join; so are two first names that clearly differ on one mailbox, one
     phone number or one handle (``familjen.berg`` at two providers): a household or an office shares
-    those, a person does not change first name. A
-    missing name neither vetoes nor helps. Where the weights
-    were not ``learned`` from the file (too few records), two names both unlike the other's are two
-    people even in an export of names and addresses: a household, not a typo."""
+    those, a person does not change first name. A missing name neither vetoes nor helps. Where the
+    weights were not ``learned`` from the file (too few records), two names both unlike the other's are
+    two people even in an export of names and addresses: a household, not a typo."""
     n = len(next(iter(lv.values())))
     missing = np.full(n, -1, dtype=np.int8)
     company, local, phone = lv.get("company", missing), lv.get("local", missing), lv.get("phone", missing)
@@ -863,7 +866,7 @@ def persons_and_review(
         no_link, strangers = _name_vetoes(
             lv, differ, shared_phone, _work_conflict(columns, pairs), same_address, learned
         )
-        vetoed = no_link | strangers  # a rule decided these, not the model's doubt: not for review
+        vetoed = no_link | strangers  # a rule decided these, not the model's doubt
         weights = np.where(no_link, np.minimum(weights, threshold - 1), weights)
         weights = np.where(strangers, -np.inf, weights)
         # The same address is the same person, unless it is a role mailbox colleagues share (info@) or a
@@ -884,22 +887,17 @@ def persons_and_review(
     # ``p`` holds the records in the order of ``contacts``: each record's cluster is named by a row.
     rows = p["_row"].to_numpy()
     named = pl.Series("_cluster", rows[cluster(p.height, pairs, weights, threshold, split)], dtype=pl.Int64)
+    unsure = 0
     if ids is not None and len(weights):
-        settled = decided | np.append(vetoed, np.zeros(len(pairs) - len(vetoed), dtype=bool))
-        review = _review(pairs, weights, settled, lv, (low, threshold, prior), split, ids)
+        settled = decided.copy()  # not for review: decided by a person (pairs it added too) or by a rule
+        settled[: len(vetoed)] |= vetoed
+        review, unsure = _review(pairs, weights, settled, lv, (low, threshold, prior), split, ids)
     persons = (
         contacts.with_columns(named, p["owner"].alias("owns_mailbox"))
         .with_columns(pl.format("person:{}", pl.col("_cluster")).alias("person_key"))
         .drop("_cluster")
     )
-    unsure = review.filter(pl.col("why") == "unsure")
-    listed = pl.concat(
-        [
-            unsure.sort("posterior", "record_a", "record_b", descending=[True, False, False]).head(REVIEW_LIMIT),
-            review.filter(pl.col("why") == "split"),
-        ]
-    )
-    return persons, Review(listed, int(decided.sum()), overridden, unsure.height)
+    return persons, Review(review, int(decided.sum()), overridden, unsure)
 
 
 def _decided(
@@ -948,7 +946,9 @@ def _review(
     band: tuple[float, float, float],
     split: list[tuple[int, int]],
     ids: np.ndarray,
-) -> pl.DataFrame:
+) -> tuple[pl.DataFrame, int]:
+    """The review list (at most ``REVIEW_LIMIT`` unsure pairs, the likeliest first, then the pairs kept
+    apart) and how many unsure pairs there were in all."""
     low, threshold, prior = band  # weights from, up to, and the prior log-odds of a match
     scored = len(next(iter(lv.values()))) if lv else 0
     unsure = (weights[:scored] >= low) & (weights[:scored] < threshold) & ~settled[:scored]
@@ -972,7 +972,7 @@ def _review(
             "agreed": agreed.to_series() if len(at) else pl.Series([], dtype=pl.String),
         },
         schema=REVIEW_COLUMNS,
-    )
+    ).sort("posterior", "record_a", "record_b", descending=[True, False, False])
     split_rows = pl.DataFrame(
         {
             "record_a": ids[kept_apart[:, 0]].astype(str),
@@ -983,4 +983,4 @@ def _review(
         },
         schema=REVIEW_COLUMNS,
     ).unique(maintain_order=True)
-    return pl.concat([unsure_rows, split_rows])
+    return pl.concat([unsure_rows.head(REVIEW_LIMIT), split_rows]), unsure_rows.height
