@@ -52,3 +52,33 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit):
         cli.main([command, "--help"])
     assert "usage: cleanse" in capsys.readouterr().out
+
+
+def test_the_command_exits_with_mains_code_and_its_whole_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.csv"
+    command = [sys.executable, "-m", "flows.cli", "run", str(missing), "--state", str(tmp_path / "s.sqlite")]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert "nope.csv" in done.stderr and done.stderr.endswith("\n") and done.stdout == ""
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    in_process = capsys.readouterr().out
+    helped = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", "--help"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert helped.returncode == 0 and helped.stdout == in_process
+
+
+def test_the_command_waits_for_a_thread_that_is_still_working(tmp_path: Path) -> None:
+    mark = tmp_path / "finished"
+    probe = (
+        "import threading, time\n"
+        "from flows import cli\n"
+        "cli.main = lambda: 3\n"
+        f"threading.Thread(target=lambda: (time.sleep(0.5), open({str(mark)!r}, 'w').write('x'))).start()\n"
+        "cli.entry()"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 3 and mark.read_text() == "x"
