@@ -25,6 +25,7 @@ from .dedupe import persons_and_review
 from .domains import DnsHealth, check_domains
 from .errors import ConfigError, file_error
 from .mapping import empty_contacts, load_mapping, map_tables
+from .persons import PersonIds, assign_person_ids
 from .policy import LoadedPolicy
 from .preflight import DEFAULT_OUT as DEFAULT_OUT
 from .preflight import SAMPLE_DIR as SAMPLE_DIR
@@ -54,6 +55,7 @@ class RunContext:
     addresses: pl.DataFrame | None = None
     review: pl.DataFrame | None = None  # dedupe's review list (review_table), written as review.csv
     review_counts: dict[str, int] = field(default_factory=dict)
+    persons: PersonIds | None = None  # lasting person ids: per cluster, and what the state must record
     dns: DnsHealth = DnsHealth(checked=False, healthy=True, detail="the domain check was not run")
     timings: dict[str, float] = field(default_factory=dict)
     run_dir: Path | None = None
@@ -112,8 +114,13 @@ def stage_domains(ctx: RunContext) -> RunContext:
     return ctx
 
 
-def stage_dedupe(ctx: RunContext) -> RunContext:
+def stage_dedupe(ctx: RunContext, lasting_ids: bool = True) -> RunContext:
+    """Clusters (``person_key``) and the review list; with ``lasting_ids`` also each cluster's ``person_id``,
+    taken over from the records' earlier runs (persons.py) and recorded when the run publishes."""
     ctx.contacts, review = persons_and_review(ctx.contacts, decisions=ctx.state.person_decisions())
+    if lasting_ids:
+        ctx.persons = assign_person_ids(ctx.contacts, ctx.state.persons())
+        ctx.contacts = ctx.contacts.with_columns(ctx.persons.person_id)
     ctx.review = review_table(review.pairs, ctx.contacts)
     ctx.review_counts = {
         "pending": review.unsure,
@@ -195,6 +202,8 @@ def _manifest(ctx: RunContext, counts: dict[str, int], decisions: pl.DataFrame) 
         "dns": dns_summary(ctx.dns),
         # Pairs in review.csv (unsure, or strangers kept apart), and a person's links and unlinks applied.
         "review": ctx.review_counts,
+        # Lasting person ids: persons, those that kept their id from earlier runs, new ones, merges, splits.
+        "persons": ctx.persons.counts if ctx.persons is not None else {},
         "previous_run": previous[-1]["summary"] if previous else None,
         "conservation": "rows in = keep + reconfirm + discard + quarantine",
         "warnings": list(ctx.read.warnings),
@@ -273,6 +282,8 @@ def stage_write(ctx: RunContext) -> RunContext:
     try:
         with ctx.state.transaction() as db:
             added = ctx.state.suppress(entries, "opt-out or erasure", f"run {ctx.run_id}", db=db)
+            if ctx.persons is not None:
+                ctx.state.set_persons(ctx.persons.store, db=db)
             ctx.state.record_run(ctx.run_id, ctx.as_of, str(out_dir / ctx.run_id), summary, db=db)
             undo = promote(out_dir, ctx.run_id)
     except BaseException:
@@ -320,7 +331,12 @@ def dedupe_only(
         raise ConfigError(f"--out {out_file} must end in .csv or .parquet.", fix="Name the output file so.")
     ctx = prepare(request)
     # Dedupe alone reads any export with names: a postal list or a sign-up sheet may hold no email.
-    stages: dict[str, Stage] = {**dict(STAGES), "map": functools.partial(stage_map, require_email=False)}
+    # It publishes nothing, so it gives no lasting person ids either.
+    stages: dict[str, Stage] = {
+        **dict(STAGES),
+        "map": functools.partial(stage_map, require_email=False),
+        "dedupe": functools.partial(stage_dedupe, lasting_ids=False),
+    }
     for name in ("read", "map", "validate", "dedupe"):
         ctx = run_stage(name, stages[name], ctx, progress)
     evidence = evidence_at()

@@ -39,6 +39,9 @@ RECORD_COLUMNS = [
 ]
 
 
+PERSON_COUNTS = ("persons", "kept_id", "new", "merged", "split")
+
+
 def _counts(frame: pl.DataFrame, column: str) -> dict[str, int]:
     return _as_counts(frame.group_by(column).len().sort(column))
 
@@ -222,6 +225,8 @@ def build_report(
         "review": {
             k: int(meta.get("review", {}).get(k, 0)) for k in ("pending", "listed", "split", "decided", "overridden")
         },
+        # Lasting person ids: how many persons kept the id of an earlier run, how many are new, merged, split.
+        "persons": {k: int(meta.get("persons", {}).get(k, 0)) for k in PERSON_COUNTS},
     }
 
     previous = meta.get("previous_run")
@@ -321,6 +326,18 @@ def _review_html(review: dict[str, int]) -> str:
         f"<code>review.csv</code>. {review.get('decided', 0):,} pairs were decided by a person "
         f"(<code>cleanse link</code> / <code>cleanse unlink</code>), {review.get('overridden', 0):,} of them "
         "against what the model would have done.</p>"
+    )
+
+
+def _persons_html(persons: dict[str, int]) -> str:
+    """How the lasting person ids moved since earlier runs."""
+    if not persons.get("persons"):
+        return ""
+    return (
+        f"<p>Persons: {persons['persons']:,}. {persons.get('kept_id', 0):,} kept the <code>person_id</code> "
+        f"of an earlier run and {persons.get('new', 0):,} are new; {persons.get('merged', 0):,} took in records "
+        f"of several earlier persons (a merge) and {persons.get('split', 0):,} earlier persons now lie in "
+        "several (a split).</p>"
     )
 
 
@@ -442,6 +459,7 @@ def render_html(report: dict[str, Any]) -> str:
             f"{dup['opt_outs_spread']:,} addresses were discarded because the same person opted out elsewhere.</p>"
         )
         + _review_html(dup.get("review", {}))
+        + _persons_html(dup.get("persons", {}))
     )
     change = report["change"]
     if change["previous_run"]:

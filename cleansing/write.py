@@ -26,7 +26,7 @@ from .errors import ConservationError
 from .reasons import Klass
 
 PARTITIONS = (Klass.KEEP.value, Klass.RECONFIRM.value, Klass.DISCARD.value)
-LINEAGE = ["source_file", "source_row", "record_id", "cluster_id", "survivor_id"]
+LINEAGE = ["source_file", "source_row", "record_id", "cluster_id", "person_id", "survivor_id"]
 CONTACT_COLUMNS = [
     "email",
     "email_normalized",
@@ -126,6 +126,7 @@ def decisions_frame(records: pl.DataFrame, quarantine: pl.DataFrame) -> pl.DataF
         "reason",
         pl.col("flags").list.join(";").alias("flags"),
         "cluster_id",
+        "person_id",
         "survivor_id",
         "mx_status",
         mask_email(pl.col("email")).alias("email_masked"),
@@ -138,6 +139,7 @@ def decisions_frame(records: pl.DataFrame, quarantine: pl.DataFrame) -> pl.DataF
         pl.lit("UNREADABLE_ROW").alias("reason"),
         pl.lit(None, pl.String).alias("flags"),
         pl.lit(None, pl.String).alias("cluster_id"),
+        pl.lit(None, pl.String).alias("person_id"),
         pl.lit(None, pl.String).alias("survivor_id"),
         pl.lit("not_checked").alias("mx_status"),
         pl.lit(None, pl.String).alias("email_masked"),

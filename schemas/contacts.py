@@ -67,6 +67,7 @@ class Decisions(pa.DataFrameModel):
     reason: str
     flags: str = pa.Field(nullable=True)
     cluster_id: str = pa.Field(nullable=True)
+    person_id: str = pa.Field(nullable=True)
     survivor_id: str = pa.Field(nullable=True)
     mx_status: str
     email_masked: str = pa.Field(nullable=True)

@@ -43,12 +43,13 @@ def ready_to_write(tmp: Path, timeout: float = 0.3) -> RunContext:
     return ctx
 
 
-def story(tmp: Path) -> tuple[list[str], int, int]:
-    """What the out folder and the state database say: visible entries, run records, suppression entries."""
+def story(tmp: Path) -> tuple[list[str], int, int, int]:
+    """What the out folder and the state database say: visible entries, run records, suppression entries,
+    records with a person id."""
     out = tmp / "out"
     names = sorted(p.name for p in out.iterdir()) if out.exists() else []
     store = StateStore(tmp / "s.sqlite")
-    return names, len(store.runs()), store.suppression().height
+    return names, len(store.runs()), store.suppression().height, store.persons().height
 
 
 def test_a_locked_state_database_at_publication_publishes_nothing_and_says_so(tmp_path: Path) -> None:
@@ -61,9 +62,9 @@ def test_a_locked_state_database_at_publication_publishes_nothing_and_says_so(tm
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert story(tmp_path) == ([], 0, 0)
+    assert story(tmp_path) == ([], 0, 0, 0)
     ctx = stage_write(ctx)  # the retry starts from the same inputs and publishes all of it
-    assert story(tmp_path) == ([ctx.run_id, "latest"], 1, 1)
+    assert story(tmp_path) == ([ctx.run_id, "latest"], 1, 1, 2)
 
 
 def test_a_state_database_damaged_during_the_run_publishes_nothing(tmp_path: Path) -> None:
