@@ -33,7 +33,7 @@ import polars as pl
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein, Prefix
 
-from .providers import FREE_MAIL_DOMAINS, ROLE_LOCAL_PARTS
+from .providers import FREE_MAIL_DOMAINS, HOUSEHOLD_WORDS, ROLE_LOCAL_PARTS
 
 MAX_BLOCK = 30
 EXTENSION = r"(?i)\b(?:ext|extension|ankn|anknytning)\.?\s*(\d{1,6})\s*$"
@@ -142,6 +142,17 @@ def _name_derived(letters: pl.Expr, first: pl.Expr, last: pl.Expr) -> pl.Expr:
     return pl.any_horizontal([letters == form for form in forms]).fill_null(False)
 
 
+def _household(letters: pl.Expr, last: pl.Expr) -> pl.Expr:
+    """Whether an email's local part (as in ``_name_derived``) names a household: a household word and the
+    record's surname, ``familjenberg`` or ``bergfamily``. Every Berg of that household may write from it,
+    and another family Berg has the same handle at another provider."""
+    l_ = last.str.replace_all(" ", "", literal=True)
+    words = pl.lit(list(HOUSEHOLD_WORDS), pl.List(pl.String))
+    before = letters.str.ends_with(l_) & letters.str.strip_suffix(l_).is_in(words)
+    after = letters.str.starts_with(l_) & letters.str.strip_prefix(l_).is_in(words)
+    return ((l_.str.len_chars() > 0) & (before | after)).fill_null(False)
+
+
 def prepare(contacts: pl.DataFrame) -> pl.DataFrame:
     """The comparable fields of every record, keyed by ``_row``."""
     contacts = _with_folded(contacts)
@@ -170,8 +181,10 @@ def prepare(contacts: pl.DataFrame) -> pl.DataFrame:
         bare.str.replace(r"\d+$", "").alias("__stem"),
     )
     role, stem = pl.col("__role"), pl.col("__stem")
-    contacts = contacts.with_columns(_name_derived(stem, first, last).alias("__built"))
-    built = pl.col("__built")
+    contacts = contacts.with_columns(
+        _name_derived(stem, first, last).alias("__built"), _household(stem, last).alias("__household")
+    )
+    built, household = pl.col("__built"), pl.col("__household")
     return contacts.select(
         pl.col("_row"),
         first.alias("first"),
@@ -187,10 +200,10 @@ def prepare(contacts: pl.DataFrame) -> pl.DataFrame:
         pl.concat_str(
             [_column(contacts, "phone_e164"), pl.lit(" ext "), _column(contacts, "phone").str.extract(EXTENSION)]
         ).alias("line"),
-        # The local part as evidence of its own only where it is more than the record's names: one
-        # trailing digit is how a provider tells namesakes apart, two or more (annaberg85) are the
-        # person's own choice.
-        pl.when(role | (built & (bare.str.len_chars() - stem.str.len_chars() <= 1)))
+        # The local part as evidence of its own only where it is more than the record's names (or its
+        # household's): one trailing digit is how a provider tells namesakes apart, two or more
+        # (annaberg85) are the person's own choice.
+        pl.when(role | ((built | household) & (bare.str.len_chars() - stem.str.len_chars() <= 1)))
         .then(None)
         .otherwise(bare)
         .alias("local"),

@@ -74,6 +74,9 @@ COMMON_DOMAINS = (
     "bahnhof.se",
 )
 
+# Words that make a handle a household's: ``familjen.berg``, ``family.smith``, ``bergsfamily``.
+HOUSEHOLD_WORDS = ("familjen", "familj", "family", "familie", "familien", "famille", "familia", "fam")
+
 ROLE_LOCAL_PARTS = frozenset(
     {
         # RFC 2142

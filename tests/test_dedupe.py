@@ -74,6 +74,18 @@ def same_person(*records: dict[str, Any]) -> bool:
             id="namesakes-whose-addresses-are-their-names",
         ),
         pytest.param(
+            {"first_name": "Anna", "last_name": "Ekblad", "email": "familjen.ekblad2@gmail.com"},
+            {"first_name": "Anna", "last_name": "Ekblad", "email": "familjen.ekblad2@icloud.com"},
+            False,
+            id="namesakes-in-two-households-with-one-handle-at-two-providers",
+        ),
+        pytest.param(
+            {"first_name": "Anna", "last_name": "Ekblad", "email": "ekblad.family@gmail.com", "phone": "070-111 22 33"},
+            {"first_name": "Anna", "last_name": "Ekblad", "email": "ekblad.family@gmail.com", "phone": "0701112233"},
+            True,
+            id="one-household-mailbox-and-one-phone",
+        ),
+        pytest.param(
             {"first_name": "Karin", "last_name": "Lind", "email": "kar***@example.se", "phone": "070-111 22 33"},
             {"first_name": "Karin", "last_name": "Lind", "email": "karin.lind@example.se", "phone": "0701112233"},
             True,
