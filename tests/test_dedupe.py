@@ -546,3 +546,25 @@ def test_a_run_folder_holds_the_review_list_and_the_manifest_counts_it(tmp_path:
     assert json.loads((run_dir / "report.json").read_text())["duplicates"]["review"] == counts
     assert "1 pairs were decided by a person" in (run_dir / "report.html").read_text()
     assert oct((run_dir / "review.csv").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_company_typo_is_still_a_candidate_pair_where_the_coarse_blocks_overflow() -> None:
+    from cleansing.dedupe import candidate_pairs, prepare
+
+    pair = [
+        {"first_name": "Bengt", "last_name": "Strömström", "company": "Lindplast Sjöbom & Partners AB", "city": "Lund"},
+        {"first_name": "Bengt", "last_name": "Strömström", "company": "Lindplas Sjöbom & Partners AB", "city": "Lund"},
+    ]
+    # Namesakes in one town enough to overflow the name and town keys, colleagues enough to overflow the
+    # company-prefix keys.
+    namesakes = [
+        {"first_name": "Bengt", "last_name": f"Strömlund{i}", "company": f"Ekbygg {i} AB", "city": "Lund"}
+        for i in range(32)
+    ]
+    colleagues = [
+        {"first_name": "Bo", "last_name": "Stenberg", "company": f"Lindplast Filial {i} AB", "city": "Lund"}
+        for i in range(40)
+    ]
+    records = people(*pair, *namesakes, *colleagues)
+    pairs = candidate_pairs(prepare(records))
+    assert (0, 1) in set(zip(pairs.left.tolist(), pairs.right.tolist(), strict=True))
