@@ -240,10 +240,11 @@ def _blocking_keys(p: pl.DataFrame) -> list[pl.Expr]:
         pl.concat_str([pl.col("company").str.slice(0, 8), f1]),
         pl.concat_str([pl.col("company"), l3, f1]),
         pl.col("address"),
-        # A key that stays small in a million records, where the company keys above overflow and are
-        # dropped: a company's beginning with the name's (a typo later in either). (The whole company with
-        # an initial finds more, but joins more colleagues of one name than it finds.)
+        # Keys that stay small in a million records, where the company-prefix keys above overflow and
+        # are dropped: a company's beginning with the name's (a typo later in either), the whole company
+        # with the first name's initial (a typo early in the surname).
         pl.concat_str([pl.col("company").str.slice(0, 8), l3, f1]),
+        pl.concat_str([pl.col("company"), f1]),
     ]
 
 
@@ -647,6 +648,62 @@ def _work_conflict(columns: dict[str, Column], pairs: Pairs) -> np.ndarray:
     return conflict
 
 
+def mobile_numbers(values: pl.Series) -> pl.Series:
+    """Whether each E.164 number (``+46701234567``) is a mobile number by its country's numbering plan,
+    and not one that plan would also take for a fixed line (as in North America): phonenumbers' patterns,
+    applied as one regular expression per country calling code the numbers use."""
+    import phonenumbers
+
+    numbers = pl.col("v")
+    frame = values.to_frame("v")
+    heads = {h for n in (1, 2, 3) for h in frame.select(numbers.str.slice(1, n).unique())["v"].to_list()}
+    checks = []
+    for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        if str(code) not in heads:
+            continue
+        # A calling code may serve several regions (+44: GB, GG, IM, JE): a number of any of them counts.
+        plans = [phonenumbers.PhoneMetadata.metadata_for_region(r) for r in regions]
+        mobiles = [
+            m.mobile.national_number_pattern for m in plans if m and m.mobile and m.mobile.national_number_pattern
+        ]
+        fixed = [
+            m.fixed_line.national_number_pattern
+            for m in plans
+            if m and m.fixed_line and m.fixed_line.national_number_pattern
+        ]
+        if not mobiles:
+            continue
+        national = numbers.str.slice(1 + len(str(code)))
+        mobile = national.str.contains("^(?:" + "|".join(f"(?:{p})" for p in mobiles) + ")$")
+        if fixed:
+            mobile = mobile & ~national.str.contains("^(?:" + "|".join(f"(?:{p})" for p in fixed) + ")$")
+        checks.append((numbers.str.starts_with(f"+{code}"), mobile))
+    found = pl.coalesce([pl.when(prefix).then(mobile) for prefix, mobile in checks] + [pl.lit(False)])
+    return frame.select(found.fill_null(False)).to_series()
+
+
+def _two_mobiles(columns: dict[str, Column], pairs: Pairs, lv: dict[str, np.ndarray]) -> np.ndarray:
+    """Both records have a mobile number, and the numbers differ by more than one slip (a digit wrong,
+    added, dropped or two swapped): a person carries one mobile, so these are two people, at one company
+    or not."""
+    if "phone" not in lv:
+        return np.zeros(len(pairs), dtype=bool)
+    phone = columns["phone"]
+    differs = np.flatnonzero(lv["phone"] == 0)
+    out = np.zeros(len(pairs), dtype=bool)
+    if len(differs) == 0:
+        return out
+    # Only the numbers of pairs whose numbers differ are looked at.
+    involved = np.unique(np.concatenate([phone.codes[pairs.left[differs]], phone.codes[pairs.right[differs]]]))
+    mobile = np.zeros(len(phone.values) + 1, dtype=bool)
+    mobile[involved] = mobile_numbers(phone.values.gather(involved)).to_numpy()
+    both = differs[mobile[phone.codes[pairs.left[differs]]] & mobile[phone.codes[pairs.right[differs]]]]
+    if len(both):
+        chosen = Pairs(pairs.left[both], pairs.right[both])
+        out[both] = chosen.similarity(phone, phone, OSA.distance) > 1
+    return out
+
+
 def _name_vetoes(
     lv: dict[str, np.ndarray],
     differ: dict[str, np.ndarray],
@@ -654,6 +711,7 @@ def _name_vetoes(
     work_conflict: np.ndarray,
     same_address: np.ndarray,
     learned: bool = True,
+    two_mobiles: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Different names veto a match however much else agrees. Returns ``(no_link, strangers)``:
     both names different (and not swapped) is never a link on its own; one name different when the
@@ -676,8 +734,11 @@ def _name_vetoes(
     same_building = (street >= 2) & ~personal & one_name_differs & ("company" in lv)
     # Two personal phones (numbers nobody else has) that differ, or two addresses at one company's
     # domain: two people.
-    # (One name at one company with two numbers is a person with a mobile and a direct line.)
-    phone_conflict = (phone == 0) & ~shared_phone & ~personal & ~((company >= 2) & ~one_name_differs)
+    # (One name at one company with two numbers is a person with a mobile and a direct line; with two
+    # mobiles more than a slip apart, two colleagues of one name.)
+    mobiles = two_mobiles if two_mobiles is not None else np.zeros(n, dtype=bool)
+    one_person_two_lines = (company >= 2) & ~one_name_differs & ~mobiles
+    phone_conflict = (phone == 0) & ~shared_phone & ~personal & ~one_person_two_lines
     household = differ["first_of_another"] & ((phone == 3) | same_address | (local == 3))
     colleagues = colleagues | phone_conflict | work_conflict | household
     # In an export with only names and addresses the address is the person's own, and the model's weights
@@ -881,7 +942,13 @@ def persons_and_review(
         shared_phone = _shared_phones(columns, pairs, lv, differ)
         same_address = pairs.exact(columns["address"])
         no_link, strangers = _name_vetoes(
-            lv, differ, shared_phone, _work_conflict(columns, pairs), same_address, learned
+            lv,
+            differ,
+            shared_phone,
+            _work_conflict(columns, pairs),
+            same_address,
+            learned,
+            _two_mobiles(columns, pairs, lv),
         )
         vetoed = no_link | strangers  # a rule decided these, not the model's doubt
         weights = np.where(no_link, np.minimum(weights, threshold - 1), weights)

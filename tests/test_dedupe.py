@@ -80,6 +80,24 @@ def same_person(*records: dict[str, Any]) -> bool:
             id="namesakes-in-two-households-with-one-handle-at-two-providers",
         ),
         pytest.param(
+            {"first_name": "Anna", "last_name": "Persson", "company": "Grandal AB", "phone": "072-885 78 29"},
+            {"first_name": "Anna", "last_name": "Persson", "company": "Grandal AB", "phone": "076-319 32 08"},
+            False,
+            id="two-mobiles-at-one-company-are-two-colleagues-of-one-name",
+        ),
+        pytest.param(
+            {"first_name": "Anna", "last_name": "Persson", "company": "Grandal AB", "phone": "072-885 78 29"},
+            {"first_name": "Anna", "last_name": "Persson", "company": "Grandal AB", "phone": "08-123 456 78"},
+            True,
+            id="a-mobile-and-a-direct-line-at-one-company-are-one-person",
+        ),
+        pytest.param(
+            {"first_name": "Anna", "last_name": "Persson", "company": "Grandal AB", "phone": "072-885 78 29"},
+            {"first_name": "Anna", "last_name": "Persson", "company": "Grandal AB", "phone": "072-885 78 92"},
+            True,
+            id="two-digits-swapped-in-a-mobile-are-a-slip",
+        ),
+        pytest.param(
             {"first_name": "Anna", "last_name": "Ekblad", "email": "ekblad.family@gmail.com", "phone": "070-111 22 33"},
             {"first_name": "Anna", "last_name": "Ekblad", "email": "ekblad.family@gmail.com", "phone": "0701112233"},
             True,
