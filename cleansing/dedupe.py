@@ -682,18 +682,16 @@ def mobile_numbers(values: pl.Series) -> pl.Series:
     return frame.select(found.fill_null(False)).to_series()
 
 
-def _two_mobiles(columns: dict[str, Column], pairs: Pairs, lv: dict[str, np.ndarray]) -> np.ndarray:
-    """Both records have a mobile number, and the numbers differ by more than one slip (a digit wrong,
-    added, dropped or two swapped): a person carries one mobile, so these are two people, at one company
-    or not."""
-    if "phone" not in lv:
-        return np.zeros(len(pairs), dtype=bool)
+def _two_mobiles(columns: dict[str, Column], pairs: Pairs, asked: np.ndarray) -> np.ndarray:
+    """Of the ``asked`` pairs (whose phone numbers differ), those where both numbers are mobile numbers
+    more than one slip apart (a digit wrong, added, dropped or two swapped): a person carries one mobile,
+    so these are two people, at one company or not."""
     phone = columns["phone"]
-    differs = np.flatnonzero(lv["phone"] == 0)
+    differs = np.flatnonzero(asked)
     out = np.zeros(len(pairs), dtype=bool)
     if len(differs) == 0:
         return out
-    # Only the numbers of pairs whose numbers differ are looked at.
+    # Only the numbers of these pairs are looked at.
     involved = np.unique(np.concatenate([phone.codes[pairs.left[differs]], phone.codes[pairs.right[differs]]]))
     mobile = np.zeros(len(phone.values) + 1, dtype=bool)
     mobile[involved] = mobile_numbers(phone.values.gather(involved)).to_numpy()
@@ -941,6 +939,13 @@ def persons_and_review(
         differ = names_differ(columns, pairs, sims)
         shared_phone = _shared_phones(columns, pairs, lv, differ)
         same_address = pairs.exact(columns["address"])
+        # Two numbers at one company under one name are a person's mobile and direct line, unless both
+        # are mobiles: asked only of those pairs.
+        one_name_one_company = (
+            (lv["phone"] == 0) & (lv["company"] >= 2) & ~differ["first"] & ~differ["last"]
+            if "phone" in lv and "company" in lv
+            else np.zeros(len(pairs), dtype=bool)
+        )
         no_link, strangers = _name_vetoes(
             lv,
             differ,
@@ -948,7 +953,7 @@ def persons_and_review(
             _work_conflict(columns, pairs),
             same_address,
             learned,
-            _two_mobiles(columns, pairs, lv),
+            _two_mobiles(columns, pairs, one_name_one_company),
         )
         vetoed = no_link | strangers  # a rule decided these, not the model's doubt
         weights = np.where(no_link, np.minimum(weights, threshold - 1), weights)

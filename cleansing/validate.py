@@ -229,17 +229,36 @@ def address_key(normalized: pl.Expr) -> pl.Expr:
 
 
 # A Swedish mobile number (07x, +467x or 00467x with eight more digits) in any punctuation: written in
-# E.164 by an expression. Everything else goes through phonenumbers.
+# E.164 by an expression. So is any other Swedish number whose national part (after 0, +46, 0046 or
+# +46 (0)) has a length and shape phonenumbers' plan for Sweden allows, with or without an extension
+# (`` ext 12``, which E.164 leaves out). Everything else goes through phonenumbers.
 SE_MOBILE = r"^(?:0|\+46|0046)(7\d{8})$"
+SE_NUMBER = r"^(?:0|\+46|0046|\+460|00460)([1-9]\d{5,11})$"
+EXTENSION = r"(?i)\s+ext\.?\s*\d{1,6}$"
+
+
+def _swedish_plan() -> tuple[str, list[int]]:
+    meta = phonenumbers.PhoneMetadata.metadata_for_region("SE")
+    assert meta is not None and meta.general_desc is not None
+    return f"^(?:{meta.general_desc.national_number_pattern})$", list(meta.general_desc.possible_length)
 
 
 def normalize_phones(phones: pl.Series, region: str) -> pl.DataFrame:
     """One row per distinct phone text: ``phone, phone_e164`` (null where it is not a possible number)."""
     unique = pl.DataFrame({"phone": phones.drop_nulls().unique()}, schema={"phone": pl.String})
     digits = pl.col("phone").str.replace_all(r"[\s\-().]", "")
+    swedish = pl.lit(region == "SE") | digits.str.starts_with("+46")
+    pattern, lengths = _swedish_plan()
+    national = pl.col("phone").str.replace(EXTENSION, "").str.replace_all(r"[\s\-().]", "").str.extract(SE_NUMBER)
+    planned = national.str.contains(pattern) & national.str.len_chars().is_in(lengths)
     fast = unique.with_columns(
-        pl.when(pl.lit(region == "SE") | digits.str.starts_with("+46"))
-        .then(pl.concat_str([pl.lit("+46"), digits.str.extract(SE_MOBILE)]))
+        pl.when(swedish)
+        .then(
+            pl.coalesce(
+                pl.concat_str([pl.lit("+46"), digits.str.extract(SE_MOBILE)]),
+                pl.when(planned).then(pl.concat_str([pl.lit("+46"), national])),
+            )
+        )
         .alias("phone_e164")
     )
     done = fast.filter(pl.col("phone_e164").is_not_null())

@@ -132,10 +132,14 @@ def test_phones_are_written_in_e164_with_sweden_as_default_region(phone: str, e1
 
 
 PHONE = st.builds(
-    lambda prefix, digits, sep: prefix + sep.join([digits[:2], digits[2:5], digits[5:]]),
-    st.sampled_from(["07", "+467", "00467", "+46 7", "08", "+4670", "0", "+44 7", "+1 ", "7", "(0)7"]),
-    st.text(alphabet="0123456789", min_size=5, max_size=11),
+    lambda prefix, digits, sep, extension: prefix + sep.join([digits[:2], digits[2:5], digits[5:]]) + extension,
+    st.sampled_from(
+        ["07", "+467", "00467", "+46 7", "08", "+4670", "0", "+44 7", "+1 ", "7", "(0)7"]
+        + ["031", "+46 8", "+46 (0)8", "0046 31", "+460", "00460", "0046", "+46", "01", "09"]
+    ),
+    st.text(alphabet="0123456789", min_size=4, max_size=12),
     st.sampled_from(["", " ", "-", ".", "(", ")"]),
+    st.sampled_from(["", " ext 12", " ext. 7", " EXT 123456", " ext1234567", " x 12"]),
 )
 
 
