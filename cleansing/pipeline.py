@@ -55,7 +55,7 @@ class RunContext:
     addresses: pl.DataFrame | None = None
     review: pl.DataFrame | None = None  # dedupe's review list (review_table), written as review.csv
     review_counts: dict[str, int] = field(default_factory=dict)
-    persons: PersonIds | None = None  # lasting person ids: per cluster, and what the state must record
+    persons: PersonIds | None = None  # lasting person ids: each record's, and what the state must record
     dns: DnsHealth = DnsHealth(checked=False, healthy=True, detail="the domain check was not run")
     timings: dict[str, float] = field(default_factory=dict)
     run_dir: Path | None = None

@@ -4,6 +4,7 @@ and splits counted."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import sqlite3
 from pathlib import Path
@@ -110,7 +111,7 @@ def test_every_cluster_gets_one_id_no_two_share_one_and_order_does_not_matter(
     assert ids_of(shuffled, earlier.reverse()) == ids
 
 
-def _run(source: Path, tmp_path: Path) -> pl.DataFrame:
+def _run(source: Path, tmp_path: Path) -> tuple[pl.DataFrame, Path]:
     ctx = run_pipeline(
         RunRequest(
             sources=(str(source),),
@@ -121,7 +122,7 @@ def _run(source: Path, tmp_path: Path) -> pl.DataFrame:
         )
     )
     assert ctx.run_dir is not None
-    return pl.read_parquet(ctx.run_dir / "decisions.parquet").filter(pl.col("record_id").is_not_null())
+    return pl.read_parquet(ctx.run_dir / "decisions.parquet").filter(pl.col("record_id").is_not_null()), ctx.run_dir
 
 
 def test_after_5_percent_of_the_records_change_the_untouched_persons_keep_their_ids(tmp_path: Path) -> None:
@@ -131,7 +132,7 @@ def test_after_5_percent_of_the_records_change_the_untouched_persons_keep_their_
     people = people.drop("n").select("id", pl.exclude("id"))
     source = tmp_path / "contacts.csv"
     people.write_csv(source)
-    before = _run(source, tmp_path)
+    before, _ = _run(source, tmp_path)
 
     rng = random.Random(4)
     touched = set(rng.sample(people["id"].to_list(), k=people.height // 20))
@@ -151,7 +152,7 @@ def test_after_5_percent_of_the_records_change_the_untouched_persons_keep_their_
         ]
     )
     changed.write_csv(source)
-    after = _run(source, tmp_path)
+    after, run_dir = _run(source, tmp_path)
 
     def persons(frame: pl.DataFrame) -> pl.DataFrame:
         return frame.group_by("person_id").agg(pl.col("record_id").sort().alias("records"))
@@ -168,6 +169,10 @@ def test_after_5_percent_of_the_records_change_the_untouched_persons_keep_their_
     kept = after.join(before.select("record_id", pl.col("person_id").alias("was")), on="record_id")
     untouched_records = kept.filter(pl.col("was").is_in(untouched["person_id"].implode()))
     assert (untouched_records["person_id"] == untouched_records["was"]).mean() >= 0.99  # type: ignore[operator]
+
+    counted = json.loads((run_dir / "report.json").read_text())["duplicates"]["persons"]
+    assert counted["persons"] == after["person_id"].n_unique() and counted["kept_id"] >= same.height
+    assert counted["new"] >= 1 and "kept the <code>person_id</code>" in (run_dir / "report.html").read_text()
 
     stored = StateStore(tmp_path / "state.sqlite").persons()
     assert stored.columns == ["record_id", "person_id"]  # record ids and person ids: nothing personal
