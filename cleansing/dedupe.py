@@ -708,8 +708,8 @@ def _name_vetoes(
     shared_phone: np.ndarray,
     work_conflict: np.ndarray,
     same_address: np.ndarray,
-    learned: bool = True,
-    two_mobiles: np.ndarray | None = None,
+    learned: bool,
+    two_mobiles: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Different names veto a match however much else agrees. Returns ``(no_link, strangers)``:
     both names different (and not swapped) is never a link on its own; one name different when the
@@ -734,8 +734,7 @@ def _name_vetoes(
     # domain: two people.
     # (One name at one company with two numbers is a person with a mobile and a direct line; with two
     # mobiles more than a slip apart, two colleagues of one name.)
-    mobiles = two_mobiles if two_mobiles is not None else np.zeros(n, dtype=bool)
-    one_person_two_lines = (company >= 2) & ~one_name_differs & ~mobiles
+    one_person_two_lines = (company >= 2) & ~one_name_differs & ~two_mobiles
     phone_conflict = (phone == 0) & ~shared_phone & ~personal & ~one_person_two_lines
     household = differ["first_of_another"] & ((phone == 3) | same_address | (local == 3))
     colleagues = colleagues | phone_conflict | work_conflict | household

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 PREFIX = "P"
-KNOWN_SCHEMA = {"record_id": pl.String, "person_id": pl.String}
+PERSON_IDS = {"record_id": pl.String, "person_id": pl.String}  # the mapping the state keeps
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class PersonIds:
     persons), split (earlier persons whose records now lie in several clusters)."""
 
     person_id: pl.Series
-    store: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=KNOWN_SCHEMA))
+    store: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=PERSON_IDS))
     counts: dict[str, int] = field(default_factory=dict)
 
 

@@ -1,5 +1,5 @@
 """The state database: suppression list (keyed hashes), domain cache, a person's link and unlink decisions,
-the person id of every record id published (``persons``) and run history, in one SQLite file.
+the person id of every record id published (``person_ids``) and run history, in one SQLite file.
 
 WAL mode, a busy timeout and short transactions make two runs at once safe. A run publishes in one
 transaction (``transaction``): its suppression entries, its records' person ids and its run record are
@@ -27,9 +27,9 @@ import polars as pl
 
 from .domains import DomainResult
 from .errors import ConfigError, TransientError
+from .persons import PERSON_IDS
 
 DEFAULT_STATE = Path("data/state/cleansing.sqlite")
-PERSON_IDS = {"record_id": pl.String, "person_id": pl.String}
 BUSY_TIMEOUT_S = 30.0
 DAMAGED_FIX = (
     "Restore the file from a backup, or pass a new --state path; a new state starts with an empty "

@@ -228,11 +228,10 @@ def address_key(normalized: pl.Expr) -> pl.Expr:
     )
 
 
-# A Swedish mobile number (07x, +467x or 00467x with eight more digits) in any punctuation: written in
-# E.164 by an expression. So is any other Swedish number whose national part (after 0, +46, 0046 or
-# +46 (0)) has a length and shape phonenumbers' plan for Sweden allows, with or without an extension
-# (`` ext 12``, which E.164 leaves out). Everything else goes through phonenumbers.
-SE_MOBILE = r"^(?:0|\+46|0046)(7\d{8})$"
+# A Swedish number in any punctuation whose national part (after 0, +46, 0046 or +46 (0)) has a length
+# and shape phonenumbers' plan for Sweden allows (every mobile, 07x with eight more digits, among them),
+# with or without an extension (`` ext 12``, which E.164 leaves out): written in E.164 by an expression.
+# Everything else goes through phonenumbers.
 SE_NUMBER = r"^(?:0|\+46|0046|\+460|00460)([1-9]\d{5,11})$"
 EXTENSION = r"(?i)\s+ext\.?\s*\d{1,6}$"
 
@@ -252,14 +251,7 @@ def normalize_phones(phones: pl.Series, region: str) -> pl.DataFrame:
     national = pl.col("phone").str.replace(EXTENSION, "").str.replace_all(r"[\s\-().]", "").str.extract(SE_NUMBER)
     planned = national.str.contains(pattern) & national.str.len_chars().is_in(lengths)
     fast = unique.with_columns(
-        pl.when(swedish)
-        .then(
-            pl.coalesce(
-                pl.concat_str([pl.lit("+46"), digits.str.extract(SE_MOBILE)]),
-                pl.when(planned).then(pl.concat_str([pl.lit("+46"), national])),
-            )
-        )
-        .alias("phone_e164")
+        pl.when(swedish & planned).then(pl.concat_str([pl.lit("+46"), national])).alias("phone_e164")
     )
     done = fast.filter(pl.col("phone_e164").is_not_null())
     rest = fast.filter(pl.col("phone_e164").is_null())["phone"].to_list()
