@@ -2,8 +2,8 @@
 person level (opt-outs spread, one survivor), then every record gets its class and reason.
 
 Input columns: the mapped contact, ``_row`` (input order), the validate stage's ``address_key`` and
-``email_valid``, ``address_hash`` (keyed hash of the address key), ``mx_status``, ``disposable`` and
-``person_key``.
+``email_valid``, ``address_hash`` (keyed hash of the address key), ``mx_status``, ``disposable``,
+``typo_domain`` and ``person_key``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from .domains import PERMANENT_FAILURES
 from .flags import FLAG_LIST, with_flags
 from .policy import Policy
 from .reasons import Flag, Klass, Reason, unparseable_flag
+from .rules import decision_table
 
 KEEP, RECONFIRM, DISCARD = Klass.KEEP.value, Klass.RECONFIRM.value, Klass.DISCARD.value
 OBJECTIONS = [Reason.SUPPRESSED.value, Reason.ERASURE_REQUESTED.value, Reason.OPTED_OUT.value]
@@ -153,7 +154,6 @@ def judge_addresses(addresses: pl.DataFrame, policy: Policy, as_of: dt.date, dns
         pl.col("_bounce_undated") | ~(pl.col("confirmed_at") > pl.col("bounced_at")).fill_null(False)
     )
     no_mail = pl.col("mx_status").is_in(PERMANENT_FAILURES) & pl.lit(dns_healthy)
-    disposable = pl.col("disposable") & pl.lit(policy.domains.discard_disposable)
     third_party = pl.col("_third_party") & ~pl.col("_direct_evidence") & pl.col("confirmed_at").is_null()
     expired = evidenced & (
         (_day("consent_expires_at") < as_of).fill_null(False)
@@ -165,43 +165,41 @@ def judge_addresses(addresses: pl.DataFrame, policy: Policy, as_of: dt.date, dns
         _day(pl.coalesce("consent_at", "created_at")) >= as_of - dt.timedelta(days=c.pending_max_days)
     ).fill_null(False)
     soft = (
-        pl.lit(policy.soft_opt_in.enabled)
-        & pl.col("is_customer")
+        pl.col("is_customer")
         & ~pl.col("_no_soft_opt_in")
         & (_day("last_purchase_at") >= months_before(as_of, policy.soft_opt_in.max_months)).fill_null(False)
     )
     claimed = pl.col("_granted") | pl.col("_basis_consent") | pl.col("_unreadable_claim")
     # Consent to processing (HubSpot's "Freely given consent") says nothing about email either way.
     li_only = pl.col("_basis_li") & ~pl.col("_basis_other")
-    needs_doi = pl.lit(c.require_double_opt_in) & pl.col("confirmed_at").is_null()
 
-    def rule(cond: pl.Expr, klass: str, reason: Reason) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
-        return cond, pl.lit(klass), pl.lit(reason.value)
-
-    rules = [
-        # R2 and R3 before R1: when today's inputs carry the objection, the reason is theirs.
-        rule(pl.col("erasure_requested"), DISCARD, Reason.ERASURE_REQUESTED),
-        rule(standing_optout, DISCARD, Reason.OPTED_OUT),
-        rule(suppressed, DISCARD, Reason.SUPPRESSED),
-        rule(bounced, DISCARD, Reason.HARD_BOUNCE),
-        rule(no_mail, DISCARD, Reason.NO_MAIL_DOMAIN),
-        rule(disposable, DISCARD, Reason.DISPOSABLE_DOMAIN),
-        rule(third_party, DISCARD, Reason.THIRD_PARTY_LIST),
-        rule(expired, DISCARD, Reason.CONSENT_EXPIRED),
-        (fresh & needs_doi, pl.lit(RECONFIRM), pl.lit(Reason.NEEDS_DOUBLE_OPT_IN.value)),
-        rule(fresh, KEEP, Reason.CONSENT_VALID),
-        rule(evidenced, RECONFIRM, Reason.CONSENT_STALE),
-        rule(pending & pending_recent, RECONFIRM, Reason.DOI_PENDING),
-        rule(pending, DISCARD, Reason.DOI_NEVER_CONFIRMED),
-        rule(soft, KEEP, Reason.SOFT_OPT_IN),
-        rule(claimed, c.unproven_consent, Reason.CONSENT_UNPROVEN),
-        rule(li_only, policy.legitimate_interest.action, Reason.LEGITIMATE_INTEREST_ONLY),
-    ]
+    conditions = {
+        Reason.SUPPRESSED: suppressed & ~pl.col("erasure_requested") & ~standing_optout,
+        Reason.ERASURE_REQUESTED: pl.col("erasure_requested"),
+        Reason.OPTED_OUT: standing_optout,
+        Reason.HARD_BOUNCE: bounced,
+        Reason.NO_MAIL_DOMAIN: no_mail,
+        Reason.DOMAIN_TYPO: pl.col("typo_domain"),
+        Reason.DISPOSABLE_DOMAIN: pl.col("disposable"),
+        Reason.THIRD_PARTY_LIST: third_party,
+        Reason.CONSENT_EXPIRED: expired,
+        Reason.NEEDS_DOUBLE_OPT_IN: fresh & pl.col("confirmed_at").is_null(),
+        Reason.CONSENT_VALID: fresh,
+        Reason.CONSENT_STALE: evidenced,
+        Reason.DOI_PENDING: pending & pending_recent,
+        Reason.DOI_NEVER_CONFIRMED: pending,
+        Reason.SOFT_OPT_IN: soft,
+        Reason.CONSENT_UNPROVEN: claimed,
+        Reason.LEGITIMATE_INTEREST_ONLY: li_only,
+    }
+    # The decision table in its order: rows for R0, dedupe and read are judged elsewhere; R15 is the rest.
+    rows = [row for row in decision_table(policy) if row.reason in conditions and row.active]
     klass: pl.Expr = pl.lit(DISCARD)
     reason: pl.Expr = pl.lit(Reason.NO_CONSENT.value)
-    for cond, k, r in reversed(rules):
-        klass = pl.when(cond).then(k).otherwise(klass)
-        reason = pl.when(cond).then(r).otherwise(reason)
+    for row in reversed(rows):
+        cond = conditions[row.reason].fill_null(False)
+        klass = pl.when(cond).then(pl.lit(row.klass.value)).otherwise(klass)
+        reason = pl.when(cond).then(pl.lit(row.reason.value)).otherwise(reason)
     return frame.with_columns(klass.alias("class"), reason.alias("reason"))
 
 
@@ -275,6 +273,7 @@ def merge_addresses(records: pl.DataFrame) -> pl.DataFrame:
         .alias("person_key"),
         pl.col("mx_status").first(),
         pl.col("disposable").any(),
+        pl.col("typo_domain").any(),
     )
     return merged.join(reps, on="address_key")
 

@@ -2,8 +2,12 @@
 
 Statuses follow RFC 5321 §5.1 (implicit MX) and RFC 7505 (null MX): ``deliverable``, ``no_mail``,
 ``domain_missing``, ``mx_unusable``, ``unknown`` (transient: never discards) and ``not_checked``.
-Canary domains tell whether the resolver can be trusted at all; when it cannot, every status is
-reported but counts as unknown for the rules.
+Canary domains tell whether the resolver can be trusted at all; when it cannot, every record's status
+is ``unverified`` (what the resolver said is in the manifest, and counts for nothing).
+
+A known slip of a major provider's name (``gmial.com``, ``hotmial.se``, ``outlok.com``) is a typo
+wherever it appears, whatever DNS says of it: ``typo_domain`` and the provider's address in
+``suggested_email``. Other failing domains get a suggestion only when DNS was healthy.
 """
 
 from __future__ import annotations
@@ -20,22 +24,23 @@ from typing import Protocol
 import disposable_email_domains
 import polars as pl
 from rapidfuzz import process
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import OSA, Levenshtein
 
 from .errors import TransientError
 from .flags import with_flags
 from .policy import DomainPolicy
-from .providers import COMMON_DOMAINS, FREE_MAIL_DOMAINS, ROLE_LOCAL_PARTS
+from .providers import COMMON_DOMAINS, FREE_MAIL_DOMAINS, MAJOR_PROVIDERS, NOT_TYPOS, ROLE_LOCAL_PARTS
 from .reasons import Flag
 from .resolver import Lookup, Resolver, gather_limited
 
-DELIVERABLE, NO_MAIL, DOMAIN_MISSING, MX_UNUSABLE, UNKNOWN, NOT_CHECKED = (
+DELIVERABLE, NO_MAIL, DOMAIN_MISSING, MX_UNUSABLE, UNKNOWN, NOT_CHECKED, UNVERIFIED = (
     "deliverable",
     "no_mail",
     "domain_missing",
     "mx_unusable",
     "unknown",
     "not_checked",
+    "unverified",  # looked up, but DNS was unhealthy: the answer is not trusted
 )
 PERMANENT_FAILURES = [DOMAIN_MISSING, NO_MAIL, MX_UNUSABLE]
 MIN_TTL, MAX_TTL = 3600, 7 * 86400
@@ -203,6 +208,46 @@ def typo_suggestion(domain: str) -> str | None:
     return match[0] if match else None
 
 
+def known_typos(domains: Sequence[str]) -> dict[str, str]:
+    """Domains one slip (a letter wrong, missing, extra or two swapped) from a major provider's name under
+    a suffix the provider uses: ``gmial.com`` → ``gmail.com``, ``hotmial.se`` → ``hotmail.se``. Real
+    providers a slip away (``mail.com``, ``ymail.com``, ``email.com``) are not typos."""
+    out = {}
+    for domain in domains:
+        label, _, suffix = domain.partition(".")
+        if domain in NOT_TYPOS or not suffix or label in MAJOR_PROVIDERS:
+            continue
+        match = process.extractOne(label, MAJOR_PROVIDERS, scorer=OSA.distance, score_cutoff=1)
+        if match and f"{match[0]}.{suffix}" in COMMON_DOMAINS:
+            out[domain] = f"{match[0]}.{suffix}"
+    return out
+
+
+def _with_suggestions(contacts: pl.DataFrame, suggestions: dict[str, str]) -> pl.DataFrame:
+    """``suggested_email`` (the address at the suggested domain) and the flag TYPO_SUSPECTED."""
+    table = pl.DataFrame(
+        {"email_domain": list(suggestions), "_suggested_domain": list(suggestions.values())},
+        schema={"email_domain": pl.String, "_suggested_domain": pl.String},
+    )
+    local = pl.col("email_normalized").str.slice(
+        0, pl.col("email_normalized").str.len_chars() - pl.col("email_domain").str.len_chars() - 1
+    )
+    return (
+        contacts.join(table, on="email_domain", how="left", maintain_order="left")
+        .with_columns(
+            pl.when(pl.col("_suggested_domain").is_not_null())
+            .then(pl.concat_str([local, pl.lit("@"), pl.col("_suggested_domain")]))
+            .alias("suggested_email")
+        )
+        .with_columns(
+            with_flags(pl.col("flags"), (pl.col("suggested_email").is_not_null(), Flag.TYPO_SUSPECTED.value)).alias(
+                "flags"
+            )
+        )
+        .drop("_suggested_domain")
+    )
+
+
 def local_flags(contacts: pl.DataFrame) -> pl.DataFrame:
     """ROLE_ACCOUNT and FREE_MAIL, which need no DNS."""
     local = pl.col("email_normalized").str.extract(r"^(.*)@").str.to_lowercase().str.replace(r"\+.*$", "")
@@ -256,14 +301,14 @@ def check_domains(
     now = now or dt.datetime.now(dt.UTC)
     domains = contacts["email_domain"].drop_nulls().unique().sort().to_list()
     throwaway = disposable(domains)
+    typos = known_typos(domains)
     out = local_flags(contacts).with_columns(
-        pl.col("email_domain").is_in(list(throwaway)).fill_null(False).alias("disposable")
+        pl.col("email_domain").is_in(list(throwaway)).fill_null(False).alias("disposable"),
+        pl.col("email_domain").is_in(list(typos)).fill_null(False).alias("typo_domain"),
     )
     if resolver is None or not policy.check_mx:
         off = DnsHealth(checked=False, healthy=True, detail="the domain check was switched off")
-        return out.with_columns(
-            pl.lit(NOT_CHECKED).alias("mx_status"), pl.lit(None, pl.String).alias("suggested_email")
-        ), off
+        return _with_suggestions(out.with_columns(pl.lit(NOT_CHECKED).alias("mx_status")), typos), off
     cached = cache.cached_domains(domains, now) if cache else {}
     to_check = [d for d in domains if d not in cached]
     canaries = list(policy.canaries)
@@ -282,37 +327,27 @@ def check_domains(
     if cache and healthy:  # an unhealthy run's answers are not knowledge: nothing of it is kept
         cache.cache_domains([r for r in fresh if r.status != UNKNOWN], now)
     cached = {d: v for d, v in cached.items() if d not in by_domain}
-    suggestions = {d: typo_suggestion(d) for d, s in statuses.items() if s in PERMANENT_FAILURES}
-    suggestions = {d: s for d, s in suggestions.items() if s}
+    suggestions = dict(typos)
+    if healthy:  # a failure an untrusted resolver reports suggests nothing
+        for domain, status in statuses.items():
+            if status in PERMANENT_FAILURES and domain not in suggestions:
+                suggestion = typo_suggestion(domain)
+                if suggestion:
+                    suggestions[domain] = suggestion
     table = pl.DataFrame(
-        {
-            "email_domain": list(statuses),
-            "mx_status": list(statuses.values()),
-            "_suggested_domain": [suggestions.get(d) for d in statuses],
-        },
-        schema={"email_domain": pl.String, "mx_status": pl.String, "_suggested_domain": pl.String},
+        {"email_domain": list(statuses), "mx_status": list(statuses.values()) if healthy else UNVERIFIED},
+        schema={"email_domain": pl.String, "mx_status": pl.String},
     )
-    unverified = (pl.col("mx_status") == UNKNOWN) | pl.lit(not healthy)
-    out = (
-        out.join(table, on="email_domain", how="left")
-        .with_columns(
-            pl.col("mx_status").fill_null(NOT_CHECKED),
-            pl.when(pl.col("_suggested_domain").is_not_null())
-            .then(
-                pl.concat_str(
-                    [pl.col("email_normalized").str.extract(r"^(.*)@"), pl.lit("@"), pl.col("_suggested_domain")]
-                )
-            )
-            .alias("suggested_email"),
-        )
-        .with_columns(
-            with_flags(
-                pl.col("flags"),
-                (unverified & pl.col("email_domain").is_not_null(), Flag.MX_UNVERIFIED.value),
-                (pl.col("suggested_email").is_not_null(), Flag.TYPO_SUSPECTED.value),
-            ).alias("flags"),
-        )
-        .drop("_suggested_domain")
+    unverified = pl.col("mx_status").is_in([UNKNOWN, UNVERIFIED])
+    out = _with_suggestions(
+        out.join(table, on="email_domain", how="left", maintain_order="left").with_columns(
+            pl.col("mx_status").fill_null(NOT_CHECKED)
+        ),
+        suggestions,
+    ).with_columns(
+        with_flags(
+            pl.col("flags"), (unverified & pl.col("email_domain").is_not_null(), Flag.MX_UNVERIFIED.value)
+        ).alias("flags"),
     )
     return out, DnsHealth(
         checked=True,

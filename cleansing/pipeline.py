@@ -35,7 +35,8 @@ from .preflight import check_inputs as check_inputs
 from .preflight import check_output as check_output
 from .preflight import parse_as_of as parse_as_of
 from .read import ReadResult, read_sources
-from .report import RECORD_COLUMNS, build_report, render_html
+from .report import RECORD_COLUMNS, build_report
+from .report_html import render_html
 from .resolver import DnsResolver
 from .state import StateStore, hash_keys
 from .validate import validate

@@ -74,6 +74,9 @@ COMMON_DOMAINS = (
     "bahnhof.se",
 )
 
+# The providers whose name a slip of the keyboard turns into someone else's domain (``gmial.com``).
+MAJOR_PROVIDERS = ("gmail", "googlemail", "hotmail", "outlook", "yahoo", "icloud", "protonmail")
+
 # Words that make a handle a household's: ``familjen.berg``, ``family.smith``, ``bergsfamily``.
 HOUSEHOLD_WORDS = ("familjen", "familj", "family", "familie", "familien", "famille", "familia", "fam")
 
@@ -139,3 +142,6 @@ ROLE_LOCAL_PARTS = frozenset(
         "bokning",
     }
 )
+
+# Real mail domains a slip away from a major provider's name: never taken for typos.
+NOT_TYPOS = FREE_MAIL_DOMAINS | {"email.com", "cloud.com"}

@@ -1,4 +1,5 @@
-"""Reason codes and flags: one enum, each code with its class, rule and plain-words text."""
+"""Reason codes and flags, each with its plain words. Which rule gives a reason, and its class under a
+policy, is the decision table's to say (rules.py)."""
 
 from __future__ import annotations
 
@@ -17,14 +18,12 @@ class Klass(StrEnum):
 
 @dataclass(frozen=True)
 class ReasonInfo:
-    klass: Klass
-    rule: str
     text: str
     action: str
 
 
 class Reason(StrEnum):
-    """Why a record ended where it did. ``Reason.X.info`` gives class, rule and explanation."""
+    """Why a record ended where it did. ``Reason.X.info`` gives what it means and what to do."""
 
     INVALID_EMAIL = "INVALID_EMAIL"
     SUPPRESSED = "SUPPRESSED"
@@ -32,6 +31,7 @@ class Reason(StrEnum):
     OPTED_OUT = "OPTED_OUT"
     HARD_BOUNCE = "HARD_BOUNCE"
     NO_MAIL_DOMAIN = "NO_MAIL_DOMAIN"
+    DOMAIN_TYPO = "DOMAIN_TYPO"
     DISPOSABLE_DOMAIN = "DISPOSABLE_DOMAIN"
     THIRD_PARTY_LIST = "THIRD_PARTY_LIST"
     CONSENT_EXPIRED = "CONSENT_EXPIRED"
@@ -52,116 +52,82 @@ class Reason(StrEnum):
         return _INFO[self]
 
 
-_D, _K, _R, _Q = Klass.DISCARD, Klass.KEEP, Klass.RECONFIRM, Klass.QUARANTINE
-
-# The class given here is the default; R9, R11, R13 and R14 depend on the policy (see classify).
 _INFO: dict[Reason, ReasonInfo] = {
     Reason.INVALID_EMAIL: ReasonInfo(
-        _D,
-        "R0",
         "The email address is missing or is not a valid address.",
         "Correct the address in the source if you know it; otherwise delete the record.",
     ),
     Reason.SUPPRESSED: ReasonInfo(
-        _D,
-        "R1",
         "The address is on the suppression list (an earlier opt-out or erasure request).",
         "Do not mail it and do not re-import it.",
     ),
     Reason.ERASURE_REQUESTED: ReasonInfo(
-        _D,
-        "R2",
         "The person asked to be forgotten; the address was added to the suppression list.",
         "Delete the record from every system that holds it.",
     ),
     Reason.OPTED_OUT: ReasonInfo(
-        _D,
-        "R3",
         "The person opted out (unsubscribed, objected or refused consent) and has not opted in again since.",
         "Never mail it, not even to ask again; keep it suppressed.",
     ),
     Reason.HARD_BOUNCE: ReasonInfo(
-        _D,
-        "R4",
         "The source marks the address as undeliverable (a hard bounce, repeated soft bounces, or invalid).",
         "Remove it from the mailing list.",
     ),
     Reason.NO_MAIL_DOMAIN: ReasonInfo(
-        _D,
-        "R5",
         "The address's domain does not exist or takes no mail.",
         "Remove it; fix the domain if it is a typo you can confirm.",
     ),
-    Reason.DISPOSABLE_DOMAIN: ReasonInfo(
-        _D, "R6", "The address is at a disposable (throw-away) mail provider.", "Remove it."
+    Reason.DOMAIN_TYPO: ReasonInfo(
+        "The domain is a known slip of a major mail provider's (gmial.com for gmail.com); mail sent there "
+        "reaches a stranger, not the person.",
+        "Do not mail it; correct the address to suggested_email in the source if the person confirms it.",
     ),
+    Reason.DISPOSABLE_DOMAIN: ReasonInfo("The address is at a disposable (throw-away) mail provider.", "Remove it."),
     Reason.THIRD_PARTY_LIST: ReasonInfo(
-        _D,
-        "R7",
         "The address came from a bought, rented or partner list, with no consent given to you.",
         "Delete it: consent given to someone else does not cover your email.",
     ),
     Reason.CONSENT_EXPIRED: ReasonInfo(
-        _D,
-        "R8",
         "The consent is too old (or past its end date) to rely on, even to ask again.",
         "Stop mailing and delete or archive the record.",
     ),
-    Reason.CONSENT_VALID: ReasonInfo(_K, "R9", "Dated consent, recent enough to rely on.", "Keep mailing."),
+    Reason.CONSENT_VALID: ReasonInfo("Dated consent, recent enough to rely on.", "Keep mailing."),
     Reason.NEEDS_DOUBLE_OPT_IN: ReasonInfo(
-        _R,
-        "R9",
         "Dated consent, but the policy requires a confirmed double opt-in and there is none.",
         "Send one double opt-in request; keep only those who confirm.",
     ),
     Reason.CONSENT_STALE: ReasonInfo(
-        _R,
-        "R10",
         "Real, dated consent that is older than the refresh interval.",
         "Send one reconfirmation email; keep only those who confirm.",
     ),
     Reason.DOI_PENDING: ReasonInfo(
-        _R,
-        "R11",
         "A double opt-in was started recently and is not confirmed yet.",
         "Wait for the confirmation, or resend the confirmation email once.",
     ),
     Reason.DOI_NEVER_CONFIRMED: ReasonInfo(
-        _D,
-        "R11",
         "A double opt-in was started long ago (or undated) and never confirmed.",
         "Delete it; the person did not complete the sign-up.",
     ),
     Reason.SOFT_OPT_IN: ReasonInfo(
-        _K,
-        "R12",
         "An existing customer with a recent purchase (soft opt-in for similar products).",
         "Keep mailing about similar products, with an opt-out in every email.",
     ),
     Reason.CONSENT_UNPROVEN: ReasonInfo(
-        _R,
-        "R13",
         "The source claims consent but holds no date or proof of it.",
         "Ask for consent once, or find the proof; do not mail marketing until then.",
     ),
     Reason.LEGITIMATE_INTEREST_ONLY: ReasonInfo(
-        _D,
-        "R14",
         "Only legitimate interest is recorded, which does not cover email marketing to individuals.",
         "Do not mail marketing; delete it unless another basis applies.",
     ),
     Reason.NO_CONSENT: ReasonInfo(
-        _D, "R15", "No consent is recorded at all.", "Do not mail it; delete it from the marketing list."
+        "No consent is recorded at all.", "Do not mail it; delete it from the marketing list."
     ),
     Reason.DUPLICATE: ReasonInfo(
-        _D,
-        "dedupe",
         "Another record of the same person survives in keep or reconfirm.",
         "Merge it into the surviving record (survivor_id) in your CRM.",
     ),
     Reason.UNREADABLE_ROW: ReasonInfo(
-        _Q,
-        "read",
         "The row could not be read (bad quoting, wrong number of fields, undecodable bytes).",
         "Fix the row in the source file and run again.",
     ),
@@ -184,3 +150,32 @@ class Flag(StrEnum):
 def unparseable_flag(field: str) -> str:
     """The flag for a present but unparseable evidence value: ``UNPARSEABLE_CONSENT_AT``."""
     return f"UNPARSEABLE_{field.upper()}"
+
+
+FLAG_TEXT: dict[str, str] = {
+    Flag.ROLE_ACCOUNT: "A role mailbox (info@, sales@, support@, …) rather than one person's: consent from a "
+    "shared mailbox is hard to show.",
+    Flag.FREE_MAIL: "An address at a free-mail provider (gmail.com, hotmail.com, …); it says nothing about consent.",
+    Flag.TYPO_SUSPECTED: "The domain looks like a slip of a common mail domain; suggested_email holds the likely "
+    "address.",
+    Flag.MX_UNVERIFIED: "The domain could not be checked (a lookup failed, or DNS was not trusted), so no domain "
+    "rule discarded it.",
+    Flag.VIA_DUPLICATE: "Discarded because another address of the same person carries an opt-out or erasure.",
+    Flag.SOURCE_CONFLICT: "The records of this address disagree about its consent status (one granted, another "
+    "withdrawn or none); the rules weighed all of it, objections first.",
+    Flag.FUTURE_DATE: "A date lies after the as-of date, so it was not taken as evidence.",
+    Flag.NUL_REMOVED: "NUL characters were removed from a cell of this row.",
+}
+
+
+def flag_text(flag: str) -> str:
+    """What a flag means, in plain words: the ``UNPARSEABLE_<FIELD>`` family included."""
+    if flag in FLAG_TEXT:
+        return FLAG_TEXT[flag]
+    if flag.startswith("UNPARSEABLE_"):
+        field = flag.removeprefix("UNPARSEABLE_").lower()
+        return (
+            f"The source's {field} could not be read; an unreadable objection counts as an objection, and "
+            "unreadable consent as none."
+        )
+    return "A flag this version does not describe."

@@ -10,7 +10,8 @@ import polars as pl
 
 from .errors import InputError
 from .policy import Policy
-from .report import RECORD_COLUMNS, build_report, render_html
+from .report import RECORD_COLUMNS, build_report
+from .report_html import render_html
 from .write import PARTITIONS, write_json
 
 

@@ -23,7 +23,7 @@ import polars as pl
 from schemas.contacts import Decisions
 
 from .errors import ConservationError
-from .reasons import Klass
+from .reasons import Klass, Reason
 
 PARTITIONS = (Klass.KEEP.value, Klass.RECONFIRM.value, Klass.DISCARD.value)
 LINEAGE = ["source_file", "source_row", "record_id", "cluster_id", "person_id", "survivor_id"]
@@ -66,6 +66,7 @@ EVIDENCE_COLUMNS = [
 PARTITION_COLUMNS = [
     *LINEAGE,
     "reason",
+    "reason_text",
     "flags",
     "mx_status",
     "suggested_email",
@@ -74,6 +75,8 @@ PARTITION_COLUMNS = [
     *EVIDENCE_COLUMNS,
 ]
 FORMULA_START = r"^[=+\-@\t\r]"
+# A plain number (an E.164 phone, a signed amount) starts like a formula but cannot run as one.
+PLAIN_NUMBER = r"^[+-]?[0-9]+(?:[.,][0-9]+)?$"
 TMP_PREFIX = ".tmp-"
 # A run writes its temporary folder within minutes; one untouched for this long was left by a killed run.
 STALE_AFTER_S = 6 * 3600.0
@@ -93,11 +96,17 @@ def mask_email(expr: pl.Expr) -> pl.Expr:
     return pl.when(domain.is_not_null()).then(masked).when(expr.is_not_null()).then(pl.lit("***"))
 
 
+def reason_text(reason: pl.Expr) -> pl.Expr:
+    """The reason in plain words, what it means and what to do: ``reason_text``."""
+    words = {r.value: f"{r.info.text} {r.info.action}" for r in Reason}
+    return reason.replace_strict(words, default=None, return_dtype=pl.String).alias("reason_text")
+
+
 def guard_formulas(frame: pl.DataFrame) -> pl.DataFrame:
-    """Prefix ``'`` to text cells a spreadsheet would treat as a formula."""
+    """Prefix ``'`` to text cells a spreadsheet would treat as a formula; a plain number is left as it is."""
     text = [c for c, t in frame.schema.items() if t == pl.String]
     return frame.with_columns(
-        pl.when(pl.col(c).str.contains(FORMULA_START).fill_null(False))
+        pl.when((pl.col(c).str.contains(FORMULA_START) & ~pl.col(c).str.contains(PLAIN_NUMBER)).fill_null(False))
         .then(pl.concat_str([pl.lit("'"), pl.col(c)]))
         .otherwise(pl.col(c))
         .alias(c)
@@ -183,9 +192,11 @@ def stage_folder(
     tmp.mkdir(mode=0o700)
     try:
         (tmp / WRITER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
-        ordered = records.sort("_row")
+        ordered = records.sort("_row").with_columns(reason_text(pl.col("reason")))
         partitions = {name: ordered.filter(pl.col("class") == name).select(PARTITION_COLUMNS) for name in PARTITIONS}
-        partitions[Klass.QUARANTINE.value] = quarantine
+        partitions[Klass.QUARANTINE.value] = quarantine.with_columns(
+            pl.lit(Reason.UNREADABLE_ROW.value).alias("reason"), reason_text(pl.lit(Reason.UNREADABLE_ROW.value))
+        )
         decisions = decisions_frame(records, quarantine)
         Decisions.validate(decisions)
         counts = check_conservation(rows_in, decisions, partitions)

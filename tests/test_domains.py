@@ -11,7 +11,7 @@ import idna
 import polars as pl
 import pytest
 
-from cleansing.domains import disposable, lookup_domains, typo_suggestion
+from cleansing.domains import disposable, known_typos, lookup_domains, typo_suggestion
 from cleansing.pipeline import RunContext, RunRequest, run_pipeline
 from cleansing.resolver import DnsResolver, parse_server
 
@@ -184,7 +184,7 @@ def test_pipeline_discards_dead_domains_and_never_transient_ones(tmp_path: Path,
         "NO_MAIL_DOMAIN",
         "NO_MAIL_DOMAIN",
         "CONSENT_VALID",
-        "NO_MAIL_DOMAIN",
+        "DOMAIN_TYPO",
         "DISPOSABLE_DOMAIN",
         "CONSENT_VALID",
         "CONSENT_VALID",
@@ -238,7 +238,69 @@ def test_a_resolver_that_lies_nxdomain_discards_nobody_and_says_dns_is_unhealthy
     assert all("MX_UNVERIFIED" in f for f in ctx.contacts["flags"].to_list())
     manifest = json.loads((ctx.run_dir / "manifest.json").read_text())  # type: ignore[operator]
     assert manifest["dns"]["healthy"] is False and "unhealthy" in manifest["dns"]["detail"]
-    assert "unhealthy" in (ctx.run_dir / "report.html").read_text()  # type: ignore[operator]
+    assert set(ctx.contacts["mx_status"]) == {"unverified"}  # what the liar said is no status of a record
+    page = (ctx.run_dir / "report.html").read_text()  # type: ignore[operator]
+    assert "unhealthy" in page and "answers were not trusted" in page and "records by domain status" not in page
+    report = json.loads((ctx.run_dir / "report.json").read_text())  # type: ignore[operator]
+    assert report["domains"]["check"] == "untrusted" and report["domains"]["records_by_status"] == {"unverified": 2}
+    assert report["domains"]["top_discarded_domains"] == [] and report["domains"]["typo_suggestions"] == []
+
+
+@pytest.mark.parametrize(
+    ("domain", "provider"),
+    [
+        ("gmial.com", "gmail.com"),
+        ("gmaill.com", "gmail.com"),
+        ("hotmial.com", "hotmail.com"),
+        ("hotmial.se", "hotmail.se"),
+        ("outlok.com", "outlook.com"),
+        ("yahooo.com", "yahoo.com"),
+        # real providers and regional domains a slip away are not typos
+        ("mail.com", None),
+        ("ymail.com", None),
+        ("email.com", None),
+        ("hotmail.de", None),
+        ("outlook.fr", None),
+        ("yopmail.com", None),
+        ("aon.com", None),
+        ("gmail.com", None),
+    ],
+)
+def test_known_typos_are_slips_of_a_major_providers_name(domain: str, provider: str | None) -> None:
+    assert known_typos([domain]).get(domain) == provider
+
+
+def test_a_known_typo_is_discarded_as_a_typo_with_its_suggestion_even_with_the_check_off(tmp_path: Path) -> None:
+    import json
+
+    source = tmp_path / "c.csv"
+    source.write_text(
+        "email,consent date\neva@outlok.com,2026-10-01\nbo@gmial.com,2026-10-01\nanna@gmail.com,2026-10-01\n"
+    )
+    ctx = run_pipeline(
+        RunRequest(
+            sources=(str(source),),
+            as_of=dt.date(2026, 11, 29),
+            out_dir=str(tmp_path / "out"),
+            state=str(tmp_path / "s.sqlite"),
+            check_mx=False,
+        )
+    )
+    rows = ctx.contacts.sort("_row")
+    assert rows["reason"].to_list() == ["DOMAIN_TYPO", "DOMAIN_TYPO", "CONSENT_VALID"]
+    assert rows["suggested_email"].to_list() == ["eva@outlook.com", "bo@gmail.com", None]
+    assert set(rows["mx_status"]) == {"not_checked"}
+    report = json.loads((ctx.run_dir / "report.json").read_text())  # type: ignore[operator]
+    domains = report["domains"]
+    assert domains["check"] == "off" and domains["typo_records"] == 2
+    assert {t["domain"]: (t["suggested"], t["discard"]) for t in domains["typo_suggestions"]} == {
+        "outlok.com": ("outlook.com", 1),
+        "gmial.com": ("gmail.com", 1),
+    }
+    # only the domains discarded for their domain, never the biggest providers of other discards
+    assert {t["domain"] for t in domains["top_discarded_domains"]} == {"outlok.com", "gmial.com"}
+    page = (ctx.run_dir / "report.html").read_text()  # type: ignore[operator]
+    assert "did not run" in page and "records by domain status" not in page
 
 
 TYPO_DOMAINS = {"gmial.com", "hotmial.com", "outlok.com"}  # made to fail by scripts/generate_samples.py
@@ -263,7 +325,9 @@ def test_sample_against_a_healthy_resolver_reaches_every_rule_but_double_opt_in(
 
     from .conftest import ROOT
 
-    zone = "\n".join(f"{d}. 3600 IN MX 10 mx.{d}.\nmx.{d}. 3600 IN A {GLOBAL_V4}" for d in sample_domains())
+    *live, dead = sample_domains()  # one domain that takes no mail (null MX) reaches R5's NO_MAIL_DOMAIN
+    zone = "\n".join(f"{d}. 3600 IN MX 10 mx.{d}.\nmx.{d}. 3600 IN A {GLOBAL_V4}" for d in live)
+    zone += f"\n{dead}. 3600 IN MX 0 ."
     forget((ROOT / "data" / "sample-forget.txt").read_text().split(), tmp_path / "s.sqlite")
     with DnsServer(zone) as dns:
         ctx = run_pipeline(
@@ -278,7 +342,7 @@ def test_sample_against_a_healthy_resolver_reaches_every_rule_but_double_opt_in(
     reasons = set(ctx.contacts["reason"].to_list()) | {"UNREADABLE_ROW"}
     assert {r.value for r in Reason} - reasons == {"NEEDS_DOUBLE_OPT_IN"}
     typos = ctx.contacts.filter(pl.col("flags").list.contains("TYPO_SUSPECTED"))
-    assert typos.height > 0 and set(typos["reason"]) <= {"NO_MAIL_DOMAIN", "DISPOSABLE_DOMAIN"}
+    assert typos.height > 0 and set(typos["reason"]) <= {"DOMAIN_TYPO", "NO_MAIL_DOMAIN", "DISPOSABLE_DOMAIN"}
 
 
 def test_an_unhealthy_run_does_not_poison_the_cache_of_the_next_healthy_run(tmp_path: Path, server: DnsServer) -> None:

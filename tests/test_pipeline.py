@@ -110,9 +110,12 @@ def test_no_address_name_or_phone_appears_in_report_or_manifest(tmp_path: Path) 
         assert leaked == [], name
 
 
-def test_csv_cells_that_look_like_formulas_are_defused(tmp_path: Path) -> None:
+def test_csv_cells_that_look_like_formulas_are_defused_and_plain_numbers_written_as_they_are(tmp_path: Path) -> None:
     source = tmp_path / "c.csv"
-    source.write_text("email,first name,company\n=HYPERLINK@example.se,+Anna,@SUM(A1)\nb@example.se,-1,ok\n")
+    source.write_text(
+        "email,first name,company,phone\n=HYPERLINK@example.se,+Anna,@SUM(A1),+46 70-123 45 67\n"
+        "b@example.se,-1,-1+2,+46701234567\n"
+    )
     ctx = run_pipeline(
         RunRequest(
             check_mx=False,
@@ -123,8 +126,13 @@ def test_csv_cells_that_look_like_formulas_are_defused(tmp_path: Path) -> None:
         )
     )
     rows = list(csv.DictReader(io.StringIO((ctx.run_dir / "discard.csv").read_text())))  # type: ignore[operator]
-    assert [r["first_name"] for r in rows] == ["'+Anna", "'-1"]
+    assert [r["first_name"] for r in rows] == ["'+Anna", "-1"]
     assert rows[0]["company"] == "'@SUM(A1)" and rows[0]["email"] == "'=HYPERLINK@example.se"
+    assert rows[1]["company"] == "'-1+2"  # a sum is a formula, not a number
+    # E.164 stays E.164 on re-import; a phone as written with spaces could still be read as a formula.
+    assert [r["phone_e164"] for r in rows] == ["+46701234567", "+46701234567"]
+    assert [r["phone"] for r in rows] == ["'+46 70-123 45 67", "+46701234567"]
+    assert all(r["reason_text"].startswith("No consent is recorded at all.") for r in rows)
     parquet = pl.read_parquet(ctx.run_dir / "discard.parquet")  # type: ignore[operator]
     assert parquet["first_name"].to_list() == ["+Anna", "-1"]
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 from pathlib import Path
 
 import polars as pl
 import pytest
+from markupsafe import escape
 
+from cleansing import charts
 from cleansing.pipeline import RunRequest, run_pipeline
 from cleansing.rebuild import rebuild_report
 
@@ -50,9 +53,20 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return first.run_dir, second.run_dir
 
 
+# The smallest text a chart may show, in CSS pixels as drawn on the screen.
+MIN_CHART_TEXT_PX = 9.5
+CHART_TEXT_SIZES = """() => Array.from(document.querySelectorAll('svg.chart text')).map(t => {
+    const m = t.getScreenCTM();
+    return parseFloat(getComputedStyle(t).fontSize) * Math.hypot(m.a, m.b);
+})"""
+
+
+@pytest.mark.parametrize("width", [1280, 390])
 def test_report_renders_in_chromium_with_every_section_and_chart_and_no_request(
-    two_runs: tuple[Path, Path], tmp_path: Path
+    two_runs: tuple[Path, Path], width: int
 ) -> None:
+    """On a laptop and on a phone: every section and chart, nothing fetched, no sideways scrolling of the
+    page (tables and charts scroll in their own box), and chart text as large as on a wide screen."""
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium")
@@ -63,21 +77,73 @@ def test_report_renders_in_chromium_with_every_section_and_chart_and_no_request(
     with sync_playwright() as p:
         # Playwright gives every launch a fresh, empty user-data dir of its own.
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport={"width": width, "height": 900})
         page.on("request", lambda r: requests.append(r.url))
         page.on("requestfailed", lambda r: failed.append(r.url))
         response = page.goto(report.as_uri(), wait_until="load")
         assert response is not None and response.ok
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        shot = SCREENSHOT.with_name(f"report-{width}.png")
+        shot.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
         headings = page.locator("section h2").all_inner_texts()
         charts_per_section = [page.locator(f"section#s{i} svg.chart").count() for i in range(1, 10)]
-        width = page.evaluate("document.documentElement.scrollWidth")
+        page_width = page.evaluate("document.documentElement.scrollWidth")
+        text_sizes = page.evaluate(CHART_TEXT_SIZES)
         browser.close()
     assert failed == [] and requests == [report.as_uri()]
     assert headings[:9] == SECTIONS
     assert all(n >= 1 for n in charts_per_section), charts_per_section
-    assert width <= 1280  # readable on a laptop screen without scrolling sideways
-    assert SCREENSHOT.stat().st_size > 50_000
+    assert page_width <= width
+    assert text_sizes and min(text_sizes) >= MIN_CHART_TEXT_PX, min(text_sizes)
+    assert shot.stat().st_size > 50_000
+
+
+def test_labels_of_sources_that_differ_in_the_middle_stay_distinct() -> None:
+    names = [f"{kind}_members_export_5f3a9c.csv (mailchimp)" for kind in ("subscribed", "unsubscribed", "cleaned")]
+    names.append("nonsubscribed_members_export_5f3a9c.csv (mailchimp)")
+    labels = charts.distinct_labels(names, limit=30)
+    assert len(set(labels)) == 4 and all(len(label) <= 30 for label in labels)
+    assert all(label.endswith("(mailchimp)") for label in labels)
+    svg = charts.stacked([(n, {"keep": 1}) for n in names], title="t")
+    assert all(f"<title>{n}</title>" in svg for n in names)  # the full name on hover
+
+
+def test_a_negative_change_is_drawn_to_the_left_of_the_zero_line() -> None:
+    svg = charts.hbars([("CONSENT_VALID", -99, "#2e7d32"), ("CONSENT_STALE", 48, "#f9a825")], unit="delta")
+    zero = float(re.search(r'<line x1="([0-9.]+)"', svg).group(1))  # type: ignore[union-attr]
+    rects = [(float(x), float(w)) for x, w in re.findall(r'<rect x="([0-9.]+)" y="[0-9.]+" width="([0-9.]+)"', svg)]
+    (neg_x, neg_w), (pos_x, _pos_w) = rects
+    assert neg_x + neg_w == pytest.approx(zero, abs=0.2) and pos_x == pytest.approx(zero, abs=0.2)
+    assert ">-99<" in svg and ">+48<" in svg
+
+
+def test_the_report_explains_every_flag_it_counts_and_draws_no_empty_chart(two_runs: tuple[Path, Path]) -> None:
+    first, second = two_runs
+    report = json.loads((second / "report.json").read_text())
+    page = (second / "report.html").read_text()
+    assert report["flags"] and set(report["flag_meanings"]) == set(report["flags"])
+    for flag, meaning in report["flag_meanings"].items():
+        assert f"<td>{flag}</td>" in page and str(escape(meaning)) in page
+    first_page = (first / "report.html").read_text()
+    assert "no previous run" not in first_page and "nothing to compare with" in first_page
+    age = report["consent_age"]
+    assert age["kept_past_refresh"] > 0 and f"can still be kept: {age['kept_past_refresh']:,} are" in page
+    assert sum(sum(b["by_class"].values()) for b in age["buckets"]) == sum(b["count"] for b in age["buckets"])
+
+
+def test_the_rule_table_in_the_report_is_the_decision_table_with_one_condition_per_outcome(
+    two_runs: tuple[Path, Path],
+) -> None:
+    report = json.loads((two_runs[1] / "report.json").read_text())
+    rules = report["rules"]
+    assert len({r["condition"] for r in rules}) == len(rules)
+    r9 = [r for r in rules if r["rule"] == "R9"]
+    assert {r["reason"]: r["class"] for r in r9} == {"CONSENT_VALID": "keep", "NEEDS_DOUBLE_OPT_IN": "reconfirm"}
+    by_reason = {r["reason"]: r for r in report["by_reason"]}
+    table = {r["reason"]: r for r in rules}
+    assert all(
+        by_reason[k]["class"] == table[k]["class"] and by_reason[k]["rule"] == table[k]["rule"] for k in by_reason
+    )
 
 
 def test_change_since_previous_run_shows_consent_that_went_stale(two_runs: tuple[Path, Path]) -> None:
