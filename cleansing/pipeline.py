@@ -185,6 +185,14 @@ def stage_classify(ctx: RunContext) -> RunContext:
     return ctx
 
 
+def spreadsheets(ctx: RunContext) -> bool:
+    """Whether this run writes keep/reconfirm/discard.xlsx (policy ``[output]``)."""
+    output = ctx.policy.policy.output
+    if output.spreadsheets == "auto":
+        return ctx.contacts.height <= output.spreadsheet_max_records
+    return output.spreadsheets == "always"
+
+
 def _manifest(ctx: RunContext, counts: dict[str, int], decisions: pl.DataFrame) -> dict[str, Any]:
     reasons = dict(decisions.group_by("reason").len().sort("reason").iter_rows())
     previous = ctx.state.runs()
@@ -195,6 +203,7 @@ def _manifest(ctx: RunContext, counts: dict[str, int], decisions: pl.DataFrame) 
         "versions": decision_versions(),
         "inputs": [{"path": i.path, "size": i.size, "sha256": i.sha256} for i in ctx.read.inputs],
         "presets": ctx.presets,
+        "spreadsheets": spreadsheets(ctx),
         "policy": {"path": ctx.policy.path, "sha256": ctx.policy.sha256, "text": ctx.policy.text},
         "rows_in": ctx.read.rows_in,
         "counts": counts,
@@ -247,8 +256,11 @@ def stage_write(ctx: RunContext) -> RunContext:
     folder, ``latest`` and the state database never tell different stories."""
     summary: dict[str, Any] = {}
     out_dir = Path(ctx.request.out_dir)
+    started = time.perf_counter()
 
     def extra(folder: Path, counts: dict[str, int], decisions: pl.DataFrame) -> None:
+        # The manifest is written inside the run folder, before publishing: its write time is the staging's.
+        ctx.timings["write"] = time.perf_counter() - started
         manifest = _manifest(ctx, counts, decisions)
         write_json(folder / "manifest.json", manifest)
         report = build_report(
@@ -267,7 +279,9 @@ def stage_write(ctx: RunContext) -> RunContext:
 
     try:
         remove_stale(out_dir)
-        tmp, counts = stage_folder(out_dir, ctx.run_id, ctx.contacts, ctx.read.quarantine, ctx.read.rows_in, extra)
+        tmp, counts = stage_folder(
+            out_dir, ctx.run_id, ctx.contacts, ctx.read.quarantine, ctx.read.rows_in, extra, spreadsheets(ctx)
+        )
     except OSError as exc:
         raise file_error(exc, out_dir, "writing the run folder") from exc
     entries: list[tuple[str, dt.datetime | None]] = []

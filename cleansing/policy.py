@@ -110,6 +110,15 @@ class ReportPolicy(_Section):
     """A run whose quarantine share is above this ends in a warning."""
 
 
+class OutputPolicy(_Section):
+    spreadsheets: Literal["auto", "always", "never"] = "auto"
+    """keep.xlsx, reconfirm.xlsx and discard.xlsx beside the CSVs, for people who open the lists in Excel:
+    every cell is text (or a row number), so nothing runs as a formula and no locale splits a row. ``auto``
+    writes them when the run has at most ``spreadsheet_max_records`` records: they cost about 16 s per
+    100,000 rows, and a list that long is past what a spreadsheet is good for."""
+    spreadsheet_max_records: int = Field(default=50_000, ge=0)
+
+
 class SchedulePolicy(_Section):
     cron: str = "0 2 * * *"
     """When the nightly deployment runs."""
@@ -127,6 +136,7 @@ class Policy(_Section):
     domains: DomainPolicy = DomainPolicy()
     contacts: ContactPolicy = ContactPolicy()
     report: ReportPolicy = ReportPolicy()
+    output: OutputPolicy = OutputPolicy()
     schedule: SchedulePolicy = SchedulePolicy()
 
 

@@ -125,6 +125,35 @@ def _flat(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(out)
 
 
+EXCEL_MAX_ROWS = 1_048_576  # rows of one worksheet, the header included
+
+
+def write_xlsx(frame: pl.DataFrame, path: Path, sheet_rows: int = EXCEL_MAX_ROWS - 1) -> None:
+    """One partition as a workbook for people: every cell written as text (row numbers as numbers), so
+    that no cell can run as a formula; a new worksheet every ``sheet_rows`` rows, past Excel's limit."""
+    import xlsxwriter  # type: ignore[import-untyped]
+
+    flat = _flat(frame).with_columns(pl.col(pl.Boolean).cast(pl.String))
+    numeric = {i for i, dtype in enumerate(flat.dtypes) if dtype.is_integer()}
+    flat = flat.with_columns(pl.col(name).cast(pl.String) for i, name in enumerate(flat.columns) if i not in numeric)
+    options = {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
+    workbook = xlsxwriter.Workbook(str(path), options)
+    bold = workbook.add_format({"bold": True})
+    for sheet, start in enumerate(range(0, max(flat.height, 1), sheet_rows)):
+        worksheet = workbook.add_worksheet(path.stem if sheet == 0 else f"{path.stem} {sheet + 1}")
+        worksheet.write_row(0, 0, flat.columns, bold)
+        worksheet.freeze_panes(1, 0)
+        for r, row in enumerate(flat.slice(start, sheet_rows).iter_rows(), start=1):
+            for c, value in enumerate(row):
+                if value is None:
+                    continue
+                if c in numeric:
+                    worksheet.write_number(r, c, value)
+                else:
+                    worksheet.write_string(r, c, value)
+    workbook.close()
+
+
 def decisions_frame(records: pl.DataFrame, quarantine: pl.DataFrame) -> pl.DataFrame:
     """One row per input row, quarantine included."""
     judged = records.select(
@@ -180,11 +209,13 @@ def stage_folder(
     quarantine: pl.DataFrame,
     rows_in: int,
     extra: Callable[[Path, dict[str, int], pl.DataFrame], None],
+    spreadsheets: bool = False,
 ) -> tuple[Path, dict[str, int]]:
     """Write every file of the run folder into ``OUT/.tmp-<run_id>`` (owner-only) and check conservation.
 
-    ``extra(tmp_dir, counts, decisions)`` writes the manifest and the report into the same folder. On
-    any error the temporary folder is removed. Nothing is visible under the run's name yet.
+    ``extra(tmp_dir, counts, decisions)`` writes the manifest and the report into the same folder; with
+    ``spreadsheets`` keep, reconfirm and discard are also written as ``.xlsx``. On any error the temporary
+    folder is removed. Nothing is visible under the run's name yet.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f"{TMP_PREFIX}{run_id}"
@@ -206,6 +237,9 @@ def stage_folder(
             sinks.append(frame.lazy().sink_parquet(tmp / f"{name}.parquet", lazy=True))
             sinks.append(guard_formulas(_flat(frame)).lazy().sink_csv(tmp / f"{name}.csv", lazy=True))
         pl.collect_all(sinks)
+        if spreadsheets:
+            for name in PARTITIONS:
+                write_xlsx(partitions[name], tmp / f"{name}.xlsx")
         extra(tmp, counts, decisions)
         (tmp / WRITER_FILE).unlink()
         for child in tmp.iterdir():

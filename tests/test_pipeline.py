@@ -81,6 +81,7 @@ def test_rerun_with_same_inputs_and_as_of_gives_byte_identical_partitions(tmp_pa
 def test_run_folder_is_whole_owner_only_and_latest_points_at_it(tmp_path: Path) -> None:
     run_dir = sample_run(tmp_path)
     expected = {*PARTITION_FILES, "decisions.parquet", "manifest.json", "report.json", "report.html", "review.csv"}
+    expected |= {"keep.xlsx", "reconfirm.xlsx", "discard.xlsx"}
     assert {p.name for p in run_dir.iterdir()} == expected
     for path in run_dir.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
@@ -96,7 +97,7 @@ def test_manifest_carries_inputs_policy_counts_and_timings(tmp_path: Path) -> No
     assert manifest["presets"]["subscribed_email_audience_export_5f3a9c.csv"] == "mailchimp"
     assert "refresh_after_months" in manifest["policy"]["text"] and len(manifest["policy"]["sha256"]) == 64
     assert sum(manifest["counts"].values()) == manifest["rows_in"]
-    assert set(manifest["timings_s"]) >= {"read", "map", "validate", "classify"}
+    assert set(manifest["timings_s"]) >= {"read", "map", "validate", "domains", "dedupe", "classify", "write"}
 
 
 def test_no_address_name_or_phone_appears_in_report_or_manifest(tmp_path: Path) -> None:
@@ -313,3 +314,58 @@ def test_two_runs_at_once_share_one_state_database(tmp_path: Path) -> None:
 
     store = StateStore(tmp_path / "s.sqlite")
     assert store.suppression().height == 200 and len(store.runs()) == 2
+
+
+def test_the_lists_open_in_a_spreadsheet_with_every_cell_as_written_and_no_formula(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    source = tmp_path / "c.csv"
+    source.write_text(
+        "email,first name,last name,company,phone,consent date\n"
+        'anna@example.se,Anna,Björk,=HYPERLINK("http://x";"y"),+46701234567,2026-10-01\n'
+        "bo@example.se,Bo,Ek;=1+1,ok,,2026-10-01\n",
+        encoding="utf-8",
+    )
+    ctx = run_pipeline(
+        RunRequest(
+            check_mx=False,
+            sources=(str(source),),
+            as_of=SAMPLE_AS_OF,
+            out_dir=str(tmp_path / "out"),
+            state=str(tmp_path / "s.sqlite"),
+        )
+    )
+    assert ctx.run_dir is not None
+    book = load_workbook(ctx.run_dir / "keep.xlsx", read_only=False)
+    sheet = book.active
+    header = [c.value for c in sheet[1]]
+    assert header == list(pl.read_csv(ctx.run_dir / "keep.csv", infer_schema=False).columns)
+    rows = [dict(zip(header, [c for c in row], strict=True)) for row in sheet.iter_rows(min_row=2)]
+    assert [r["last_name"].value for r in rows] == ["Björk", "Ek;=1+1"]
+    company = rows[0]["company"]
+    assert company.value == '=HYPERLINK("http://x";"y")' and company.data_type == "s"  # text, never a formula
+    assert rows[0]["phone_e164"].value == "+46701234567" and rows[0]["source_row"].value == 1
+    assert all(c.data_type != "f" for row in sheet.iter_rows() for c in row)
+    assert (ctx.run_dir / "keep.xlsx").stat().st_mode & 0o077 == 0
+    assert {p.name for p in ctx.run_dir.glob("*.xlsx")} == {"keep.xlsx", "reconfirm.xlsx", "discard.xlsx"}
+
+
+def test_a_list_longer_than_a_worksheet_continues_on_the_next(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    from cleansing.write import write_xlsx
+
+    frame = pl.DataFrame({"source_row": list(range(1, 8)), "email": [f"{i}@example.se" for i in range(1, 8)]})
+    write_xlsx(frame, tmp_path / "keep.xlsx", sheet_rows=3)
+    book = load_workbook(tmp_path / "keep.xlsx")
+    assert book.sheetnames == ["keep", "keep 2", "keep 3"]
+    values = [r[0] for ws in book.worksheets for r in ws.iter_rows(min_row=2, values_only=True)]
+    assert values == list(range(1, 8))
+
+
+def test_spreadsheets_follow_the_policy(tmp_path: Path) -> None:
+    policy = tmp_path / "p.toml"
+    policy.write_text("[output]\nspreadsheets = 'auto'\nspreadsheet_max_records = 10\n")
+    run_dir = sample_run(tmp_path / "a", policy=str(policy))
+    assert not list(run_dir.glob("*.xlsx"))
+    assert json.loads((run_dir / "manifest.json").read_text())["spreadsheets"] is False
