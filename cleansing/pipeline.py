@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -195,7 +197,9 @@ def spreadsheets(ctx: RunContext) -> bool:
 
 def _manifest(ctx: RunContext, counts: dict[str, int], decisions: pl.DataFrame) -> dict[str, Any]:
     reasons = dict(decisions.group_by("reason").len().sort("reason").iter_rows())
-    previous = ctx.state.runs()
+    # The previous run over the same sources: an ad-hoc run over other files is no baseline for this one.
+    key = ctx.request.sources_key()
+    previous = [r for r in ctx.state.runs() if r["summary"].get("sources_key", key) == key]
     return {
         "run_id": ctx.run_id,
         "as_of": ctx.as_of.isoformat(),
@@ -203,6 +207,7 @@ def _manifest(ctx: RunContext, counts: dict[str, int], decisions: pl.DataFrame) 
         "versions": decision_versions(),
         "inputs": [{"path": i.path, "size": i.size, "sha256": i.sha256} for i in ctx.read.inputs],
         "presets": ctx.presets,
+        "sources_key": key,
         "spreadsheets": spreadsheets(ctx),
         "policy": {"path": ctx.policy.path, "sha256": ctx.policy.sha256, "text": ctx.policy.text},
         "rows_in": ctx.read.rows_in,
@@ -273,41 +278,57 @@ def stage_write(ctx: RunContext) -> RunContext:
         summary.update(
             run_id=ctx.run_id,
             as_of=ctx.as_of.isoformat(),
+            sources_key=manifest["sources_key"],
             by_class=report["by_class"],
             by_reason=manifest["reasons"],
         )
 
-    try:
-        remove_stale(out_dir)
-        tmp, counts = stage_folder(
-            out_dir, ctx.run_id, ctx.contacts, ctx.read.quarantine, ctx.read.rows_in, extra, spreadsheets(ctx)
-        )
-    except OSError as exc:
-        raise file_error(exc, out_dir, "writing the run folder") from exc
-    entries: list[tuple[str, dt.datetime | None]] = []
-    if ctx.addresses is not None:
-        objections = suppression_entries(ctx.addresses)
-        if objections.height:
-            # Classify hashed every address when the list was not empty; otherwise they are hashed here.
-            hashes = objections["address_hash"]
-            if hashes.null_count():
-                hashes = hash_keys(objections["address_key"], ctx.state.hmac_key())
-            entries = list(zip(hashes.to_list(), objections["objection_at"].to_list(), strict=True))
-    undo: Callable[[], None] | None = None
-    try:
-        with ctx.state.transaction() as db:
-            added = ctx.state.suppress(entries, "opt-out or erasure", f"run {ctx.run_id}", db=db)
-            if ctx.persons is not None:
-                ctx.state.set_persons(ctx.persons.store, db=db)
-            ctx.state.record_run(ctx.run_id, ctx.as_of, str(out_dir / ctx.run_id), summary, db=db)
-            undo = promote(out_dir, ctx.run_id)
-    except BaseException:
-        if undo is not None:
-            undo()
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    # One run at a time stages and publishes to a state database: the previous run it compares with and
+    # where latest points are then those of a run that has finished publishing.
+    with ctx.state.publish_lock(lambda message: print(f"cleanse: {message}", file=sys.stderr, flush=True)):
+        try:
+            remove_stale(out_dir)
+            tmp, counts = stage_folder(
+                out_dir, ctx.run_id, ctx.contacts, ctx.read.quarantine, ctx.read.rows_in, extra, spreadsheets(ctx)
+            )
+        except OSError as exc:
+            raise file_error(exc, out_dir, "writing the run folder") from exc
+        entries: list[tuple[str, dt.datetime | None]] = []
+        if ctx.addresses is not None:
+            objections = suppression_entries(ctx.addresses)
+            if objections.height:
+                # Classify hashed every address when the list was not empty; otherwise they are hashed here.
+                hashes = objections["address_hash"]
+                if hashes.null_count():
+                    hashes = hash_keys(objections["address_key"], ctx.state.hmac_key())
+                entries = list(zip(hashes.to_list(), objections["objection_at"].to_list(), strict=True))
+        undo: Callable[[], None] | None = None
+        try:
+            with ctx.state.transaction() as db:
+                added = ctx.state.suppress(entries, "opt-out or erasure", f"run {ctx.run_id}", db=db)
+                if ctx.persons is not None:
+                    ctx.state.set_persons(ctx.persons.store, db=db)
+                ctx.state.record_run(ctx.run_id, ctx.as_of, str(out_dir / ctx.run_id), summary, db=db)
+                undo = promote(out_dir, ctx.run_id, move_latest=_moves_latest(ctx, out_dir))
+        except BaseException:
+            if undo is not None:
+                undo()
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     ctx.run_dir, ctx.counts, ctx.suppressed_added = out_dir / ctx.run_id, counts, added
     return ctx
+
+
+def _moves_latest(ctx: RunContext, out_dir: Path) -> bool:
+    """``latest`` follows runs over the same sources as the run it points at (the nightly's, as a rule); a
+    run over other sources is published and recorded but leaves it, unless asked to move it."""
+    if ctx.request.set_latest:
+        return True
+    try:
+        current = json.loads((out_dir / "latest" / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True  # no latest yet, or one that is not a whole run folder
+    return bool(current.get("sources_key", ctx.request.sources_key()) == ctx.request.sources_key())
 
 
 Stage = Callable[[RunContext], RunContext]

@@ -5,6 +5,7 @@ command line answers a bad request without loading the pipeline or Prefect."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -33,6 +34,14 @@ class RunRequest:
     state: str = str(DEFAULT_STATE)
     check_mx: bool = True
     dns_servers: tuple[str, ...] = ()
+    # Point OUT/latest at this run even when it reads other sources than the run latest points at.
+    set_latest: bool = False
+
+    def sources_key(self) -> str:
+        """Which set of sources this run reads: the same for every run over the same files and folders,
+        however they are written or ordered. ``latest`` and the comparison with the previous run follow it."""
+        paths = sorted({str(Path(s).resolve()) for s in self.sources} or {str(SAMPLE_DIR.resolve())})
+        return hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]
 
 
 def parse_as_of(text: str | None) -> dt.date:

@@ -18,7 +18,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -175,6 +175,29 @@ class StateStore:
             raise self._translate(exc) from exc
         finally:
             db.close()
+
+    @contextmanager
+    def publish_lock(self, waiting: Callable[[str], None]) -> Iterator[None]:
+        """One run at a time publishes to this state database (and its out folder): the lock is a file
+        beside the database, held for the publishing step; ``waiting`` is told once when another run
+        holds it, with that run's process id, and the lock is then waited for. The operating system
+        releases it when its holder ends, however it ends."""
+        import fcntl
+
+        path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                waiting(f"another run (process {holder}) is publishing to {self.path}: waiting for it to finish")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -355,7 +378,7 @@ class StateStore:
             ),
         )
 
-    def runs(self) -> list[dict[str, object]]:
+    def runs(self) -> list[dict[str, Any]]:
         with self._connect() as db:
             rows = db.execute(
                 "SELECT run_id, published_at, as_of, run_dir, summary FROM runs ORDER BY run_id"

@@ -250,8 +250,8 @@ def stage_folder(
     return tmp, counts
 
 
-def promote(out_dir: Path, run_id: str) -> Callable[[], None]:
-    """Rename the staged folder to ``OUT/<run_id>`` and point ``OUT/latest`` at it.
+def promote(out_dir: Path, run_id: str, move_latest: bool = True) -> Callable[[], None]:
+    """Rename the staged folder to ``OUT/<run_id>`` and, with ``move_latest``, point ``OUT/latest`` at it.
 
     Returns an undo that puts ``latest`` back where it pointed and removes the run folder, for when the
     state database does not take the run's record after all."""
@@ -268,11 +268,12 @@ def promote(out_dir: Path, run_id: str) -> Callable[[], None]:
             _relink(out_dir, before, f"undo-{run_id}")
         shutil.rmtree(final, ignore_errors=True)
 
-    try:
-        _relink(out_dir, run_id, run_id)
-    except BaseException:
-        undo()
-        raise
+    if move_latest:
+        try:
+            _relink(out_dir, run_id, run_id)
+        except BaseException:
+            undo()
+            raise
     return undo
 
 

@@ -3,11 +3,12 @@
 import dataclasses
 import datetime as dt
 import json
+import os
 from collections.abc import Callable
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import flow_run, task_run
@@ -19,6 +20,9 @@ from cleansing.state import DEFAULT_STATE
 
 PresetName = Literal["auto", "mailchimp", "hubspot", "salesforce", "brevo", "klaviyo", "generic"]
 IO_STAGES = {"read", "domains", "write"}
+# No stage of a run this machine can hold takes an hour; one that does is stuck, and the run fails
+# (publishing nothing) rather than holding the deployment's one slot forever.
+STAGE_TIMEOUT_S = float(os.environ.get("CLEANSE_STAGE_TIMEOUT_S", "3600"))
 # Set by the command line to show progress on the terminal; counts and timings only.
 terminal_progress: Progress | None = None
 # The flow run and run id of the run in progress in this process, for the command line to tell what a
@@ -66,6 +70,7 @@ def _stage_task(name: str, stage: Callable[[RunContext], RunContext]) -> Any:
         retries=retries,
         retry_delay_seconds=2,
         retry_condition_fn=_transient_only if retries else None,
+        timeout_seconds=STAGE_TIMEOUT_S,
     )(run)
 
 
@@ -83,6 +88,7 @@ def cleanse_contacts(
     mapping: str | None = None,
     state: str = str(DEFAULT_STATE),
     dns_servers: list[str] | None = None,
+    set_latest: bool = False,
 ) -> str:
     """Read contact exports, classify every record as keep / reconfirm / discard by its consent
     evidence, and publish a run folder. Returns the run folder's path.
@@ -97,6 +103,9 @@ def cleanse_contacts(
         mapping: A TOML mapping of source headers to canonical fields, for files no preset knows.
         state: The state database: suppression list, domain cache, run history.
         dns_servers: Resolvers to ask, as HOST or HOST:PORT; empty uses the system's.
+        set_latest: Point out_dir/latest at this run even if it reads other sources than the run latest
+            points at. Off: an ad-hoc run over other sources is published but moves neither latest nor the
+            nightly's comparison with its previous run.
     """
     request = RunRequest(
         sources=tuple(sources or ()),
@@ -108,6 +117,7 @@ def cleanse_contacts(
         state=state,
         check_mx=check_domains,
         dns_servers=tuple(dns_servers or ()),
+        set_latest=set_latest,
     )
     current["flow_run_id"] = str(flow_run.id)
     try:
@@ -148,10 +158,26 @@ def run_warnings(ctx: RunContext) -> list[str]:
 
 
 def publish_artifacts(ctx: RunContext) -> None:
-    """A markdown summary, a table of reasons and a link to the report: counts only, nothing personal."""
+    """What an operator needs, in the artifacts themselves: a markdown summary (counts per class, DNS
+    health, the change since the previous run, the run folder as text) and a table of reasons. Counts
+    only, nothing personal. The UI does not open ``file://`` links, so the report's path is given as text."""
     assert ctx.run_dir is not None
     report = json.loads((ctx.run_dir / "report.json").read_text(encoding="utf-8"))
+    create_markdown_artifact(
+        markdown=summary_markdown(report, ctx), key="cleanse-summary", description="Counts per class"
+    )
+    create_table_artifact(
+        table=[{k: r[k] for k in ("reason", "rule", "class", "count", "what_to_do")} for r in report["by_reason"]],
+        key="cleanse-reasons",
+        description="Records per reason, with what to do",
+    )
+
+
+def summary_markdown(report: dict[str, Any], ctx: RunContext) -> str:
+    assert ctx.run_dir is not None
     rows = report["rows_in"]
+    dns = report["domains"]
+    check = {"trusted": "ran", "untrusted": "ran, **not trusted**", "off": "did not run"}[dns.get("check", "off")]
     lines = [
         f"# Contact cleansing {ctx.run_id}",
         f"As of **{ctx.as_of.isoformat()}**, policy `{ctx.policy.policy.version}`, {rows:,} input rows.",
@@ -160,19 +186,30 @@ def publish_artifacts(ctx: RunContext) -> None:
         "|---|---:|---:|",
         *[f"| {k} | {n:,} | {100 * n / rows if rows else 0:.1f} % |" for k, n in report["by_class"].items()],
         "",
-        f"**Domain check:** {ctx.dns.detail}.",
+        f"**Domain check** {check}: {ctx.dns.detail}.",
         "",
-        f"Run folder: `{ctx.run_dir}`",
     ]
-    create_markdown_artifact(markdown="\n".join(lines), key="cleanse-summary", description="Counts per class")
-    create_table_artifact(
-        table=[{k: r[k] for k in ("reason", "rule", "class", "count", "what_to_do")} for r in report["by_reason"]],
-        key="cleanse-reasons",
-        description="Records per reason, with what to do",
-    )
-    create_link_artifact(
-        link=(ctx.run_dir / "report.html").resolve().as_uri(),
-        link_text="report.html",
-        key="cleanse-report",
-        description="The audit report of this run",
-    )
+    change = report["change"]
+    if change["previous_run"]:
+        lines += [
+            f"**Change since run {change['previous_run']}** (as of {change['previous_as_of']}):",
+            "",
+            "| class | previous | now | change |",
+            "|---|---:|---:|---:|",
+            *[f"| {r['class']} | {r['previous']:,} | {r['now']:,} | {r['delta']:+,} |" for r in change["by_class"]],
+            "",
+            *[
+                f"- {r['reason']}: {r['previous']:,} → {r['now']:,} ({r['delta']:+,})"
+                for r in change["by_reason"]
+                if r["delta"]
+            ],
+            "",
+        ]
+    else:
+        lines += ["No earlier run over the same sources to compare with.", ""]
+    lines += [
+        f"Run folder (on the machine that ran it): `{ctx.run_dir}`",
+        "",
+        f"Report: `{ctx.run_dir / 'report.html'}`",
+    ]
+    return "\n".join(lines)

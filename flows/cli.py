@@ -69,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--as-of", default=None, help="the date the rules count ages from, YYYY-MM-DD (default: today, UTC)"
     )
+    run.add_argument(
+        "--set-latest",
+        action="store_true",
+        help="point OUT/latest at this run even if it reads other sources than the run latest points at "
+        "(without it, a run over other sources is published but leaves latest and the nightly's comparison alone)",
+    )
     _input_options(run, dns=True)
 
     dedupe = commands.add_parser("dedupe", help="only read, map, validate and dedupe: one row per input row")
@@ -118,6 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         state=args.state,
         check_mx=not args.no_mx,
         dns_servers=tuple(args.dns_server),
+        set_latest=args.set_latest,
     )
     # Bad configuration, an unusable output folder and unusable inputs fail here, before Prefect starts.
     check_config(request)
@@ -195,6 +202,7 @@ def _run_flow(request: RunRequest, args: argparse.Namespace) -> int:
                 mapping=args.mapping,
                 state=args.state,
                 dns_servers=list(args.dns_server),
+                set_latest=args.set_latest,
             )
         except Stopped as stop:
             for s in (signal.SIGINT, signal.SIGTERM):

@@ -24,9 +24,22 @@ def check_server(api_url: str) -> None:
     )
 
 
+def _paused_now(name: str) -> bool:
+    """Whether an operator paused the deployment: registering it again must not undo that."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            return bool(client.read_deployment_by_name(name).paused)
+        except ObjectNotFound:
+            return False
+
+
 def serve(parameters: dict[str, Any], cron: str, timezone: str) -> None:
     """Register the deployment with its schedule and default parameters, then run what it schedules
-    and what operators start from the UI, until stopped."""
+    and what operators start from the UI, until stopped. Stopping leaves the schedule running on the
+    server: the runs it creates meanwhile go Late until serve (or a worker) is back."""
     api_url = os.environ.setdefault("PREFECT_API_URL", DEFAULT_API_URL)
     check_server(api_url)
     from prefect.schedules import Cron
@@ -38,8 +51,14 @@ def serve(parameters: dict[str, Any], cron: str, timezone: str) -> None:
         parameters = {**parameters, "as_of": as_of.isoformat()}
     cleanse_contacts.serve(
         name="nightly",
+        paused=_paused_now(f"{cleanse_contacts.name}/nightly"),
         schedule=Cron(cron, timezone=timezone),
         parameters=parameters,
+        # One run at a time: a second nightly, or an ad-hoc run started meanwhile, waits for its turn.
+        global_limit=1,
+        # Stopping serve leaves the deployment and its scheduled runs as they are: runs nobody executes
+        # go Late, which an automation can report (see `cleanse alerts`), and a pause set in the UI stays.
+        pause_on_shutdown=False,
         description="Nightly contact cleansing; start an ad-hoc run with other sources, policy or as-of date.",
         tags=["gdpr", "contacts"],
     )

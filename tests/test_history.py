@@ -199,3 +199,75 @@ def test_runs_over_any_subset_first_leave_the_full_runs_decisions_unchanged(
     full = decide(paths, state, tmp / "o2")
     assert full == fresh
     assert decide(paths, state, tmp / "o2") == fresh
+
+
+def test_an_ad_hoc_run_over_other_sources_moves_neither_latest_nor_the_nightlys_comparison(tmp_path: Path) -> None:
+    import json
+    import os
+
+    def run(sources: tuple[str, ...], as_of: dt.date, set_latest: bool = False) -> Path:
+        ctx = run_pipeline(
+            RunRequest(
+                sources=sources,
+                as_of=as_of,
+                out_dir=str(tmp_path / "out"),
+                state=str(tmp_path / "s.sqlite"),
+                check_mx=False,
+                set_latest=set_latest,
+            )
+        )
+        assert ctx.run_dir is not None
+        return ctx.run_dir
+
+    def latest() -> str:
+        return os.readlink(tmp_path / "out" / "latest")
+
+    nightly = run((str(SAMPLES),), AS_OF)
+    adhoc = run((str(SAMPLES / "kunder_sv.csv"),), AS_OF)
+    assert latest() == nightly.name and adhoc.is_dir()  # published, recorded, but not latest
+    assert [r["run_id"] for r in StateStore(tmp_path / "s.sqlite").runs()] == [nightly.name, adhoc.name]
+    assert json.loads((adhoc / "report.json").read_text())["change"]["previous_run"] is None
+    # The same folder written another way is the same set of sources.
+    again = run((f"{SAMPLES}/../samples/",), dt.date(2026, 11, 3))
+    assert latest() == again.name
+    change = json.loads((again / "report.json").read_text())["change"]
+    assert change["previous_run"] == nightly.name
+    assert all(r["delta"] == 0 for r in change["by_class"])  # the ad-hoc run is no baseline
+    forced = run((str(SAMPLES / "kunder_sv.csv"),), dt.date(2026, 11, 4), set_latest=True)
+    assert latest() == forced.name
+    assert json.loads((forced / "report.json").read_text())["change"]["previous_run"] == adhoc.name
+
+
+def test_a_run_waits_for_another_run_publishing_to_the_same_state_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import fcntl
+    import os
+    import threading
+    import time
+
+    state = tmp_path / "s.sqlite"
+    StateStore(state)
+    holder = os.open(tmp_path / "s.sqlite.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another run is publishing
+    os.pwrite(holder, b"4242\n", 0)
+    done: list[Path | None] = []
+
+    def run() -> None:
+        request = RunRequest(as_of=AS_OF, out_dir=str(tmp_path / "out"), state=str(state), check_mx=False)
+        done.append(run_pipeline(request).run_dir)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    said = ""
+    deadline = time.time() + 60
+    while "waiting" not in said and time.time() < deadline and worker.is_alive():
+        time.sleep(0.2)
+        said += capsys.readouterr().err
+    assert "waiting for it to finish" in said and "process 4242" in said
+    time.sleep(1)
+    assert worker.is_alive() and StateStore(state).runs() == [] and not (tmp_path / "out" / "latest").exists()
+    os.close(holder)  # the other run ends
+    worker.join(timeout=60)
+    assert done and done[0] is not None and done[0].is_dir()
+    assert [r["run_id"] for r in StateStore(state).runs()] == [done[0].name]

@@ -136,8 +136,10 @@ def test_serve_registers_the_nightly_deployment_and_runs_ad_hoc_runs(
             assert manifest["as_of"] == "2026-11-02" and manifest["presets"] == {"kunder_sv.csv": "generic"}
 
             artifacts = {a.key: a for a in client.read_artifacts() if a.flow_run_id == run.id}
-            assert {"cleanse-summary", "cleanse-reasons", "cleanse-report"} <= set(artifacts)
-            assert "report.html" in str(artifacts["cleanse-report"].data)
+            assert {"cleanse-summary", "cleanse-reasons"} <= set(artifacts)
+            summary = str(artifacts["cleanse-summary"].data)
+            assert "| keep |" in summary and "Domain check" in summary and str(run_dir.resolve().parent) in summary
+            assert "file://" not in summary and "cleanse-report" not in artifacts
             logs = client.read_logs()
             prefect_text = "\n".join([*(str(a.data) for a in artifacts.values()), *(log.message for log in logs)])
     finally:
@@ -156,3 +158,67 @@ def test_serve_registers_the_nightly_deployment_and_runs_ad_hoc_runs(
     ]:
         leaked = sorted(v for v in personal if v in text)
         assert leaked == [], f"{name} holds personal data: {leaked[:5]}"
+
+
+def _start_serve(tmp_path: Path, env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "serve", str(SAMPLES), "--out", str(tmp_path / "out")]
+        + ["--state", str(tmp_path / "s.sqlite"), "--no-mx", "--cron", "30 3 * * *"],
+        cwd=ROOT,
+        env=env,
+        stdout=(tmp_path / log_name).open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def test_stopping_serve_leaves_the_schedule_and_a_restart_keeps_the_operators_pause(
+    prefect_server: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateName,
+    )
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    url, env = prefect_server
+    with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
+
+        def scheduled(deployment_id: object) -> int:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),  # type: ignore[list-item]
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(name=FlowRunFilterStateName(any_=["Scheduled"]))
+                ),
+            )
+            return len(runs)
+
+        def updated() -> object:
+            return next((d.updated for d in client.read_deployments() if d.name == "nightly"), None)
+
+        first = updated()
+        serve = _start_serve(tmp_path, env, "serve-1.log")
+        try:
+            _wait(lambda: updated() not in (None, first), 90, "serve to register the deployment")
+            deployment = client.read_deployment_by_name("cleanse-contacts/nightly")
+            assert deployment.global_concurrency_limit is not None and deployment.global_concurrency_limit.limit == 1
+            _wait(lambda: scheduled(deployment.id) > 0, 60, "the scheduler to plan the nightlies")
+        finally:
+            os.killpg(serve.pid, signal.SIGTERM)
+            serve.wait(timeout=30)
+        deployment = client.read_deployment_by_name("cleanse-contacts/nightly")
+        assert deployment.paused is False and scheduled(deployment.id) > 0  # nothing deleted: missed runs go Late
+
+        client.pause_deployment(deployment.id)
+        before = updated()
+        serve = _start_serve(tmp_path, env, "serve-2.log")
+        try:
+            _wait(lambda: updated() != before, 90, "serve to register again")
+            assert client.read_deployment_by_name("cleanse-contacts/nightly").paused is True
+        finally:
+            os.killpg(serve.pid, signal.SIGTERM)
+            serve.wait(timeout=30)
