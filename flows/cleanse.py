@@ -17,6 +17,7 @@ from prefect.states import Completed
 from cleansing.errors import CleansingError, InternalError, TransientError
 from cleansing.pipeline import STAGES, Progress, RunContext, RunRequest, prepare, run_stage
 from cleansing.state import DEFAULT_STATE
+from flows.alerts import emit_warning
 
 PresetName = Literal["auto", "mailchimp", "hubspot", "salesforce", "brevo", "klaviyo", "generic"]
 IO_STAGES = {"read", "domains", "write"}
@@ -137,6 +138,7 @@ def cleanse_contacts(
     if warnings:
         message = " ".join(warnings)
         logger.warning(message)
+        emit_warning(message, ctx.run_id)
         return Completed(name="Warning", message=message, data=str(ctx.run_dir))  # type: ignore[return-value]
     return str(ctx.run_dir)
 

@@ -90,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--out", default=str(DEFAULT_OUT), help="where run folders go (default: out/)")
     _input_options(serve, dns=True)
 
+    alerts = commands.add_parser(
+        "alerts",
+        help="post to a webhook when a run fails, crashes, is late or ends in a warning (needs a Prefect server)",
+    )
+    alerts.add_argument("--webhook", required=True, help="the URL to POST to (a chat or pager webhook)")
+
     forget = commands.add_parser("forget", help="add addresses to the suppression list (erasure or objection)")
     forget.add_argument("emails", nargs="*", help="email addresses")
     forget.add_argument("--file", default=None, help="a text file with one address per line")
@@ -341,6 +347,24 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    if not args.webhook.startswith(("http://", "https://")):
+        raise UsageError("the webhook is not an http(s) URL.", path=args.webhook, fix="Pass the URL to POST to.")
+    configure_prefect(quiet=False)
+    from .serve import DEFAULT_API_URL, check_server
+
+    check_server(os.environ.setdefault("PREFECT_API_URL", DEFAULT_API_URL))
+    from .alerts import install_alerts
+
+    made = install_alerts(args.webhook)
+    print(
+        f"automation {made['automation']!r} posts to the block {made['block']!r} when a run fails, crashes, "
+        "is late or ends in a warning.",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from cleansing.rebuild import rebuild_report
 
@@ -359,6 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "link": cmd_decide,
         "unlink": cmd_decide,
         "report": cmd_report,
+        "alerts": cmd_alerts,
     }
     try:
         return handlers[args.command](args)
