@@ -36,6 +36,22 @@ def sample_run(tmp: Path, **kwargs: object) -> Path:
     return ctx.run_dir
 
 
+def run_file(tmp_path: Path, text: str) -> Path:
+    """A run over one CSV of ``text`` without the domain check; the run folder."""
+    source = tmp_path / "c.csv"
+    source.write_text(text, encoding="utf-8")
+    request = RunRequest(
+        check_mx=False,
+        sources=(str(source),),
+        as_of=SAMPLE_AS_OF,
+        out_dir=str(tmp_path / "out"),
+        state=str(tmp_path / "s.sqlite"),
+    )
+    run_dir = run_pipeline(request).run_dir
+    assert run_dir is not None
+    return run_dir
+
+
 def counts(run_dir: Path) -> dict[str, dict[str, int]]:
     decisions = pl.read_parquet(run_dir / "decisions.parquet")
     return {
@@ -112,21 +128,12 @@ def test_no_address_name_or_phone_appears_in_report_or_manifest(tmp_path: Path) 
 
 
 def test_csv_cells_that_look_like_formulas_are_defused_and_plain_numbers_written_as_they_are(tmp_path: Path) -> None:
-    source = tmp_path / "c.csv"
-    source.write_text(
+    run_dir = run_file(
+        tmp_path,
         "email,first name,company,phone\n=HYPERLINK@example.se,+Anna,@SUM(A1),+46 70-123 45 67\n"
-        "b@example.se,-1,-1+2,+46701234567\n"
+        "b@example.se,-1,-1+2,+46701234567\n",
     )
-    ctx = run_pipeline(
-        RunRequest(
-            check_mx=False,
-            sources=(str(source),),
-            as_of=SAMPLE_AS_OF,
-            out_dir=str(tmp_path / "out"),
-            state=str(tmp_path / "s.sqlite"),
-        )
-    )
-    rows = list(csv.DictReader(io.StringIO((ctx.run_dir / "discard.csv").read_text())))  # type: ignore[operator]
+    rows = list(csv.DictReader(io.StringIO((run_dir / "discard.csv").read_text())))
     assert [r["first_name"] for r in rows] == ["'+Anna", "-1"]
     assert rows[0]["company"] == "'@SUM(A1)" and rows[0]["email"] == "'=HYPERLINK@example.se"
     assert rows[1]["company"] == "'-1+2"  # a sum is a formula, not a number
@@ -134,7 +141,7 @@ def test_csv_cells_that_look_like_formulas_are_defused_and_plain_numbers_written
     assert [r["phone_e164"] for r in rows] == ["+46701234567", "+46701234567"]
     assert [r["phone"] for r in rows] == ["'+46 70-123 45 67", "+46701234567"]
     assert all(r["reason_text"].startswith("No consent is recorded at all.") for r in rows)
-    parquet = pl.read_parquet(ctx.run_dir / "discard.parquet")  # type: ignore[operator]
+    parquet = pl.read_parquet(run_dir / "discard.parquet")
     assert parquet["first_name"].to_list() == ["+Anna", "-1"]
 
 
@@ -319,35 +326,24 @@ def test_two_runs_at_once_share_one_state_database(tmp_path: Path) -> None:
 def test_the_lists_open_in_a_spreadsheet_with_every_cell_as_written_and_no_formula(tmp_path: Path) -> None:
     from openpyxl import load_workbook
 
-    source = tmp_path / "c.csv"
-    source.write_text(
+    run_dir = run_file(
+        tmp_path,
         "email,first name,last name,company,phone,consent date\n"
         'anna@example.se,Anna,Björk,=HYPERLINK("http://x";"y"),+46701234567,2026-10-01\n'
         "bo@example.se,Bo,Ek;=1+1,ok,,2026-10-01\n",
-        encoding="utf-8",
     )
-    ctx = run_pipeline(
-        RunRequest(
-            check_mx=False,
-            sources=(str(source),),
-            as_of=SAMPLE_AS_OF,
-            out_dir=str(tmp_path / "out"),
-            state=str(tmp_path / "s.sqlite"),
-        )
-    )
-    assert ctx.run_dir is not None
-    book = load_workbook(ctx.run_dir / "keep.xlsx", read_only=False)
+    book = load_workbook(run_dir / "keep.xlsx", read_only=False)
     sheet = book.active
     header = [c.value for c in sheet[1]]
-    assert header == list(pl.read_csv(ctx.run_dir / "keep.csv", infer_schema=False).columns)
+    assert header == list(pl.read_csv(run_dir / "keep.csv", infer_schema=False).columns)
     rows = [dict(zip(header, [c for c in row], strict=True)) for row in sheet.iter_rows(min_row=2)]
     assert [r["last_name"].value for r in rows] == ["Björk", "Ek;=1+1"]
     company = rows[0]["company"]
     assert company.value == '=HYPERLINK("http://x";"y")' and company.data_type == "s"  # text, never a formula
     assert rows[0]["phone_e164"].value == "+46701234567" and rows[0]["source_row"].value == 1
     assert all(c.data_type != "f" for row in sheet.iter_rows() for c in row)
-    assert (ctx.run_dir / "keep.xlsx").stat().st_mode & 0o077 == 0
-    assert {p.name for p in ctx.run_dir.glob("*.xlsx")} == {"keep.xlsx", "reconfirm.xlsx", "discard.xlsx"}
+    assert (run_dir / "keep.xlsx").stat().st_mode & 0o077 == 0
+    assert {p.name for p in run_dir.glob("*.xlsx")} == {"keep.xlsx", "reconfirm.xlsx", "discard.xlsx"}
 
 
 def test_a_list_longer_than_a_worksheet_continues_on_the_next(tmp_path: Path) -> None:
