@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
 
+from .erase import Erasure, erase_everywhere
 from .errors import InputError
 from .state import StateStore, hash_keys
 from .validate import address_key, normalize_emails
 from .write import mask_email
 
 
-def forget(emails: Sequence[str], state_path: str | Path) -> tuple[int, int]:
-    """Suppress every address; returns (newly added, already there). Invalid addresses are refused
+def forget(emails: Sequence[str], state_path: str | Path) -> tuple[int, int, Erasure]:
+    """Suppress every address and remove its rows from every run folder the state database knows;
+    returns (newly added, already there, what the erasure removed). Invalid addresses are refused
     together, masked, before anything is written."""
     series = pl.Series("email", [e.strip() for e in emails], dtype=pl.String)
     checked = normalize_emails(series)
@@ -32,4 +35,7 @@ def forget(emails: Sequence[str], state_path: str | Path) -> tuple[int, int]:
     # The entry's date is the request's: consent given after it lifts it, consent from before does not.
     requested = dt.datetime.now(dt.UTC)
     added = store.suppress([(h, requested) for h in hashes], "erasure or objection", "cleanse forget")
-    return added, len(hashes) - added
+    # Not while a run publishes: its folder is then erased from as well, once it is there.
+    with store.publish_lock(lambda message: print(f"cleanse: {message}", file=sys.stderr, flush=True)):
+        erased = erase_everywhere(set(keys.to_list()), store, requested)
+    return added, len(hashes) - added, erased

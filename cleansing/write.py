@@ -128,9 +128,10 @@ def _flat(frame: pl.DataFrame) -> pl.DataFrame:
 EXCEL_MAX_ROWS = 1_048_576  # rows of one worksheet, the header included
 
 
-def write_xlsx(frame: pl.DataFrame, path: Path, sheet_rows: int = EXCEL_MAX_ROWS - 1) -> None:
+def write_xlsx(frame: pl.DataFrame, path: Path, sheet: str | None = None, sheet_rows: int = EXCEL_MAX_ROWS - 1) -> None:
     """One partition as a workbook for people: every cell written as text (row numbers as numbers), so
-    that no cell can run as a formula; a new worksheet every ``sheet_rows`` rows, past Excel's limit."""
+    that no cell can run as a formula; a new worksheet every ``sheet_rows`` rows, past Excel's limit.
+    Sheets are named ``sheet`` (default: the file's name), ``sheet 2``, …"""
     import xlsxwriter  # type: ignore[import-untyped]
 
     flat = _flat(frame).with_columns(pl.col(pl.Boolean).cast(pl.String))
@@ -139,8 +140,9 @@ def write_xlsx(frame: pl.DataFrame, path: Path, sheet_rows: int = EXCEL_MAX_ROWS
     options = {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
     workbook = xlsxwriter.Workbook(str(path), options)
     bold = workbook.add_format({"bold": True})
-    for sheet, start in enumerate(range(0, max(flat.height, 1), sheet_rows)):
-        worksheet = workbook.add_worksheet(path.stem if sheet == 0 else f"{path.stem} {sheet + 1}")
+    name = sheet or path.stem
+    for number, start in enumerate(range(0, max(flat.height, 1), sheet_rows)):
+        worksheet = workbook.add_worksheet(name if number == 0 else f"{name} {number + 1}")
         worksheet.write_row(0, 0, flat.columns, bold)
         worksheet.freeze_panes(1, 0)
         for r, row in enumerate(flat.slice(start, sheet_rows).iter_rows(), start=1):

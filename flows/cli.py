@@ -329,9 +329,12 @@ def cmd_forget(args: argparse.Namespace) -> int:
         emails += [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     if not emails:
         raise UsageError("no addresses were given.", fix="Pass addresses as arguments or with --file.")
-    added, known = forget(emails, args.state)
+    added, known, erased = forget(emails, args.state)
     print(f"{added} address(es) added to the suppression list, {known} already on it.", file=sys.stderr)
-    return EXIT_OK
+    print(f"{erased.rows} record(s) removed from {len(erased.removed)} run folder(s).", file=sys.stderr)
+    for folder, why in erased.failed.items():
+        print(f"error: {folder}: could not be rewritten ({why}); run cleanse forget again to finish.", file=sys.stderr)
+    return EXIT_INTERNAL if erased.failed else EXIT_OK
 
 
 def cmd_decide(args: argparse.Namespace) -> int:

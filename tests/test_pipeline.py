@@ -162,7 +162,7 @@ def test_opted_out_addresses_are_suppressed_in_the_next_run(tmp_path: Path) -> N
 
 def test_forgotten_addresses_are_stored_only_as_keyed_hashes(tmp_path: Path) -> None:
     state = tmp_path / "s.sqlite"
-    assert forget(["Anna@Example.se", "anna@example.se"], state) == (1, 0)
+    assert forget(["Anna@Example.se", "anna@example.se"], state)[:2] == (1, 0)
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("s.sqlite"))
     assert b"anna" not in raw.lower() and b"example" not in raw
     assert stat.S_IMODE((tmp_path / "hmac.key").stat().st_mode) == 0o600

@@ -1,0 +1,113 @@
+"""The GDPR lifecycle end to end: erasure that reaches every run folder, and retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from cleansing.pipeline import RunRequest, run_pipeline
+from flows.cli import main
+
+# Anna's address in any form the key folds: case, Gmail dots, +tags, googlemail.com.
+ANNA = re.compile(r"anna\.?svensson", re.IGNORECASE)
+ROWS = [
+    "Anna.Svensson+news@gmail.com,Anna,Svensson,yes,2026-10-01,",
+    "annasvensson@googlemail.com,Anna,Svensson,yes,2026-09-01,",
+    "bo.ek@example.se,Bo,Ek,yes,2026-10-01,",
+    "cia@example.se,Cia,Berg,yes,2026-10-01,c/o ANNA.SVENSSON@GMAIL.COM",
+    "dan@example.se,Dan,Lund,yes,2026-10-01,",
+    "anna.svensson@gmail.com,Anna,Svensson,yes,2026-10-01,,one field too many",
+]
+
+
+def _runs(tmp_path: Path, days: int) -> list[Path]:
+    source = tmp_path / "contacts.csv"
+    source.write_text("email,first name,last name,consent,consent date,company\n" + "\n".join(ROWS) + "\n")
+    folders = []
+    for day in range(days):
+        ctx = run_pipeline(
+            RunRequest(
+                sources=(str(source),),
+                as_of=dt.date(2026, 11, 2) + dt.timedelta(days=day),
+                out_dir=str(tmp_path / "out"),
+                state=str(tmp_path / "s.sqlite"),
+                check_mx=False,
+            )
+        )
+        assert ctx.run_dir is not None
+        folders.append(ctx.run_dir)
+    return folders
+
+
+def _occurrences(out: Path) -> list[str]:
+    """Every file under ``out`` that holds Anna's address in any form, read as a person or a program would."""
+    from openpyxl import load_workbook
+
+    found = []
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        if path.suffix == ".parquet":
+            frame = pl.read_parquet(path)
+            text = " ".join(
+                str(v) for c, t in frame.schema.items() if t in (pl.String, pl.List(pl.String)) for v in frame[c]
+            )
+        elif path.suffix == ".xlsx":
+            text = " ".join(
+                str(c) for ws in load_workbook(path).worksheets for r in ws.iter_rows(values_only=True) for c in r
+            )
+        else:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        if ANNA.search(text):
+            found.append(str(path.relative_to(out)))
+    return found
+
+
+def test_forget_after_three_runs_leaves_no_occurrence_in_any_file_of_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folders = _runs(tmp_path, 3)
+    before = _occurrences(tmp_path / "out")
+    assert any(f.endswith("keep.csv") for f in before) and any(f.endswith("quarantine.parquet") for f in before)
+    manifests = [json.loads((f / "manifest.json").read_text()) for f in folders]
+
+    assert main(["forget", "anna.svensson@gmail.com", "--state", str(tmp_path / "s.sqlite")]) == 0
+    said = capsys.readouterr().err
+    # per folder: two records of the address, Cia's row that names it, the quarantined raw line
+    assert "12 record(s) removed from 3 run folder(s)" in said
+
+    assert _occurrences(tmp_path / "out") == []
+    for folder, old in zip(folders, manifests, strict=True):
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert manifest["erasures"][0]["rows_removed"] == 4 and "anna" not in json.dumps(manifest["erasures"]).lower()
+        assert sum(manifest["counts"].values()) + 4 == manifest["rows_in"] == old["rows_in"]
+        decisions = pl.read_parquet(folder / "decisions.parquet")
+        assert decisions.height == sum(manifest["counts"].values())
+        assert json.loads((folder / "report.json").read_text())["rows_in"] == decisions.height
+        kept = pl.read_csv(folder / "keep.csv", infer_schema=False)["email"].to_list()
+        assert "bo.ek@example.se" in kept and "dan@example.se" in kept  # nobody else went
+        assert all(p.stat().st_mode & 0o077 == 0 for p in folder.iterdir())
+
+    # Idempotent: nothing more to remove.
+    assert main(["forget", "anna.svensson@gmail.com", "--state", str(tmp_path / "s.sqlite")]) == 0
+    assert "0 record(s) removed from 0 run folder(s)" in capsys.readouterr().err
+
+
+def test_a_folder_that_cannot_be_rewritten_is_named_and_the_rest_is_done(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = _runs(tmp_path, 2)
+    (first / ".keep.csv.partial").mkdir()  # the new keep.csv cannot be written
+    assert main(["forget", "anna.svensson@gmail.com", "--state", str(tmp_path / "s.sqlite")]) == 1
+    said = capsys.readouterr().err
+    assert str(first) in said and "run cleanse forget again" in said
+    assert "4 record(s) removed from 1 run folder(s)" in said
+    assert (first / "keep.parquet").stat().st_size and ANNA.search((first / "keep.csv").read_text())  # untouched
+    assert not [p for p in first.iterdir() if p.name.endswith(".partial") and p.is_file()]
+    (first / ".keep.csv.partial").rmdir()
+    assert main(["forget", "anna.svensson@gmail.com", "--state", str(tmp_path / "s.sqlite")]) == 0
+    assert "4 record(s) removed from 1 run folder(s)" in capsys.readouterr().err
+    assert _occurrences(tmp_path / "out") == []
