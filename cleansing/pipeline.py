@@ -40,6 +40,7 @@ from .read import ReadResult, read_sources
 from .report import RECORD_COLUMNS, build_report
 from .report_html import render_html
 from .resolver import DnsResolver
+from .retention import plan_purge, purge
 from .state import StateStore, hash_keys
 from .validate import validate
 from .write import guard_formulas, mask_email, new_run_id, promote, remove_stale, stage_folder, write_json
@@ -267,6 +268,11 @@ def stage_write(ctx: RunContext) -> RunContext:
         # The manifest is written inside the run folder, before publishing: its write time is the staging's.
         ctx.timings["write"] = time.perf_counter() - started
         manifest = _manifest(ctx, counts, decisions)
+        manifest["retention"] = {
+            "keep_runs": retention.keep_runs,
+            "keep_days": retention.keep_days,
+            "purged": [run["run_id"] for run in plan],  # once this run is published
+        }
         write_json(folder / "manifest.json", manifest)
         report = build_report(
             ctx.contacts.select(RECORD_COLUMNS), decisions, ctx.read.quarantine, manifest, ctx.policy.policy
@@ -285,7 +291,10 @@ def stage_write(ctx: RunContext) -> RunContext:
 
     # One run at a time stages and publishes to a state database: the previous run it compares with and
     # where latest points are then those of a run that has finished publishing.
+    retention = ctx.policy.policy.retention
     with ctx.state.publish_lock(lambda message: print(f"cleanse: {message}", file=sys.stderr, flush=True)):
+        now = dt.datetime.now(dt.UTC)
+        plan = plan_purge(ctx.state.runs(), retention, now)
         try:
             remove_stale(out_dir)
             tmp, counts = stage_folder(
@@ -315,6 +324,12 @@ def stage_write(ctx: RunContext) -> RunContext:
                 undo()
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        _, failed = purge(plan, ctx.state, now)
+        for run_id, why in failed.items():
+            print(
+                f"cleanse: warning: run {run_id} could not be purged ({why}); the next run tries again.",
+                file=sys.stderr,
+            )
     ctx.run_dir, ctx.counts, ctx.suppressed_added = out_dir / ctx.run_id, counts, added
     return ctx
 

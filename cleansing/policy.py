@@ -119,6 +119,14 @@ class OutputPolicy(_Section):
     spreadsheet_max_records: int = Field(default=50_000, ge=0)
 
 
+class RetentionPolicy(_Section):
+    keep_runs: int = Field(default=7, ge=1)
+    """After a run is published, run folders older than the newest ``keep_runs`` lose their personal-data
+    files (the lists, decisions, review); manifest.json, report.json and report.html stay."""
+    keep_days: int = Field(default=30, ge=0)
+    """So do run folders published more than ``keep_days`` days ago, whichever limit is reached first."""
+
+
 class SchedulePolicy(_Section):
     cron: str = "0 2 * * *"
     """When the nightly deployment runs."""
@@ -137,6 +145,7 @@ class Policy(_Section):
     contacts: ContactPolicy = ContactPolicy()
     report: ReportPolicy = ReportPolicy()
     output: OutputPolicy = OutputPolicy()
+    retention: RetentionPolicy = RetentionPolicy()
     schedule: SchedulePolicy = SchedulePolicy()
 
 

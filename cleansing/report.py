@@ -83,6 +83,7 @@ def build_report(
         "duplicates": _duplicates(found, meta, by_reason, flag_counts),
         "change": _change(meta.get("previous_run"), by_class, by_reason),
         "quarantine": _quarantine(quarantine),
+        "retention": meta.get("retention", {}),
         "flags": flag_counts,
         "flag_meanings": {flag: flag_text(flag) for flag in flag_counts},
         "rules": rule_table(policy),

@@ -82,7 +82,19 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
             charts.stacked([("all records", {k: by_class[k] for k in CLASS_ORDER})], title="records by class")
         ),
         "inputs": [[s["source_file"], s["preset"], f"{s['rows']:,}"] for s in report["by_source"]],
+        "retention": _retention_line(report.get("retention", {})),
     }
+
+
+def _retention_line(retention: dict[str, Any]) -> str:
+    if not retention:
+        return ""
+    purged = retention.get("purged", [])
+    return (
+        f"Retention: run folders keep their personal data for the newest {retention['keep_runs']} runs and at most "
+        f"{retention['keep_days']} days. Publishing this run purged "
+        + (f"{len(purged)} earlier run folder(s): {', '.join(purged)}." if purged else "no earlier run folder.")
+    )
 
 
 def flow(report: dict[str, Any]) -> dict[str, Any]:

@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS runs (
     published_at TEXT NOT NULL,
     as_of TEXT NOT NULL,
     run_dir TEXT NOT NULL,
-    summary TEXT NOT NULL
+    summary TEXT NOT NULL,
+    purged_at TEXT
 );
 """
 
@@ -379,11 +380,20 @@ class StateStore:
         )
 
     def runs(self) -> list[dict[str, Any]]:
+        """Every published run, oldest first, with ``purged_at`` once retention removed its personal data."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT run_id, published_at, as_of, run_dir, summary FROM runs ORDER BY run_id"
+                "SELECT run_id, published_at, as_of, run_dir, summary, purged_at FROM runs ORDER BY run_id"
             ).fetchall()
-        return [dict(run_id=r[0], published_at=r[1], as_of=r[2], run_dir=r[3], summary=json.loads(r[4])) for r in rows]
+        return [
+            dict(run_id=r[0], published_at=r[1], as_of=r[2], run_dir=r[3], summary=json.loads(r[4]), purged_at=r[5])
+            for r in rows
+        ]
+
+    def mark_purged(self, run_id: str, at: dt.datetime) -> None:
+        """Record that a run folder's personal-data files were deleted; its record stays."""
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET purged_at = ? WHERE run_id = ?", (at.isoformat(timespec="seconds"), run_id))
 
 
 def _parquet(frame: pl.DataFrame) -> bytes:
@@ -415,3 +425,5 @@ def _migrate(db: sqlite3.Connection) -> None:
         # saw has no known date of its own, so it is undated and never lifted.
         db.execute("ALTER TABLE suppression ADD COLUMN objection_at TEXT")
         db.execute("UPDATE suppression SET objection_at = added_at WHERE origin = 'cleanse forget'")
+    if "purged_at" not in {row[1] for row in db.execute("PRAGMA table_info(runs)")}:
+        db.execute("ALTER TABLE runs ADD COLUMN purged_at TEXT")  # runs from before retention: none purged

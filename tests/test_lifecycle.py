@@ -111,3 +111,59 @@ def test_a_folder_that_cannot_be_rewritten_is_named_and_the_rest_is_done(
     assert main(["forget", "anna.svensson@gmail.com", "--state", str(tmp_path / "s.sqlite")]) == 0
     assert "4 record(s) removed from 1 run folder(s)" in capsys.readouterr().err
     assert _occurrences(tmp_path / "out") == []
+
+
+def _policy(tmp_path: Path, keep_runs: int, keep_days: int) -> str:
+    path = tmp_path / "policy.toml"
+    path.write_text(f"[retention]\nkeep_runs = {keep_runs}\nkeep_days = {keep_days}\n")
+    return str(path)
+
+
+def _run(tmp_path: Path, policy: str, day: int) -> Path:
+    source = tmp_path / "contacts.csv"
+    source.write_text("email,first name,last name,consent,consent date,company\n" + "\n".join(ROWS) + "\n")
+    ctx = run_pipeline(
+        RunRequest(
+            sources=(str(source),),
+            as_of=dt.date(2026, 11, 2) + dt.timedelta(days=day),
+            out_dir=str(tmp_path / "out"),
+            state=str(tmp_path / "s.sqlite"),
+            check_mx=False,
+            policy=policy,
+        )
+    )
+    assert ctx.run_dir is not None
+    return ctx.run_dir
+
+
+KEPT = {"manifest.json", "report.json", "report.html"}
+
+
+def test_retention_keeps_the_personal_data_of_the_newest_runs_only(tmp_path: Path) -> None:
+    from cleansing.state import StateStore
+
+    policy = _policy(tmp_path, keep_runs=2, keep_days=365)
+    folders = [_run(tmp_path, policy, day) for day in range(4)]
+    assert [{p.name for p in f.iterdir()} == KEPT for f in folders] == [True, True, False, False]
+    assert _occurrences(folders[0]) == [] and _occurrences(folders[3]) != []
+    runs = {r["run_id"]: r for r in StateStore(tmp_path / "s.sqlite").runs()}
+    assert [bool(runs[f.name]["purged_at"]) for f in folders] == [True, True, False, False]
+    # The run that purged a folder says so; nothing is purged twice.
+    assert json.loads((folders[2] / "report.json").read_text())["retention"]["purged"] == [folders[0].name]
+    assert json.loads((folders[3] / "report.json").read_text())["retention"]["purged"] == [folders[1].name]
+    assert f"purged 1 earlier run folder(s): {folders[1].name}" in (folders[3] / "report.html").read_text()
+    # A purged folder's report still opens and its manifest still counts what the run decided.
+    assert json.loads((folders[0] / "manifest.json").read_text())["counts"]["keep"] > 0
+
+
+def test_retention_purges_run_folders_older_than_keep_days(tmp_path: Path) -> None:
+    import sqlite3
+
+    policy = _policy(tmp_path, keep_runs=10, keep_days=30)
+    old, recent = _run(tmp_path, policy, 0), _run(tmp_path, policy, 1)
+    forty_days_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=40)).isoformat(timespec="seconds")
+    with sqlite3.connect(tmp_path / "s.sqlite") as db:  # as if the first run had been published 40 days ago
+        db.execute("UPDATE runs SET published_at = ? WHERE run_id = ?", (forty_days_ago, old.name))
+    newest = _run(tmp_path, policy, 2)
+    assert {p.name for p in old.iterdir()} == KEPT
+    assert {p.name for p in recent.iterdir()} > KEPT and {p.name for p in newest.iterdir()} > KEPT
