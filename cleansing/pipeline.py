@@ -273,6 +273,11 @@ def stage_write(ctx: RunContext) -> RunContext:
             "keep_days": retention.keep_days,
             "purged": [run["run_id"] for run in plan],  # once this run is published
         }
+        manifest["processing"] = {
+            "fields_by_source": fields_by_source(ctx.contacts),
+            "run_folder": str((out_dir / ctx.run_id).resolve()),
+            "objections_listed": len(entries),
+        }
         write_json(folder / "manifest.json", manifest)
         report = build_report(
             ctx.contacts.select(RECORD_COLUMNS), decisions, ctx.read.quarantine, manifest, ctx.policy.policy
@@ -295,13 +300,6 @@ def stage_write(ctx: RunContext) -> RunContext:
     with ctx.state.publish_lock(lambda message: print(f"cleanse: {message}", file=sys.stderr, flush=True)):
         now = dt.datetime.now(dt.UTC)
         plan = plan_purge(ctx.state.runs(), retention, now)
-        try:
-            remove_stale(out_dir)
-            tmp, counts = stage_folder(
-                out_dir, ctx.run_id, ctx.contacts, ctx.read.quarantine, ctx.read.rows_in, extra, spreadsheets(ctx)
-            )
-        except OSError as exc:
-            raise file_error(exc, out_dir, "writing the run folder") from exc
         entries: list[tuple[str, dt.datetime | None]] = []
         if ctx.addresses is not None:
             objections = suppression_entries(ctx.addresses)
@@ -311,6 +309,13 @@ def stage_write(ctx: RunContext) -> RunContext:
                 if hashes.null_count():
                     hashes = hash_keys(objections["address_key"], ctx.state.hmac_key())
                 entries = list(zip(hashes.to_list(), objections["objection_at"].to_list(), strict=True))
+        try:
+            remove_stale(out_dir)
+            tmp, counts = stage_folder(
+                out_dir, ctx.run_id, ctx.contacts, ctx.read.quarantine, ctx.read.rows_in, extra, spreadsheets(ctx)
+            )
+        except OSError as exc:
+            raise file_error(exc, out_dir, "writing the run folder") from exc
         undo: Callable[[], None] | None = None
         try:
             with ctx.state.transaction() as db:
@@ -332,6 +337,46 @@ def stage_write(ctx: RunContext) -> RunContext:
             )
     ctx.run_dir, ctx.counts, ctx.suppressed_added = out_dir / ctx.run_id, counts, added
     return ctx
+
+
+# The categories of personal data a record of processing names (GDPR Art. 30), by canonical field.
+FIELD_CATEGORIES = {
+    "identity": ("record_id", "first_name", "last_name", "full_name"),
+    "contact": ("email", "phone", "company", "street", "street2", "postcode", "city", "region", "country"),
+    "consent evidence": (
+        "consent_status",
+        "consent_at",
+        "confirmed_at",
+        "consent_source",
+        "consent_proof",
+        "consent_expires_at",
+        "lawful_basis",
+        "opted_out",
+        "opted_out_at",
+        "erasure_requested",
+    ),
+    "activity": ("last_activity_at", "created_at", "hard_bounced", "bounced_at", "tags"),
+    "purchase": ("is_customer", "last_purchase_at"),
+}
+
+
+def fields_by_source(contacts: pl.DataFrame) -> dict[str, dict[str, list[str]]]:
+    """Per source file, the canonical fields that hold a value in any of its records, by category."""
+    fields = [f for names in FIELD_CATEGORIES.values() for f in names if f in contacts.columns]
+
+    def held(name: str) -> pl.Expr:
+        column = pl.col(name)
+        if isinstance(contacts.schema[name], pl.List):
+            return (column.list.len() > 0).any()
+        if contacts.schema[name] == pl.Boolean:
+            return column.fill_null(False).any()
+        return column.is_not_null().any()
+
+    present = contacts.group_by("source_file").agg(held(f).alias(f) for f in fields).sort("source_file")
+    return {
+        row["source_file"]: {category: [f for f in names if row.get(f)] for category, names in FIELD_CATEGORIES.items()}
+        for row in present.iter_rows(named=True)
+    }
 
 
 def _moves_latest(ctx: RunContext, out_dir: Path) -> bool:

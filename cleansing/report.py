@@ -84,6 +84,7 @@ def build_report(
         "change": _change(meta.get("previous_run"), by_class, by_reason),
         "quarantine": _quarantine(quarantine),
         "retention": meta.get("retention", {}),
+        "processing": _processing(meta, by_reason),
         "flags": flag_counts,
         "flag_meanings": {flag: flag_text(flag) for flag in flag_counts},
         "rules": rule_table(policy),
@@ -286,6 +287,20 @@ def _change(previous: dict[str, Any] | None, by_class: dict[str, int], by_reason
             }
             for r in sorted(set(prev_reason) | set(by_reason))
         ],
+    }
+
+
+def _processing(meta: dict[str, Any], by_reason: dict[str, int]) -> dict[str, Any]:
+    """A record of processing (GDPR Art. 30) for this run: the categories of personal data held per
+    source, where the outputs are and for how long, and the erasures and purges this run did."""
+    processing = meta.get("processing", {})
+    return {
+        "fields_by_source": processing.get("fields_by_source", {}),
+        "run_folder": processing.get("run_folder", ""),
+        "retention": meta.get("retention", {}),
+        "erasure_requests": by_reason.get(Reason.ERASURE_REQUESTED.value, 0),
+        "objections_listed": processing.get("objections_listed", 0),
+        "erasures_since": meta.get("erasures", []),
     }
 
 

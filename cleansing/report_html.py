@@ -62,6 +62,7 @@ def render_html(report: dict[str, Any]) -> str:
         duplicates=duplicates(report),
         change=change(report),
         quarantine=quarantine(report),
+        processing=processing(report),
         rules=[[r["rule"], r["condition"], r["reason"], r["class"]] for r in report["rules"]],
     )
 
@@ -270,3 +271,33 @@ def quarantine(report: dict[str, Any]) -> dict[str, Any]:
         ),
         "examples": [[x["source_file"], x["source_row"], x["error"]] for x in q["examples"]],
     }
+
+
+def processing(report: dict[str, Any]) -> dict[str, Any]:
+    """Section 10: what a data-protection officer needs for the Art. 30 record, and after a breach."""
+    p = report.get("processing", {})
+    rows = {s["source_file"]: s["rows"] for s in report["by_source"]}
+    retention = p.get("retention") or {}
+    held = [
+        [source, f"{rows.get(source, 0):,}", *[", ".join(fields.get(c, [])) or "–" for c in CATEGORIES]]
+        for source, fields in sorted(p.get("fields_by_source", {}).items())
+    ]
+    kept = (
+        f"The newest {retention['keep_runs']} run folders, and none for longer than {retention['keep_days']} days, "
+        "keep their personal-data files; older ones keep only the manifest and the report."
+        if retention
+        else ""
+    )
+    erased = sum(e.get("rows_removed", 0) for e in p.get("erasures_since", []))
+    return {
+        "held": held,
+        "folder": p.get("run_folder", ""),
+        "kept": kept,
+        "purged": retention.get("purged", []),
+        "erasure_requests": p.get("erasure_requests", 0),
+        "objections_listed": p.get("objections_listed", 0),
+        "erased_since": erased,
+    }
+
+
+CATEGORIES = ("identity", "contact", "consent evidence", "activity", "purchase")

@@ -260,6 +260,14 @@ class StateStore:
         frame = pl.DataFrame(rows, schema={"address_hash": pl.String, "suppressed_at": pl.String}, orient="row")
         return frame.with_columns(pl.col("suppressed_at").str.to_datetime(time_zone="UTC", time_unit="us"))
 
+    def suppression_entry(self, address_hash: str) -> dict[str, str | None] | None:
+        """The list's entry for one keyed hash: when it was added and the objection's own date."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT added_at, objection_at FROM suppression WHERE address_hash = ?", (address_hash,)
+            ).fetchone()
+        return None if row is None else {"added_at": row[0], "objection_at": row[1]}
+
     def suppress(
         self,
         entries: Sequence[tuple[str, dt.datetime | None]],

@@ -90,6 +90,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--out", default=str(DEFAULT_OUT), help="where run folders go (default: out/)")
     _input_options(serve, dns=True)
 
+    access = commands.add_parser("access", help="what is held about a person (right of access): for the person")
+    access.add_argument("email", help="the person's email address")
+    access.add_argument("--state", default=str(DEFAULT_STATE), help="the state database")
+    access.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
     alerts = commands.add_parser(
         "alerts",
         help="post to a webhook when a run fails, crashes, is late or ends in a warning (needs a Prefect server)",
@@ -350,6 +355,15 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_access(args: argparse.Namespace) -> int:
+    """Everything held about the person, on stdout only: nothing is logged."""
+    from cleansing.access import access, as_text
+
+    answer = access(args.email, args.state)
+    print(json.dumps(answer, ensure_ascii=False, indent=2, default=str) if args.json else as_text(answer))
+    return EXIT_OK
+
+
 def cmd_alerts(args: argparse.Namespace) -> int:
     if not args.webhook.startswith(("http://", "https://")):
         raise UsageError("the webhook is not an http(s) URL.", path=args.webhook, fix="Pass the URL to POST to.")
@@ -387,6 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "unlink": cmd_decide,
         "report": cmd_report,
         "alerts": cmd_alerts,
+        "access": cmd_access,
     }
     try:
         return handlers[args.command](args)

@@ -167,3 +167,54 @@ def test_retention_purges_run_folders_older_than_keep_days(tmp_path: Path) -> No
     newest = _run(tmp_path, policy, 2)
     assert {p.name for p in old.iterdir()} == KEPT
     assert {p.name for p in recent.iterdir()} > KEPT and {p.name for p in newest.iterdir()} > KEPT
+
+
+def test_access_shows_every_record_of_the_person_across_three_sources_and_whether_it_is_suppressed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header = "email,first name,last name,phone,consent,consent date,opted out\n"
+    (tmp_path / "a.csv").write_text(header + "Anna.Svensson@gmail.com,Anna,Svensson,070-111 22 33,yes,2026-10-01,\n")
+    (tmp_path / "b.csv").write_text(
+        header + "bo@example.se,Bo,Ek,,yes,2026-10-01,\nannasvensson@gmail.com,Anna,Svensson,,yes,2025-01-01,\n"
+    )
+    (tmp_path / "c.csv").write_text(header + "anna.svensson+x@googlemail.com,Anna,Svensson,,no,,2026-10-15\n")
+    ctx = run_pipeline(
+        RunRequest(
+            sources=tuple(str(tmp_path / f) for f in ("a.csv", "b.csv", "c.csv")),
+            as_of=dt.date(2026, 11, 2),
+            out_dir=str(tmp_path / "out"),
+            state=str(tmp_path / "s.sqlite"),
+            check_mx=False,
+        )
+    )
+    assert ctx.run_dir is not None
+    state = str(tmp_path / "s.sqlite")
+    assert main(["access", "ANNA.SVENSSON@gmail.com", "--state", state, "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    records = answer["records"]
+    assert [(r["source_file"], r["source_row"]) for r in records] == [("a.csv", 1), ("b.csv", 2), ("c.csv", 1)]
+    assert {r["class"] for r in records} == {"discard"} and {r["reason"] for r in records} == {"OPTED_OUT"}
+    assert all(r["reason_text"].startswith("The person opted out") for r in records)
+    assert (
+        records[0]["fields"]["email"] == "Anna.Svensson@gmail.com"
+        and records[0]["fields"]["phone_e164"] == "+46701112233"
+    )
+    assert records[2]["evidence"]["opted_out_at"].startswith("2026-10-15")
+    assert answer["runs_holding"] == [ctx.run_dir.name]
+    # The opt-out put the address on the suppression list: the answer says since when.
+    (entry,) = answer["suppression"]
+    assert entry["address"] == "annasvensson@gmail.com" and entry["objection_dated"].startswith("2026-10-15")
+    # Plain text for a person; nobody else's record in it.
+    assert main(["access", "anna.svensson@gmail.com", "--state", state]) == 0
+    text = capsys.readouterr().out
+    assert (
+        "Records held in the newest run" in text and "bo@example.se" not in text and "On the suppression list" in text
+    )
+    # After erasure: no record is held, and the list says the address is suppressed.
+    assert main(["forget", "anna.svensson@gmail.com", "--state", state]) == 0
+    capsys.readouterr()
+    assert main(["access", "anna.svensson@gmail.com", "--state", state, "--json"]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert after["records"] == [] and after["runs_holding"] == [] and after["suppression"]
+    assert main(["access", "nobody@example.se", "--state", state]) == 0
+    assert capsys.readouterr().out.strip() == "No records are held about this address."

@@ -26,6 +26,7 @@ SECTIONS = [
     "7. Duplicates",
     "8. Change since the previous run",
     "9. Quarantine",
+    "10. Records of processing",
 ]
 SCREENSHOT = Path(__file__).resolve().parents[1] / ".pytest_cache" / "report.png"
 CHROMIUM_ARGS = [
@@ -91,7 +92,7 @@ def test_report_renders_in_chromium_with_every_section_and_chart_and_no_request(
         text_sizes = page.evaluate(CHART_TEXT_SIZES)
         browser.close()
     assert failed == [] and requests == [report.as_uri()]
-    assert headings[:9] == SECTIONS
+    assert headings[:10] == SECTIONS
     assert all(n >= 1 for n in charts_per_section), charts_per_section
     assert page_width <= width
     assert text_sizes and min(text_sizes) >= MIN_CHART_TEXT_PX, min(text_sizes)
@@ -178,3 +179,19 @@ def test_cleanse_report_rebuilds_the_same_numbers(two_runs: tuple[Path, Path], t
     (copy / "report.json").unlink()
     rebuild_report(copy)
     assert json.loads((copy / "report.json").read_text()) == before
+
+
+def test_the_report_holds_a_record_of_processing_with_nothing_personal(two_runs: tuple[Path, Path]) -> None:
+    report = json.loads((two_runs[1] / "report.json").read_text())
+    processing = report["processing"]
+    held = processing["fields_by_source"]
+    assert set(held) == {s["source_file"] for s in report["by_source"]}
+    assert len(held) == len(report["by_source"]) and all("email" in fields["contact"] for fields in held.values())
+    assert any(fields["purchase"] for fields in held.values()) and any(fields["activity"] for fields in held.values())
+    assert processing["run_folder"] == str(two_runs[1].resolve())
+    assert processing["retention"]["keep_runs"] == 7 and processing["erasure_requests"] > 0
+    # Objections go on the list the first time; the second run over the same inputs adds none.
+    first = json.loads((two_runs[0] / "report.json").read_text())["processing"]
+    assert first["objections_listed"] > 0 and processing["objections_listed"] == 0
+    page = (two_runs[1] / "report.html").read_text()
+    assert "10. Records of processing" in page and "consent evidence" in page
