@@ -4,7 +4,8 @@ Follows the person, not just the address: the records of the newest run whose ad
 address's key, then every record of the persons (``person_id``) those belong to. For each record the
 source file and row, the fields held (the address in full: this answer is for the person), the class
 and the reason in words, and the evidence the decision used; for the person, whether an address is on
-the suppression list and since when, and which retained run folders still hold them. Nothing of it
+the suppression list and since when, the reconfirmations sent, and which retained run folders still
+hold the records. Nothing of it
 is logged or written anywhere: it goes to standard output only.
 """
 
@@ -72,6 +73,12 @@ def access(address: str, state_path: str | Path) -> dict[str, Any]:
     else:
         keys = {key}
     hashes = hash_keys(pl.Series(sorted(keys), dtype=pl.String), store.hmac_key()).to_list()
+    requests = store.requests()
+    answer["reconfirmations"] = [
+        {"address": k, "asked_on": asked.isoformat()}
+        for k, h in zip(sorted(keys), hashes, strict=True)
+        for asked in sorted(requests.filter(pl.col("address_hash") == h)["asked_on"].to_list())
+    ]
     answer["suppression"] = [
         {"address": k, "listed_since": entry["added_at"], "objection_dated": entry["objection_at"]}
         for k, h in zip(sorted(keys), hashes, strict=True)
@@ -125,5 +132,9 @@ def as_text(answer: dict[str, Any]) -> str:
         ]
     else:
         lines.append("Not on the suppression list.")
+    lines += [
+        f"A reconfirmation was sent to {r['address']} on {r['asked_on']} (the decision above says if it was answered)"
+        for r in answer.get("reconfirmations", [])
+    ]
     lines.append(f"Run folders that hold these records: {', '.join(answer['runs_holding']) or 'none'}")
     return "\n".join(lines)

@@ -37,6 +37,7 @@ _CLASS_RANK = {KEEP: 0, RECONFIRM: 1, DISCARD: 2}
 # Bases besides legitimate interest that do not count as another basis for R14: consent to processing
 # (HubSpot's "Freely given consent") says nothing about email.
 NOT_OTHER_BASES = ["legitimate_interest", "processing_consent"]
+REQUEST_SCHEMA: dict[str, pl.DataType] = {"address_hash": pl.String(), "asked_on": pl.Date()}
 SUPPRESSION_SCHEMA: dict[str, pl.DataType] = {"address_hash": pl.String(), "suppressed_at": pl.Datetime("us", "UTC")}
 
 
@@ -129,6 +130,8 @@ def _record_evidence(policy: Policy) -> list[pl.Expr]:
 def judge_addresses(addresses: pl.DataFrame, policy: Policy, as_of: dt.date, dns_healthy: bool) -> pl.DataFrame:
     """The decision table on one row per address (merged evidence); adds ``class``, ``reason``, ``ref``."""
     c = policy.consent
+    if "asked_on" not in addresses.columns:  # no reconfirmation recorded
+        addresses = addresses.with_columns(pl.lit(None, pl.Date).alias("asked_on"))
     evidenced = pl.col("_evidence_at").is_not_null()
     ref_base = pl.col("_evidence_at")
     ref: pl.Expr
@@ -160,6 +163,8 @@ def judge_addresses(addresses: pl.DataFrame, policy: Policy, as_of: dt.date, dns
         | (_day("ref") < months_before(as_of, c.expire_after_months)).fill_null(False)
     )
     fresh = evidenced & (_day("ref") >= months_before(as_of, c.refresh_after_months)).fill_null(False)
+    # An open reconfirmation request: asked, and no consent dated on or after the day it was sent.
+    asked = pl.col("asked_on").is_not_null() & ~(_day("_evidence_at") >= pl.col("asked_on")).fill_null(False)
     pending = pl.col("_pending")
     pending_recent = (
         _day(pl.coalesce("consent_at", "created_at")) >= as_of - dt.timedelta(days=c.pending_max_days)
@@ -183,6 +188,9 @@ def judge_addresses(addresses: pl.DataFrame, policy: Policy, as_of: dt.date, dns
         Reason.DISPOSABLE_DOMAIN: pl.col("disposable"),
         Reason.THIRD_PARTY_LIST: third_party,
         Reason.CONSENT_EXPIRED: expired,
+        Reason.RECONFIRM_PENDING: asked
+        & (as_of < pl.col("asked_on") + dt.timedelta(days=policy.reconfirm.answer_days)),
+        Reason.RECONFIRM_UNANSWERED: asked,
         Reason.NEEDS_DOUBLE_OPT_IN: fresh & pl.col("confirmed_at").is_null(),
         Reason.CONSENT_VALID: fresh,
         Reason.CONSENT_STALE: evidenced,
@@ -386,9 +394,14 @@ def classify(
     as_of: dt.date,
     suppression: pl.DataFrame | None = None,
     dns_healthy: bool = True,
+    requests: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Judge every record; returns ``(records with class/reason/flags/cluster_id/survivor_id, addresses)``."""
+    """Judge every record; returns ``(records with class/reason/flags/cluster_id/survivor_id, addresses)``.
+    ``requests`` (``address_hash, asked_on``) are the reconfirmations recorded as sent."""
     suppression = suppression if suppression is not None else pl.DataFrame(schema=SUPPRESSION_SCHEMA)
+    requests = requests if requests is not None else pl.DataFrame(schema=REQUEST_SCHEMA)
+    # The latest request sent on or before the as-of date: one sent later is not known yet on that day.
+    asked = requests.filter(pl.col("asked_on") <= as_of).group_by("address_hash").agg(pl.col("asked_on").max())
     # A cluster is named after its first record in input order.
     recs = drop_future_dates(records, as_of)
     recs = (recs if recs["_row"].is_sorted() else recs.sort("_row")).with_columns(
@@ -403,6 +416,7 @@ def classify(
         pl.lit(True).alias("_listed"),
     )
     addresses = merge_addresses(recs).join(listed, on="address_hash", how="left")
+    addresses = addresses.join(asked, on="address_hash", how="left")
     addresses = judge_addresses(addresses, policy, as_of, dns_healthy)
     addresses = judge_persons(addresses, policy, shared_members(recs, addresses))
     addresses = addresses.with_columns(

@@ -178,13 +178,15 @@ def review_table(review: pl.DataFrame, contacts: pl.DataFrame) -> pl.DataFrame:
 
 
 def stage_classify(ctx: RunContext) -> RunContext:
-    suppression = ctx.state.suppression()
-    if suppression.height:
+    suppression, requests = ctx.state.suppression(), ctx.state.requests()
+    if suppression.height or requests.height:
         hashes = hash_keys(ctx.contacts["address_key"], ctx.state.hmac_key())
         contacts = ctx.contacts.with_columns(hashes.alias("address_hash"))
     else:
         contacts = ctx.contacts.with_columns(pl.lit(None, pl.String).alias("address_hash"))
-    ctx.contacts, ctx.addresses = classify(contacts, ctx.policy.policy, ctx.as_of, suppression, ctx.dns.healthy)
+    ctx.contacts, ctx.addresses = classify(
+        contacts, ctx.policy.policy, ctx.as_of, suppression, ctx.dns.healthy, requests=requests
+    )
     return ctx
 
 

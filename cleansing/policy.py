@@ -119,6 +119,12 @@ class OutputPolicy(_Section):
     spreadsheet_max_records: int = Field(default=50_000, ge=0)
 
 
+class ReconfirmPolicy(_Section):
+    answer_days: int = Field(default=30, ge=1, le=3650)
+    """Days a person has to answer a reconfirmation (recorded with cleanse reconfirm-sent) before the
+    address is discarded as RECONFIRM_UNANSWERED (R16); until then it waits as RECONFIRM_PENDING."""
+
+
 class RetentionPolicy(_Section):
     keep_runs: int = Field(default=7, ge=1)
     """After a run is published, run folders older than the newest ``keep_runs`` lose their personal-data
@@ -146,6 +152,7 @@ class Policy(_Section):
     report: ReportPolicy = ReportPolicy()
     output: OutputPolicy = OutputPolicy()
     retention: RetentionPolicy = RetentionPolicy()
+    reconfirm: ReconfirmPolicy = ReconfirmPolicy()
     schedule: SchedulePolicy = SchedulePolicy()
 
 

@@ -35,6 +35,8 @@ class Reason(StrEnum):
     DISPOSABLE_DOMAIN = "DISPOSABLE_DOMAIN"
     THIRD_PARTY_LIST = "THIRD_PARTY_LIST"
     CONSENT_EXPIRED = "CONSENT_EXPIRED"
+    RECONFIRM_PENDING = "RECONFIRM_PENDING"
+    RECONFIRM_UNANSWERED = "RECONFIRM_UNANSWERED"
     CONSENT_VALID = "CONSENT_VALID"
     NEEDS_DOUBLE_OPT_IN = "NEEDS_DOUBLE_OPT_IN"
     CONSENT_STALE = "CONSENT_STALE"
@@ -90,6 +92,14 @@ _INFO: dict[Reason, ReasonInfo] = {
     Reason.CONSENT_EXPIRED: ReasonInfo(
         "The consent is too old (or past its end date) to rely on, even to ask again.",
         "Stop mailing and delete or archive the record.",
+    ),
+    Reason.RECONFIRM_PENDING: ReasonInfo(
+        "A reconfirmation was sent and the time to answer it has not run out yet.",
+        "Wait for the answer; do not ask again.",
+    ),
+    Reason.RECONFIRM_UNANSWERED: ReasonInfo(
+        "A reconfirmation was sent and not answered in time.",
+        "Delete it from the marketing list; do not ask again.",
     ),
     Reason.CONSENT_VALID: ReasonInfo("Dated consent, recent enough to rely on.", "Keep mailing."),
     Reason.NEEDS_DOUBLE_OPT_IN: ReasonInfo(

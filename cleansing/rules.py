@@ -86,6 +86,19 @@ def decision_table(policy: Policy) -> list[Rule]:
             D,
         ),
         Rule(
+            "R16",
+            f"a reconfirmation was sent (cleanse reconfirm-sent) less than {policy.reconfirm.answer_days} days ago "
+            "and no consent is dated since",
+            Reason.RECONFIRM_PENDING,
+            R,
+        ),
+        Rule(
+            "R16",
+            f"a reconfirmation was sent {policy.reconfirm.answer_days} days ago or more and no consent is dated since",
+            Reason.RECONFIRM_UNANSWERED,
+            D,
+        ),
+        Rule(
             "R9",
             f"evidenced consent within {c.refresh_after_months} months, and no confirmed double opt-in, which "
             "the policy requires",

@@ -64,6 +64,11 @@ CREATE TABLE IF NOT EXISTS person_ids (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     data BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS reconfirm_requests (
+    address_hash TEXT NOT NULL,
+    asked_on TEXT NOT NULL,
+    PRIMARY KEY (address_hash, asked_on)
+);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     published_at TEXT NOT NULL,
@@ -260,6 +265,29 @@ class StateStore:
         frame = pl.DataFrame(rows, schema={"address_hash": pl.String, "suppressed_at": pl.String}, orient="row")
         return frame.with_columns(pl.col("suppressed_at").str.to_datetime(time_zone="UTC", time_unit="us"))
 
+    def requests(self) -> pl.DataFrame:
+        """``address_hash, asked_on``: every reconfirmation recorded as sent."""
+        with self._connect() as db:
+            rows = db.execute("SELECT address_hash, asked_on FROM reconfirm_requests").fetchall()
+        frame = pl.DataFrame(rows, schema={"address_hash": pl.String, "asked_on": pl.String}, orient="row")
+        return frame.with_columns(pl.col("asked_on").str.to_date())
+
+    def record_requests(self, hashes: Sequence[str], asked_on: dt.date, not_since: dt.date) -> tuple[int, int]:
+        """Record reconfirmations sent on ``asked_on``; an address already asked on or after ``not_since``
+        (the day the list was made) is not asked again. Returns (recorded, refused)."""
+        with self.transaction() as db:
+            asked = {
+                h
+                for (h,) in db.execute(
+                    "SELECT address_hash FROM reconfirm_requests WHERE asked_on >= ?", (not_since.isoformat(),)
+                )
+            }
+            fresh = sorted(set(hashes) - asked)
+            db.executemany(
+                "INSERT OR IGNORE INTO reconfirm_requests VALUES (?, ?)", [(h, asked_on.isoformat()) for h in fresh]
+            )
+        return len(fresh), len(set(hashes)) - len(fresh)
+
     def suppression_entry(self, address_hash: str) -> dict[str, str | None] | None:
         """The list's entry for one keyed hash: when it was added and the objection's own date."""
         with self._connect() as db:
@@ -391,7 +419,8 @@ class StateStore:
         """Every published run, oldest first, with ``purged_at`` once retention removed its personal data."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT run_id, published_at, as_of, run_dir, summary, purged_at FROM runs ORDER BY run_id"
+                # In the order they were published (run ids of one second do not sort by time).
+                "SELECT run_id, published_at, as_of, run_dir, summary, purged_at FROM runs ORDER BY rowid"
             ).fetchall()
         return [
             dict(run_id=r[0], published_at=r[1], as_of=r[2], run_dir=r[3], summary=json.loads(r[4]), purged_at=r[5])

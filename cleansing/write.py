@@ -67,6 +67,7 @@ PARTITION_COLUMNS = [
     *LINEAGE,
     "reason",
     "reason_text",
+    "action",
     "flags",
     "mx_status",
     "suggested_email",
@@ -225,7 +226,16 @@ def stage_folder(
     tmp.mkdir(mode=0o700)
     try:
         (tmp / WRITER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
-        ordered = records.sort("_row").with_columns(reason_text(pl.col("reason")))
+        # In reconfirm, whom to ask now and who was asked and is waiting (never to be asked twice).
+        action = (
+            pl.when(pl.col("class") != Klass.RECONFIRM.value)
+            .then(None)
+            .when(pl.col("reason") == Reason.RECONFIRM_PENDING.value)
+            .then(pl.lit("wait"))
+            .otherwise(pl.lit("ask"))
+            .alias("action")
+        )
+        ordered = records.sort("_row").with_columns(reason_text(pl.col("reason")), action)
         partitions = {name: ordered.filter(pl.col("class") == name).select(PARTITION_COLUMNS) for name in PARTITIONS}
         partitions[Klass.QUARANTINE.value] = quarantine.with_columns(
             pl.lit(Reason.UNREADABLE_ROW.value).alias("reason"), reason_text(pl.lit(Reason.UNREADABLE_ROW.value))

@@ -95,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     access.add_argument("--state", default=str(DEFAULT_STATE), help="the state database")
     access.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
+    sent = commands.add_parser("reconfirm-sent", help="record that a run's reconfirm list was mailed (ask once)")
+    sent.add_argument("run_dir", help="the run folder whose reconfirm.csv was mailed, e.g. out/latest")
+    sent.add_argument("--on", default=None, help="the day it was sent, YYYY-MM-DD (default: today, UTC)")
+    sent.add_argument("--state", default=str(DEFAULT_STATE), help="the state database")
+
     alerts = commands.add_parser(
         "alerts",
         help="post to a webhook when a run fails, crashes, is late or ends in a warning (needs a Prefect server)",
@@ -364,6 +369,19 @@ def cmd_access(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_reconfirm_sent(args: argparse.Namespace) -> int:
+    from cleansing.preflight import parse_as_of
+    from cleansing.reconfirm import reconfirm_sent
+
+    recorded, refused = reconfirm_sent(Path(args.run_dir), parse_as_of(args.on), args.state)
+    print(
+        f"{recorded} reconfirmation(s) recorded as sent; {refused} address(es) already asked since the list was "
+        "made were not recorded again.",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 def cmd_alerts(args: argparse.Namespace) -> int:
     if not args.webhook.startswith(("http://", "https://")):
         raise UsageError("the webhook is not an http(s) URL.", path=args.webhook, fix="Pass the URL to POST to.")
@@ -402,6 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report": cmd_report,
         "alerts": cmd_alerts,
         "access": cmd_access,
+        "reconfirm-sent": cmd_reconfirm_sent,
     }
     try:
         return handlers[args.command](args)

@@ -330,7 +330,7 @@ def test_sample_against_a_healthy_resolver_reaches_every_rule_but_double_opt_in(
         )
     assert ctx.dns.healthy
     reasons = set(ctx.contacts["reason"].to_list()) | {"UNREADABLE_ROW"}
-    assert {r.value for r in Reason} - reasons == {"NEEDS_DOUBLE_OPT_IN"}
+    assert {r.value for r in Reason} - reasons == {"NEEDS_DOUBLE_OPT_IN", "RECONFIRM_PENDING", "RECONFIRM_UNANSWERED"}
     typos = ctx.contacts.filter(pl.col("flags").list.contains("TYPO_SUSPECTED"))
     assert typos.height > 0 and set(typos["reason"]) <= {"DOMAIN_TYPO", "NO_MAIL_DOMAIN", "DISPOSABLE_DOMAIN"}
 

@@ -218,3 +218,52 @@ def test_access_shows_every_record_of_the_person_across_three_sources_and_whethe
     assert after["records"] == [] and after["runs_holding"] == [] and after["suppression"]
     assert main(["access", "nobody@example.se", "--state", state]) == 0
     assert capsys.readouterr().out.strip() == "No records are held about this address."
+
+
+def test_a_reconfirmation_is_asked_once_waited_for_and_then_kept_or_discarded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day0 = dt.date(2026, 11, 2)
+    state = str(tmp_path / "s.sqlite")
+    header = "email,first name,consent,consent date,confirmation date\n"
+    silent = header + "anna@example.se,Anna,yes,2024-05-01,\nbo@example.se,Bo,yes,2026-10-01,\n"
+    answered = header + "anna@example.se,Anna,yes,2024-05-01,2026-11-14\nbo@example.se,Bo,yes,2026-10-01,\n"
+
+    def run(day: int, text: str) -> tuple[Path, dict[str, tuple[str, str, str | None]]]:
+        source = tmp_path / f"day{day}" / "contacts.csv"
+        source.parent.mkdir()
+        source.write_text(text)
+        ctx = run_pipeline(
+            RunRequest(
+                sources=(str(source),),
+                as_of=day0 + dt.timedelta(days=day),
+                out_dir=str(tmp_path / f"day{day}" / "out"),  # each run on its own: only the state links them
+                state=state,
+                check_mx=False,
+            )
+        )
+        assert ctx.run_dir is not None
+        reconfirm = pl.read_parquet(ctx.run_dir / "reconfirm.parquet")
+        actions = dict(zip(reconfirm["email"], reconfirm["action"], strict=True))
+        return ctx.run_dir, {
+            e: (k, r, actions.get(e)) for e, k, r in ctx.contacts.select("email", "class", "reason").iter_rows()
+        }
+
+    first, decided = run(0, silent)
+    assert decided["anna@example.se"] == ("reconfirm", "CONSENT_STALE", "ask")
+    assert main(["reconfirm-sent", str(first), "--on", str(day0), "--state", state]) == 0
+    assert "1 reconfirmation(s) recorded as sent; 0 address(es)" in capsys.readouterr().err
+    assert main(["reconfirm-sent", str(first), "--on", str(day0), "--state", state]) == 0
+    assert "0 reconfirmation(s) recorded as sent; 1 address(es) already asked" in capsys.readouterr().err
+
+    _, decided = run(10, silent)  # asked and waiting: not offered for another request
+    assert decided["anna@example.se"] == ("reconfirm", "RECONFIRM_PENDING", "wait")
+    _, decided = run(12, answered)  # confirmed on day 12, after the request
+    assert decided["anna@example.se"][:2] == ("keep", "CONSENT_VALID")
+    _, decided = run(31, silent)  # silent until day 31
+    assert decided["anna@example.se"] == ("discard", "RECONFIRM_UNANSWERED", None)
+    assert decided["bo@example.se"][:2] == ("keep", "CONSENT_VALID")
+    assert main(["access", "anna@example.se", "--state", state, "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["reconfirmations"] == [{"address": "anna@example.se", "asked_on": "2026-11-02"}]
+    assert [r["reason"] for r in answer["records"]] == ["RECONFIRM_UNANSWERED"]
