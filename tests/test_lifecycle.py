@@ -25,23 +25,26 @@ ROWS = [
 ]
 
 
-def _runs(tmp_path: Path, days: int) -> list[Path]:
+def _run(tmp_path: Path, day: int, policy: str | None = None) -> Path:
+    """A run over ROWS, ``day`` days after 2 November 2026, into one out folder and state database."""
     source = tmp_path / "contacts.csv"
     source.write_text("email,first name,last name,consent,consent date,company\n" + "\n".join(ROWS) + "\n")
-    folders = []
-    for day in range(days):
-        ctx = run_pipeline(
-            RunRequest(
-                sources=(str(source),),
-                as_of=dt.date(2026, 11, 2) + dt.timedelta(days=day),
-                out_dir=str(tmp_path / "out"),
-                state=str(tmp_path / "s.sqlite"),
-                check_mx=False,
-            )
+    ctx = run_pipeline(
+        RunRequest(
+            sources=(str(source),),
+            as_of=dt.date(2026, 11, 2) + dt.timedelta(days=day),
+            out_dir=str(tmp_path / "out"),
+            state=str(tmp_path / "s.sqlite"),
+            check_mx=False,
+            policy=policy,
         )
-        assert ctx.run_dir is not None
-        folders.append(ctx.run_dir)
-    return folders
+    )
+    assert ctx.run_dir is not None
+    return ctx.run_dir
+
+
+def _runs(tmp_path: Path, days: int) -> list[Path]:
+    return [_run(tmp_path, day) for day in range(days)]
 
 
 def _occurrences(out: Path) -> list[str]:
@@ -119,23 +122,6 @@ def _policy(tmp_path: Path, keep_runs: int, keep_days: int) -> str:
     return str(path)
 
 
-def _run(tmp_path: Path, policy: str, day: int) -> Path:
-    source = tmp_path / "contacts.csv"
-    source.write_text("email,first name,last name,consent,consent date,company\n" + "\n".join(ROWS) + "\n")
-    ctx = run_pipeline(
-        RunRequest(
-            sources=(str(source),),
-            as_of=dt.date(2026, 11, 2) + dt.timedelta(days=day),
-            out_dir=str(tmp_path / "out"),
-            state=str(tmp_path / "s.sqlite"),
-            check_mx=False,
-            policy=policy,
-        )
-    )
-    assert ctx.run_dir is not None
-    return ctx.run_dir
-
-
 KEPT = {"manifest.json", "report.json", "report.html"}
 
 
@@ -143,7 +129,7 @@ def test_retention_keeps_the_personal_data_of_the_newest_runs_only(tmp_path: Pat
     from cleansing.state import StateStore
 
     policy = _policy(tmp_path, keep_runs=2, keep_days=365)
-    folders = [_run(tmp_path, policy, day) for day in range(4)]
+    folders = [_run(tmp_path, day, policy) for day in range(4)]
     assert [{p.name for p in f.iterdir()} == KEPT for f in folders] == [True, True, False, False]
     assert _occurrences(folders[0]) == [] and _occurrences(folders[3]) != []
     runs = {r["run_id"]: r for r in StateStore(tmp_path / "s.sqlite").runs()}
@@ -160,11 +146,11 @@ def test_retention_purges_run_folders_older_than_keep_days(tmp_path: Path) -> No
     import sqlite3
 
     policy = _policy(tmp_path, keep_runs=10, keep_days=30)
-    old, recent = _run(tmp_path, policy, 0), _run(tmp_path, policy, 1)
+    old, recent = _run(tmp_path, 0, policy), _run(tmp_path, 1, policy)
     forty_days_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=40)).isoformat(timespec="seconds")
     with sqlite3.connect(tmp_path / "s.sqlite") as db:  # as if the first run had been published 40 days ago
         db.execute("UPDATE runs SET published_at = ? WHERE run_id = ?", (forty_days_ago, old.name))
-    newest = _run(tmp_path, policy, 2)
+    newest = _run(tmp_path, 2, policy)
     assert {p.name for p in old.iterdir()} == KEPT
     assert {p.name for p in recent.iterdir()} > KEPT and {p.name for p in newest.iterdir()} > KEPT
 
