@@ -206,6 +206,32 @@ def test_access_shows_every_record_of_the_person_across_three_sources_and_whethe
     assert capsys.readouterr().out.strip() == "No records are held about this address."
 
 
+def test_access_follows_the_person_to_the_records_of_another_address(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header = "email,first name,last name,phone,consent,consent date\n"
+    (tmp_path / "a.csv").write_text(
+        header + "anna@example.se,Anna,Svensson,070-111 22 33,yes,2026-10-01\nbo@example.se,Bo,Ek,,yes,2026-10-01\n"
+    )
+    (tmp_path / "b.csv").write_text(header + "anna.svensson@work.se,Anna,Svensson,070-111 22 33,yes,2026-09-01\n")
+    run_pipeline(
+        RunRequest(
+            sources=(str(tmp_path / "a.csv"), str(tmp_path / "b.csv")),
+            as_of=dt.date(2026, 11, 2),
+            out_dir=str(tmp_path / "out"),
+            state=str(tmp_path / "s.sqlite"),
+            check_mx=False,
+        )
+    )
+    assert main(["access", "anna@example.se", "--state", str(tmp_path / "s.sqlite"), "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)["records"]
+    assert [(r["fields"]["email"], r["reason"]) for r in records] == [
+        ("anna@example.se", "CONSENT_VALID"),
+        ("anna.svensson@work.se", "DUPLICATE"),  # the same person (name and phone), another address
+    ]
+    assert len({r["person_id"] for r in records}) == 1
+
+
 def test_a_reconfirmation_is_asked_once_waited_for_and_then_kept_or_discarded(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
