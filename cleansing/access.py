@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from .erase import forgotten_rows
+from .erase import rows_holding
 from .errors import InputError
 from .reasons import Reason
 from .state import StateStore, hash_keys
@@ -66,7 +66,7 @@ def access(address: str, state_path: str | Path) -> dict[str, Any]:
         ).sort("source_file", "source_row")
         answer["records"] = [_record(row) for row in held.iter_rows(named=True)]
         quarantine = pl.read_parquet(newest / "quarantine.parquet")
-        unreadable = quarantine.filter(forgotten_rows(quarantine, {key}))
+        unreadable = quarantine.filter(rows_holding(quarantine, {key}))
         answer["unreadable_rows"] = unreadable.select("source_file", "source_row", "raw", "error").to_dicts()
         keys = set(held.select(address_key(pl.col("email_normalized")))["email_normalized"].drop_nulls()) | {key}
         answer["runs_holding"] = [r["run_id"] for r in runs if _holds(Path(r["run_dir"]), keys)]
@@ -106,7 +106,7 @@ def _record(row: dict[str, Any]) -> dict[str, Any]:
 def _holds(folder: Path, keys: set[str]) -> bool:
     for name in (*PARTITIONS, "quarantine"):
         path = folder / f"{name}.parquet"
-        if path.is_file() and forgotten_rows(pl.read_parquet(path), keys).any():
+        if path.is_file() and rows_holding(pl.read_parquet(path), keys).any():
             return True
     return False
 

@@ -43,8 +43,8 @@ class Erasure:
         return sum(self.removed.values())
 
 
-def forgotten_rows(frame: pl.DataFrame, keys: set[str]) -> pl.Series:
-    """Whether each row holds an address whose key is in ``keys``, in any text column."""
+def rows_holding(frame: pl.DataFrame, keys: set[str]) -> pl.Series:
+    """Whether each row holds an address whose key is in ``keys``, in any form and any text column."""
     text = [c for c, t in frame.schema.items() if t == pl.String or t == pl.List(pl.String)]
     if not frame.height or not text:
         return pl.Series("forgotten", [False] * frame.height, dtype=pl.Boolean)
@@ -105,7 +105,7 @@ def erase_in_folder(folder: Path, keys: set[str], at: dt.datetime) -> int:
     kept: dict[str, pl.DataFrame] = {}
     gone: list[pl.DataFrame] = []
     for name, frame in tables.items():
-        forgotten = forgotten_rows(frame, keys)
+        forgotten = rows_holding(frame, keys)
         if forgotten.any():
             kept[name] = frame.filter(~forgotten)
             gone.append(

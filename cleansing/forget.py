@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,6 +35,6 @@ def forget(emails: Sequence[str], state_path: str | Path) -> tuple[int, int, Era
     requested = dt.datetime.now(dt.UTC)
     added = store.suppress([(h, requested) for h in hashes], "erasure or objection", "cleanse forget")
     # Not while a run publishes: its folder is then erased from as well, once it is there.
-    with store.publish_lock(lambda message: print(f"cleanse: {message}", file=sys.stderr, flush=True)):
+    with store.publish_lock():
         erased = erase_everywhere(set(keys.to_list()), store, requested)
     return added, len(hashes) - added, erased

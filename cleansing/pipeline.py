@@ -43,7 +43,16 @@ from .resolver import DnsResolver
 from .retention import plan_purge, purge
 from .state import StateStore, hash_keys
 from .validate import validate
-from .write import guard_formulas, mask_email, new_run_id, promote, remove_stale, stage_folder, write_json
+from .write import (
+    FIELD_CATEGORIES,
+    guard_formulas,
+    mask_email,
+    new_run_id,
+    promote,
+    remove_stale,
+    stage_folder,
+    write_json,
+)
 
 
 @dataclass
@@ -198,11 +207,13 @@ def spreadsheets(ctx: RunContext) -> bool:
     return output.spreadsheets == "always"
 
 
-def _manifest(ctx: RunContext, counts: dict[str, int], decisions: pl.DataFrame) -> dict[str, Any]:
+def _manifest(
+    ctx: RunContext, counts: dict[str, int], decisions: pl.DataFrame, runs: list[dict[str, Any]]
+) -> dict[str, Any]:
     reasons = dict(decisions.group_by("reason").len().sort("reason").iter_rows())
     # The previous run over the same sources: an ad-hoc run over other files is no baseline for this one.
     key = ctx.request.sources_key()
-    previous = [r for r in ctx.state.runs() if r["summary"].get("sources_key", key) == key]
+    previous = [r for r in runs if r["summary"].get("sources_key", key) == key]
     return {
         "run_id": ctx.run_id,
         "as_of": ctx.as_of.isoformat(),
@@ -269,7 +280,7 @@ def stage_write(ctx: RunContext) -> RunContext:
     def extra(folder: Path, counts: dict[str, int], decisions: pl.DataFrame) -> None:
         # The manifest is written inside the run folder, before publishing: its write time is the staging's.
         ctx.timings["write"] = time.perf_counter() - started
-        manifest = _manifest(ctx, counts, decisions)
+        manifest = _manifest(ctx, counts, decisions, runs)
         manifest["retention"] = {
             "keep_runs": retention.keep_runs,
             "keep_days": retention.keep_days,
@@ -299,9 +310,10 @@ def stage_write(ctx: RunContext) -> RunContext:
     # One run at a time stages and publishes to a state database: the previous run it compares with and
     # where latest points are then those of a run that has finished publishing.
     retention = ctx.policy.policy.retention
-    with ctx.state.publish_lock(lambda message: print(f"cleanse: {message}", file=sys.stderr, flush=True)):
+    with ctx.state.publish_lock():
         now = dt.datetime.now(dt.UTC)
-        plan = plan_purge(ctx.state.runs(), retention, now)
+        runs = ctx.state.runs()  # read once the lock is held: the runs published before this one
+        plan = plan_purge(runs, retention, now)
         entries: list[tuple[str, dt.datetime | None]] = []
         if ctx.addresses is not None:
             objections = suppression_entries(ctx.addresses)
@@ -339,27 +351,6 @@ def stage_write(ctx: RunContext) -> RunContext:
             )
     ctx.run_dir, ctx.counts, ctx.suppressed_added = out_dir / ctx.run_id, counts, added
     return ctx
-
-
-# The categories of personal data a record of processing names (GDPR Art. 30), by canonical field.
-FIELD_CATEGORIES = {
-    "identity": ("record_id", "first_name", "last_name", "full_name"),
-    "contact": ("email", "phone", "company", "street", "street2", "postcode", "city", "region", "country"),
-    "consent evidence": (
-        "consent_status",
-        "consent_at",
-        "confirmed_at",
-        "consent_source",
-        "consent_proof",
-        "consent_expires_at",
-        "lawful_basis",
-        "opted_out",
-        "opted_out_at",
-        "erasure_requested",
-    ),
-    "activity": ("last_activity_at", "created_at", "hard_bounced", "bounced_at", "tags"),
-    "purchase": ("is_customer", "last_purchase_at"),
-}
 
 
 def fields_by_source(contacts: pl.DataFrame) -> dict[str, dict[str, list[str]]]:

@@ -40,6 +40,7 @@ RECORD_COLUMNS = [
 
 DOMAIN_REASONS = [Reason.NO_MAIL_DOMAIN.value, Reason.DOMAIN_TYPO.value, Reason.DISPOSABLE_DOMAIN.value]
 PERSON_COUNTS = ("persons", "kept_id", "new", "merged", "split")
+REVIEW_COUNTS = ("pending", "listed", "split", "decided", "overridden")
 
 
 def _counts(frame: pl.DataFrame, column: str) -> dict[str, int]:
@@ -254,9 +255,7 @@ def _duplicates(
         "opt_outs_spread": flag_counts.get("VIA_DUPLICATE", 0),
         "duplicate_records": by_reason.get(Reason.DUPLICATE.value, 0),
         # review.csv: pairs waiting for a person, strangers kept apart; a person's decisions applied.
-        "review": {
-            k: int(meta.get("review", {}).get(k, 0)) for k in ("pending", "listed", "split", "decided", "overridden")
-        },
+        "review": {k: int(meta.get("review", {}).get(k, 0)) for k in REVIEW_COUNTS},
         # Lasting person ids: how many persons kept the id of an earlier run, how many are new, merged, split.
         "persons": {k: int(meta.get("persons", {}).get(k, 0)) for k in PERSON_COUNTS},
     }

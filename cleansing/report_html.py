@@ -14,6 +14,7 @@ from markupsafe import Markup
 from . import charts
 from .reasons import flag_text
 from .report import CLASS_ORDER
+from .write import FIELD_CATEGORIES
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:62rem;margin:2rem auto;padding:0 1rem;
@@ -83,14 +84,14 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
             charts.stacked([("all records", {k: by_class[k] for k in CLASS_ORDER})], title="records by class")
         ),
         "inputs": [[s["source_file"], s["preset"], f"{s['rows']:,}"] for s in report["by_source"]],
-        "retention": _retention_line(report.get("retention", {})),
+        "retention": _retention_line(report["retention"]),
     }
 
 
 def _retention_line(retention: dict[str, Any]) -> str:
     if not retention:
         return ""
-    purged = retention.get("purged", [])
+    purged = retention["purged"]
     return (
         f"Retention: run folders keep their personal data for the newest {retention['keep_runs']} runs and at most "
         f"{retention['keep_days']} days. Publishing this run purged "
@@ -150,7 +151,7 @@ def consent_age(report: dict[str, Any]) -> dict[str, Any]:
     buckets = [
         (
             f"{b['from_months']}+" if b["to_months"] is None else f"{b['from_months']}–{b['to_months']}",
-            b.get("by_class", {"keep": b["count"]}),
+            b["by_class"],
         )
         for b in age["buckets"]
     ]
@@ -161,10 +162,10 @@ def consent_age(report: dict[str, Any]) -> dict[str, Any]:
         f"from the reference date: consent younger than {refresh} months keeps, older than {expire} months is "
         "discarded, in between is reconfirmed."
     )
-    if age.get("engagement_refreshes_consent", True):
+    if age["engagement_refreshes_consent"]:
         caption += (
             " The policy lets later engagement (opens, clicks, visits) refresh the reference date, so records past "
-            f"the refresh line can still be kept: {age.get('kept_past_refresh', 0):,} are."
+            f"the refresh line can still be kept: {age['kept_past_refresh']:,} are."
         )
     chart = charts.histogram(
         buckets,
@@ -177,7 +178,7 @@ def consent_age(report: dict[str, Any]) -> dict[str, Any]:
 def domains(report: dict[str, Any]) -> dict[str, Any]:
     d = report["domains"]
     dns = d["dns"]
-    check = d.get("check", "trusted" if dns.get("checked") and dns.get("healthy") else "off")
+    check = d["check"]
     if check == "trusted":
         line = f"The domain check ran: {dns.get('detail', '')}."
     elif check == "untrusted":
@@ -192,7 +193,7 @@ def domains(report: dict[str, Any]) -> dict[str, Any]:
         )
     trusted = check == "trusted"
     local = [
-        ("known typo of a provider", d.get("typo_records", 0), charts.PALETTE["discard"]),
+        ("known typo of a provider", d["typo_records"], charts.PALETTE["discard"]),
         ("disposable domain", d["disposable_records"], charts.PALETTE["discard"]),
         ("role mailbox", d["role_accounts"], None),
         ("free-mail provider", d["free_mail"], None),
@@ -210,12 +211,12 @@ def domains(report: dict[str, Any]) -> dict[str, Any]:
         if trusted
         else None,
         "statuses": sorted([k, f"{v:,}"] for k, v in dns.get("domains_by_status", {}).items()) if trusted else [],
-        "discarded": [[t["domain"], t.get("reason", ""), f"{t['discarded']:,}"] for t in d["top_discarded_domains"]],
+        "discarded": [[t["domain"], t["reason"], f"{t['discarded']:,}"] for t in d["top_discarded_domains"]],
         "typos": [
-            [t["domain"], t["suggested"], f"{t['records']:,}", *[f"{t.get(k, 0):,}" for k in CLASS_ORDER[:3]]]
+            [t["domain"], t["suggested"], f"{t['records']:,}", *[f"{t[k]:,}" for k in CLASS_ORDER[:3]]]
             for t in d["typo_suggestions"]
         ],
-        "typo_records": d.get("typo_records", 0),
+        "typo_records": d["typo_records"],
         "disposable": d["disposable_records"],
         "role": d["role_accounts"],
         "free": d["free_mail"],
@@ -230,8 +231,8 @@ def duplicates(report: dict[str, Any]) -> dict[str, Any]:
         "pairs": [[m["merged_from"], m["survivor_in"], f"{m['records']:,}"] for m in dup["merges_by_source_pair"]],
         "duplicate_records": dup["duplicate_records"],
         "spread": dup["opt_outs_spread"],
-        "review": {k: dup.get("review", {}).get(k, 0) for k in ("pending", "listed", "split", "decided", "overridden")},
-        "persons": {k: dup.get("persons", {}).get(k, 0) for k in ("persons", "kept_id", "new", "merged", "split")},
+        "review": dup["review"],
+        "persons": dup["persons"],
     }
 
 
@@ -275,12 +276,12 @@ def quarantine(report: dict[str, Any]) -> dict[str, Any]:
 
 def processing(report: dict[str, Any]) -> dict[str, Any]:
     """Section 10: what a data-protection officer needs for the Art. 30 record, and after a breach."""
-    p = report.get("processing", {})
+    p = report["processing"]
     rows = {s["source_file"]: s["rows"] for s in report["by_source"]}
-    retention = p.get("retention") or {}
+    retention = p["retention"]  # empty for a run from before retention
     held = [
-        [source, f"{rows.get(source, 0):,}", *[", ".join(fields.get(c, [])) or "–" for c in CATEGORIES]]
-        for source, fields in sorted(p.get("fields_by_source", {}).items())
+        [source, f"{rows.get(source, 0):,}", *[", ".join(fields.get(c, [])) or "–" for c in FIELD_CATEGORIES]]
+        for source, fields in sorted(p["fields_by_source"].items())
     ]
     kept = (
         f"The newest {retention['keep_runs']} run folders, and none for longer than {retention['keep_days']} days, "
@@ -288,16 +289,14 @@ def processing(report: dict[str, Any]) -> dict[str, Any]:
         if retention
         else ""
     )
-    erased = sum(e.get("rows_removed", 0) for e in p.get("erasures_since", []))
+    erased = sum(e["rows_removed"] for e in p["erasures_since"])
     return {
+        "categories": list(FIELD_CATEGORIES),
         "held": held,
-        "folder": p.get("run_folder", ""),
+        "folder": p["run_folder"],
         "kept": kept,
         "purged": retention.get("purged", []),
-        "erasure_requests": p.get("erasure_requests", 0),
-        "objections_listed": p.get("objections_listed", 0),
+        "erasure_requests": p["erasure_requests"],
+        "objections_listed": p["objections_listed"],
         "erased_since": erased,
     }
-
-
-CATEGORIES = ("identity", "contact", "consent evidence", "activity", "purchase")

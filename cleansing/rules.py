@@ -164,8 +164,3 @@ def decision_table(policy: Policy) -> list[Rule]:
             Klass.QUARANTINE,
         ),
     ]
-
-
-def class_of(policy: Policy) -> dict[str, str]:
-    """The class each reason gives under ``policy``."""
-    return {row.reason.value: row.klass.value for row in decision_table(policy)}

@@ -17,8 +17,9 @@ import json
 import os
 import secrets
 import sqlite3
+import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -183,10 +184,10 @@ class StateStore:
             db.close()
 
     @contextmanager
-    def publish_lock(self, waiting: Callable[[str], None]) -> Iterator[None]:
+    def publish_lock(self) -> Iterator[None]:
         """One run at a time publishes to this state database (and its out folder): the lock is a file
-        beside the database, held for the publishing step; ``waiting`` is told once when another run
-        holds it, with that run's process id, and the lock is then waited for. The operating system
+        beside the database, held for the publishing step. When another run holds it, a line on stderr
+        says so, with that run's process id, and the lock is then waited for. The operating system
         releases it when its holder ends, however it ends."""
         import fcntl
 
@@ -197,7 +198,11 @@ class StateStore:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-                waiting(f"another run (process {holder}) is publishing to {self.path}: waiting for it to finish")
+                print(
+                    f"cleanse: another run (process {holder}) is publishing to {self.path}: waiting for it to finish",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 fcntl.flock(fd, fcntl.LOCK_EX)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

@@ -43,7 +43,7 @@ CONTACT_COLUMNS = [
     "region",
     "country",
 ]
-EVIDENCE_COLUMNS = [
+CONSENT_EVIDENCE = (
     "consent_status",
     "consent_at",
     "confirmed_at",
@@ -54,6 +54,9 @@ EVIDENCE_COLUMNS = [
     "opted_out",
     "opted_out_at",
     "erasure_requested",
+)
+EVIDENCE_COLUMNS = [
+    *CONSENT_EVIDENCE,
     "hard_bounced",
     "bounced_at",
     "is_customer",
@@ -63,6 +66,14 @@ EVIDENCE_COLUMNS = [
     "tags",
     "unparsed",
 ]
+# The categories of personal data a record of processing names (GDPR Art. 30), by canonical field.
+FIELD_CATEGORIES = {
+    "identity": ("record_id", "first_name", "last_name", "full_name"),
+    "contact": ("email", "phone", "company", "street", "street2", "postcode", "city", "region", "country"),
+    "consent evidence": CONSENT_EVIDENCE,
+    "activity": ("last_activity_at", "created_at", "hard_bounced", "bounced_at", "tags"),
+    "purchase": ("is_customer", "last_purchase_at"),
+}
 PARTITION_COLUMNS = [
     *LINEAGE,
     "reason",
