@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -308,7 +309,12 @@ class Column:
 
     codes: np.ndarray  # int64, one per record
     values: pl.Series  # the distinct values
-    texts: np.ndarray  # the distinct values as Python strings, then "" (what code -1 picks)
+
+    @cached_property
+    def texts(self) -> np.ndarray:
+        """The distinct values as Python strings, then "" (what code -1 picks): made only for a field
+        that is scored, as most distinct values (addresses, phones) are only compared for equality."""
+        return np.append(self.values.to_numpy().astype(object), "")
 
     def per_value(self, expr: pl.Expr, missing: Any) -> np.ndarray:
         """``expr`` (on ``pl.col("v")``) for every distinct value, indexable by code: code -1 gives
@@ -335,8 +341,7 @@ def code_columns(p: pl.DataFrame) -> dict[str, Column]:
     )
     columns = {}
     for name, values, coded in zip(names, distinct, codes, strict=True):
-        texts = np.append(values.to_series().to_numpy().astype(object), "")
-        columns[name] = Column(coded.to_series().to_numpy(), values.to_series(), texts)
+        columns[name] = Column(coded.to_series().to_numpy(), values.to_series())
     return columns
 
 
