@@ -27,6 +27,16 @@ from .dedupe import persons_and_review
 from .domains import DnsHealth, check_domains
 from .errors import ConfigError, file_error
 from .mapping import empty_contacts, load_mapping, map_tables
+from .partitions import (
+    InputRead,
+    MapSettings,
+    Partition,
+    assemble,
+    default_partition_rows,
+    map_jobs,
+    map_partition,
+    read_input,
+)
 from .persons import PersonIds, assign_person_ids
 from .policy import LoadedPolicy
 from .preflight import DEFAULT_OUT as DEFAULT_OUT
@@ -36,7 +46,7 @@ from .preflight import check_config
 from .preflight import check_inputs as check_inputs
 from .preflight import check_output as check_output
 from .preflight import parse_as_of as parse_as_of
-from .read import ReadResult, read_sources
+from .read import ReadResult, plan_inputs, read_sources
 from .report import RECORD_COLUMNS, build_report
 from .report_html import render_html
 from .resolver import DnsResolver
@@ -464,6 +474,52 @@ def _write_whole(frame: pl.DataFrame, path: Path) -> None:
         frame.write_csv(partial)
     os.chmod(partial, 0o600)
     os.replace(partial, path)
+
+
+# Runs a function over argument tuples, wherever it runs them (Prefect tasks on a Dask cluster, a Dask
+# client, one by one), and returns the results in the order of the arguments.
+RunAll = Callable[[str, Callable[..., Any], list[tuple[Any, ...]]], list[Any]]
+
+
+@dataclass(frozen=True)
+class PartitionsDone:
+    """What the partition-local stages left in the work folder, and how long each took."""
+
+    reads: list[InputRead]
+    parts: list[Partition]
+    warnings: list[str]
+    timings: dict[str, float]
+
+
+def partition_local(
+    sources: Sequence[str], work: Path, partition_rows: int | None, settings: MapSettings, run_all: RunAll
+) -> PartitionsDone:
+    """read, map and validate as partition-local tasks (see partitions.py): each input read in a task of its
+    own and cut into partitions of ``partition_rows`` (None: from the input's size), each partition mapped
+    and validated in one."""
+    units, warnings = plan_inputs(list(sources) or [str(SAMPLE_DIR)])
+    rows = partition_rows or default_partition_rows(units)
+    started = time.perf_counter()
+    reads = run_all("read", read_input, [(unit, number, work, rows) for number, unit in enumerate(units)])
+    timings = {"read": time.perf_counter() - started}
+    started = time.perf_counter()
+    parts = run_all("map", map_partition, [(job, settings) for job in map_jobs(reads, work)])
+    timings["map"] = time.perf_counter() - started
+    return PartitionsDone(reads, parts, warnings, timings)
+
+
+def map_settings(ctx: RunContext) -> MapSettings:
+    contacts = ctx.policy.policy.contacts
+    return MapSettings(ctx.request.preset, ctx.request.mapping, contacts.local_timezone, contacts.default_region)
+
+
+def with_partitions(ctx: RunContext, done: PartitionsDone) -> RunContext:
+    """The context as ``stage_read``, ``stage_map`` and ``stage_validate`` leave it, from the partitions."""
+    started = time.perf_counter()
+    ctx.read, ctx.contacts, ctx.presets = assemble(done.reads, done.parts, done.warnings)
+    ctx.timings.update(done.timings)
+    ctx.timings["map"] += time.perf_counter() - started
+    return ctx
 
 
 def run_pipeline(request: RunRequest, progress: Progress | None = None) -> RunContext:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -36,6 +37,10 @@ class RunRequest:
     dns_servers: tuple[str, ...] = ()
     # Point OUT/latest at this run even when it reads other sources than the run latest points at.
     set_latest: bool = False
+    # A Dask cluster for the partition-local stages: ``local:N`` (N worker processes on this machine) or the
+    # scheduler's address (``tcp://HOST:8786``); None runs every stage in this process.
+    cluster: str | None = None
+    partition_rows: int | None = None  # rows per partition on a cluster (None: from the input's size)
 
     def sources_key(self) -> str:
         """Which set of sources this run reads: the same for every run over the same files and folders,
@@ -55,8 +60,37 @@ def parse_as_of(text: str | None) -> dt.date:
         ) from exc
 
 
+LOCAL_CLUSTER = re.compile(r"local:([1-9][0-9]{0,2})")
+CLUSTER_ADDRESS = re.compile(r"(tcp|tls)://[^\s/:]+(:[0-9]{1,5})?")
+
+
+def local_workers(cluster: str) -> int | None:
+    """N for ``local:N``; None for the address of a running cluster."""
+    match = LOCAL_CLUSTER.fullmatch(cluster)
+    return int(match.group(1)) if match else None
+
+
+def check_cluster(cluster: str | None, partition_rows: int | None) -> None:
+    if cluster is not None and not (LOCAL_CLUSTER.fullmatch(cluster) or CLUSTER_ADDRESS.fullmatch(cluster)):
+        raise ConfigError(
+            f"--cluster {cluster!r} is neither local:N nor a Dask scheduler's address.",
+            fix="Use local:2 for two worker processes on this machine, or tcp://HOST:8786 for a running cluster.",
+        )
+    if partition_rows is not None:
+        if cluster is None:
+            raise ConfigError(
+                "--partition-rows applies to a run on a cluster only.", fix="Add --cluster local:N, or leave it out."
+            )
+        if partition_rows < 1:
+            raise ConfigError(
+                f"--partition-rows {partition_rows} is not a number of rows.",
+                fix="Give a positive number, e.g. 250000.",
+            )
+
+
 def check_config(request: RunRequest) -> tuple[LoadedPolicy, dt.date, StateStore]:
-    """The policy, the mapping, the as-of date and the state database (a damaged one is exit 2)."""
+    """The policy, the mapping, the cluster, the as-of date and the state database (a damaged one is exit 2)."""
+    check_cluster(request.cluster, request.partition_rows)
     policy = load_policy(request.policy)
     load_mapping(request.mapping)
     as_of = request.as_of or dt.datetime.now(dt.UTC).date()

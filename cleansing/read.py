@@ -92,16 +92,29 @@ def quarantine_frame(rows: list[tuple[str, int, str, str, str, str]]) -> pl.Data
     return pl.DataFrame(rows, schema=QUARANTINE_SCHEMA, orient="row")
 
 
-def read_sources(paths: Sequence[str | Path]) -> ReadResult:
-    """Read every source (file, ZIP or folder) in the order given.
+@dataclass(frozen=True)
+class InputUnit:
+    """One input to read: a file, or one member of a ZIP (``member``), under its ``name`` in the
+    outputs. ``input_index`` numbers the files given in order; ``first`` marks a file's first unit,
+    the one that records the file among the run's inputs."""
+
+    path: Path
+    member: zipfile.ZipInfo | None
+    name: str
+    input_index: int
+    first: bool
+
+
+def plan_inputs(paths: Sequence[str | Path]) -> tuple[list[InputUnit], list[str]]:
+    """Every input of ``paths`` (files, ZIPs or folders) in the order given, with its name, and the
+    warnings finding them gave.
 
     ``source_file`` is the path relative to the source given: a file's name, a path inside a folder,
     a member's path inside a ZIP. Where two inputs would share a name (``a/contacts.csv`` and
     ``b/contacts.csv`` given as two files), as many parent folders are added as it takes to tell
     them apart."""
-    result = ReadResult()
-    quarantined: list[pl.DataFrame] = []
-    files = list(expand_sources(paths, result.warnings))
+    warnings: list[str] = []
+    files = list(expand_sources(paths, warnings))
     if not files:
         raise InputError(
             "no input files were found.",
@@ -114,20 +127,43 @@ def read_sources(paths: Sequence[str | Path]) -> ReadResult:
         inner = PurePosixPath(member.filename).parts if member else ()
         logical.append((parts + inner, len(inner) if member else depth))
     names = unique_names(logical)
-    inputs: dict[Path, int] = {}
+    index: dict[Path, int] = {}
+    planned = []
     for (path, _parts, _depth, member), name in zip(units, names, strict=True):
-        try:
-            data = _read_member(path, member) if member else _read_file(path)
-            if path not in inputs:
-                inputs[path] = len(inputs)
-                # A file is hashed from the bytes just read; an archive, which is never read whole, as a stream.
-                digest = _sha256(path) if member else hashlib.sha256(data).hexdigest()
-                result.inputs.append(InputFile(str(path), path.stat().st_size, digest))
-        except OSError as exc:
-            raise file_error(exc, path, "reading the file") from exc
-        table, bad = read_bytes(name, data, display_path=f"{path} ({member.filename})" if member else path)
-        del data
-        table.input_index = inputs[path]
+        first = path not in index
+        index.setdefault(path, len(index))
+        planned.append(InputUnit(path, member, name, index[path], first))
+    return planned, warnings
+
+
+def read_unit(unit: InputUnit) -> tuple[RawTable, pl.DataFrame, InputFile | None]:
+    """One input read: its table, its quarantine rows, and (for a file's first unit) the file as the
+    manifest lists it."""
+    path, member = unit.path, unit.member
+    described = None
+    try:
+        data = _read_member(path, member) if member else _read_file(path)
+        if unit.first:
+            # A file is hashed from the bytes just read; an archive, which is never read whole, as a stream.
+            digest = _sha256(path) if member else hashlib.sha256(data).hexdigest()
+            described = InputFile(str(path), path.stat().st_size, digest)
+    except OSError as exc:
+        raise file_error(exc, path, "reading the file") from exc
+    table, bad = read_bytes(unit.name, data, display_path=f"{path} ({member.filename})" if member else path)
+    del data
+    table.input_index = unit.input_index
+    return table, bad, described
+
+
+def read_sources(paths: Sequence[str | Path]) -> ReadResult:
+    """Read every source (file, ZIP or folder) in the order given (see ``plan_inputs``)."""
+    units, warnings = plan_inputs(paths)
+    result = ReadResult(warnings=warnings)
+    quarantined: list[pl.DataFrame] = []
+    for unit in units:
+        table, bad, described = read_unit(unit)
+        if described is not None:
+            result.inputs.append(described)
         result.tables.append(table)
         quarantined.append(bad)
         result.rows_in += table.frame.height + bad.height

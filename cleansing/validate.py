@@ -289,8 +289,8 @@ def validate(contacts: pl.DataFrame, region: str = "SE") -> pl.DataFrame:
     emails = emails.with_columns(address_key(pl.col("email_normalized")).alias("address_key"))  # once per email
     phones = normalize_phones(contacts["phone"], region)
     out = (
-        contacts.join(emails, on="email", how="left", nulls_equal=False)
-        .join(phones, on="phone", how="left", nulls_equal=False)
+        contacts.join(emails, on="email", how="left", nulls_equal=False, maintain_order="left")
+        .join(phones, on="phone", how="left", nulls_equal=False, maintain_order="left")
         .with_columns(
             pl.col("email_normalized").is_not_null().alias("email_valid"),
             pl.when(pl.col("email").is_null())

@@ -3,19 +3,36 @@
 import dataclasses
 import datetime as dt
 import json
+import logging
 import os
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.client.schemas.objects import State, TaskRun
+from prefect.futures import as_completed
 from prefect.runtime import flow_run, task_run
 from prefect.states import Completed
 
 from cleansing.errors import CleansingError, InternalError, TransientError
-from cleansing.pipeline import STAGES, Progress, RunContext, RunRequest, prepare, run_stage
+from cleansing.partitions import InputRead, MapSettings, map_partition, read_input, work_folder
+from cleansing.pipeline import (
+    STAGES,
+    PartitionsDone,
+    Progress,
+    RunContext,
+    RunRequest,
+    map_settings,
+    partition_local,
+    prepare,
+    run_stage,
+    with_partitions,
+)
+from cleansing.preflight import local_workers
 from cleansing.state import DEFAULT_STATE
 from flows.alerts import emit_warning
 
@@ -26,6 +43,8 @@ IO_STAGES = {"read", "domains", "write"}
 STAGE_TIMEOUT_S = float(os.environ.get("CLEANSE_STAGE_TIMEOUT_S", "3600"))
 # Set by the command line to show progress on the terminal; counts and timings only.
 terminal_progress: Progress | None = None
+# Likewise for the partition tasks of a run on a cluster: (stage, tasks done, tasks, rows done).
+partition_progress: Callable[[str, int, int, int], None] | None = None
 # The flow run and run id of the run in progress in this process, for the command line to tell what a
 # signal stopped.
 current: dict[str, str] = {}
@@ -76,6 +95,116 @@ def _stage_task(name: str, stage: Callable[[RunContext], RunContext]) -> Any:
 
 
 TASKS = [(name, _stage_task(name, stage)) for name, stage in STAGES]
+PARTITION_LOCAL = ("read", "map", "validate")  # the stages a run on a cluster does in partition tasks
+
+
+def _partition_task(stage: str, function: Callable[..., Any]) -> Any:
+    retries = 2 if stage == "read" else 0
+
+    def run(*args: Any) -> Any:
+        try:
+            return function(*args)
+        except Exception as exc:
+            safe = safe_error(exc)
+            if safe is exc:
+                raise
+            raise safe from None
+
+    run.__name__ = function.__name__
+    return task(
+        name={"read": "read-input", "map": "map-partition"}[stage],
+        cache_policy=NONE,
+        persist_result=False,
+        retries=retries,
+        retry_delay_seconds=2,
+        retry_condition_fn=_transient_only if retries else None,
+        timeout_seconds=STAGE_TIMEOUT_S,
+    )(run)
+
+
+PARTITION_TASKS = {"read": _partition_task("read", read_input), "map": _partition_task("map", map_partition)}
+
+
+def _run_tasks(stage: str, _function: Callable[..., Any], arguments: list[tuple[Any, ...]]) -> list[Any]:
+    """One Prefect task per argument tuple on the flow's task runner (the Dask cluster); rows done are
+    logged, and shown on the terminal, as the tasks finish."""
+    logger = get_run_logger()
+    futures = [PARTITION_TASKS[stage].submit(*args) for args in arguments]
+    rows = 0
+    for done, future in enumerate(as_completed(futures), start=1):
+        result = future.result()
+        rows += result.rows_in if isinstance(result, InputRead) else result.rows
+        logger.info("stage %s: %d of %d tasks done, %d rows", stage, done, len(futures), rows)
+        if partition_progress:
+            partition_progress(stage, done, len(futures), rows)
+    return [future.result() for future in futures]
+
+
+@flow(name="cleanse-partitions", persist_result=False, log_prints=False)
+def cleanse_partitions(
+    sources: list[str],
+    work: str,
+    partition_rows: int | None,
+    preset: str,
+    mapping: str | None,
+    local_zone: str,
+    region: str,
+) -> PartitionsDone:
+    """read, map and validate in tasks over partitions, on the Dask cluster the caller gives as task runner."""
+    settings = MapSettings(preset, mapping, local_zone, region)
+    return partition_local(sources, Path(work), partition_rows, settings, _run_tasks)
+
+
+def dask_runner(cluster: str) -> Any:
+    """The task runner for ``--cluster``: a local cluster of N single-threaded worker processes for
+    ``local:N``, else the running cluster at the address."""
+    from prefect_dask.task_runners import DaskTaskRunner
+
+    workers = local_workers(cluster)
+    if workers is None:
+        return DaskTaskRunner(address=cluster)
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={
+            "n_workers": workers,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": None,
+            "silence_logs": logging.ERROR,  # a task cancelled when another failed is no news
+        },
+    )
+
+
+def _on_cluster(ctx: RunContext) -> RunContext:
+    """The partition-local stages on the run's cluster; their partitions live in a work folder that is
+    removed when they are gathered, whatever happens."""
+    assert ctx.request.cluster is not None
+    work = work_folder(Path(ctx.request.out_dir), ctx.run_id)
+    try:
+        settings = map_settings(ctx)
+        done = cleanse_partitions.with_options(task_runner=dask_runner(ctx.request.cluster))(
+            # Absolute, so that workers on other machines find them on the shared file system.
+            sources=[str(Path(source).absolute()) for source in ctx.request.sources],
+            work=str(work),
+            partition_rows=ctx.request.partition_rows,
+            preset=settings.preset,
+            mapping=settings.mapping,
+            local_zone=settings.local_zone,
+            region=settings.region,
+        )
+        ctx = with_partitions(ctx, done)
+    except Exception as exc:
+        safe = safe_error(exc)
+        if safe is exc:
+            raise
+        raise safe from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    get_run_logger().info("stages read, map, validate: %d rows on cluster %s", ctx.rows, ctx.request.cluster)
+    if terminal_progress:
+        for name in ("read", "map"):
+            terminal_progress(name, ctx, ctx.timings[name])
+    return ctx
 
 
 @flow(name="cleanse-contacts", persist_result=False, log_prints=False)
@@ -90,6 +219,8 @@ def cleanse_contacts(
     state: str = str(DEFAULT_STATE),
     dns_servers: list[str] | None = None,
     set_latest: bool = False,
+    cluster: str | None = None,
+    partition_rows: int | None = None,
 ) -> str:
     """Read contact exports, classify every record as keep / reconfirm / discard by its consent
     evidence, and publish a run folder. Returns the run folder's path.
@@ -107,6 +238,9 @@ def cleanse_contacts(
         set_latest: Point out_dir/latest at this run even if it reads other sources than the run latest
             points at. Off: an ad-hoc run over other sources is published but moves neither latest nor the
             nightly's comparison with its previous run.
+        cluster: Run read, map and validate as tasks over partitions on a Dask cluster: local:N for N worker
+            processes on this machine, or a scheduler's address (tcp://HOST:8786). Empty: one process.
+        partition_rows: Rows per partition on a cluster; empty picks a size from the input's.
     """
     request = RunRequest(
         sources=tuple(sources or ()),
@@ -119,6 +253,8 @@ def cleanse_contacts(
         check_mx=check_domains,
         dns_servers=tuple(dns_servers or ()),
         set_latest=set_latest,
+        cluster=cluster or None,
+        partition_rows=partition_rows,
     )
     current["flow_run_id"] = str(flow_run.id)
     try:
@@ -129,7 +265,11 @@ def cleanse_contacts(
         if safe is exc:
             raise
         raise safe from None
-    for _name, stage_task in TASKS:
+    stages = TASKS
+    if request.cluster:
+        ctx = _on_cluster(ctx)
+        stages = [(name, stage_task) for name, stage_task in TASKS if name not in PARTITION_LOCAL]
+    for _name, stage_task in stages:
         ctx = stage_task(ctx)
     logger = get_run_logger()
     logger.info("published run %s: %s", ctx.run_id, ctx.counts)

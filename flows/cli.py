@@ -75,6 +75,18 @@ def _parser() -> argparse.ArgumentParser:
         help="point OUT/latest at this run even if it reads other sources than the run latest points at "
         "(without it, a run over other sources is published but leaves latest and the nightly's comparison alone)",
     )
+    run.add_argument(
+        "--cluster",
+        default=None,
+        help="run read, map and validate as tasks over partitions on a Dask cluster: local:N (N worker "
+        "processes here) or a scheduler's address, tcp://HOST:8786 (default: one process)",
+    )
+    run.add_argument(
+        "--partition-rows",
+        type=int,
+        default=None,
+        help="rows per partition on a cluster; a worker needs about 3 KB per row (default: from the input's size)",
+    )
     _input_options(run, dns=True)
 
     dedupe = commands.add_parser("dedupe", help="only read, map, validate and dedupe: one row per input row")
@@ -127,6 +139,10 @@ def _progress(name: str, ctx: RunContext, seconds: float) -> None:
     print(f"  {name:<9} {rows:>10,} rows  {seconds:7.2f} s", file=sys.stderr, flush=True)
 
 
+def _partition_progress(stage: str, done: int, tasks: int, rows: int) -> None:
+    print(f"  {stage:<9} {rows:>10,} rows  {done} of {tasks} tasks", file=sys.stderr, flush=True)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from cleansing.preflight import RunRequest, check_config, check_inputs, check_output, parse_as_of
 
@@ -141,6 +157,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_mx=not args.no_mx,
         dns_servers=tuple(args.dns_server),
         set_latest=args.set_latest,
+        cluster=args.cluster,
+        partition_rows=args.partition_rows,
     )
     # Bad configuration, an unusable output folder and unusable inputs fail here, before Prefect starts.
     check_config(request)
@@ -195,6 +213,7 @@ def _run_flow(request: RunRequest, args: argparse.Namespace) -> int:
         from . import cleanse as flow_module
 
         flow_module.terminal_progress = _progress
+        flow_module.partition_progress = _partition_progress
         flow_module.current.clear()
         if server is not None and PREFECT_API_URL.value():  # a server configured in a Prefect profile
             server.stop()
@@ -219,6 +238,8 @@ def _run_flow(request: RunRequest, args: argparse.Namespace) -> int:
                 state=args.state,
                 dns_servers=list(args.dns_server),
                 set_latest=args.set_latest,
+                cluster=args.cluster,
+                partition_rows=args.partition_rows,
             )
         except Stopped as stop:
             for s in (signal.SIGINT, signal.SIGTERM):

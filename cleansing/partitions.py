@@ -1,0 +1,180 @@
+"""Partitioned runs: the partition-local stages (read, map, validate) one input or one partition at a time.
+
+A run on a cluster (``--cluster``) reads each input in a task of its own and cuts its rows into
+partitions of at most ``partition_rows`` rows; each partition is then mapped and validated in a task of
+its own. Partitions travel between tasks as Parquet files in the run's work folder (``OUT/.tmp-work-<run
+id>``, owner-only, removed when the run ends), never as frames through the orchestrator; tasks return
+only paths and counts.
+
+Nothing here depends on how the input was partitioned: reading, mapping and validating are row by row
+once a file's header, encoding and preset are known, and every record gets the same ``_row`` (its place
+in the whole input) as in one process, so the stages after these see the same records in the same order.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from .mapping import load_mapping, map_table
+from .read import InputFile, InputUnit, RawTable, ReadResult, read_unit
+from .validate import validate
+from .write import TMP_PREFIX, WRITER_FILE
+
+BYTES_PER_ROW = 100  # an export's size per contact, to plan partitions before anything is read
+MAX_PARTITION_ROWS = 250_000  # about 0.75 GB in a worker through map and validate
+MIN_PARTITION_ROWS = 10_000
+
+
+def default_partition_rows(units: Sequence[InputUnit]) -> int:
+    """Partitions of at most ``MAX_PARTITION_ROWS`` rows, of about equal size for the input at hand."""
+    size = sum(unit.member.file_size if unit.member else unit.path.stat().st_size for unit in units)
+    rows = max(size // BYTES_PER_ROW, 1)
+    return max(MIN_PARTITION_ROWS, math.ceil(rows / math.ceil(rows / MAX_PARTITION_ROWS)))
+
+
+def work_folder(out_dir: Path, run_id: str) -> Path:
+    """The run's work folder for partitions, created owner-only, marked with its writer like a staged run
+    folder so that one a killed run left is removed by the next run (it holds contacts)."""
+    work = out_dir.resolve() / f"{TMP_PREFIX}work-{run_id}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(mode=0o700, parents=True)
+    (work / WRITER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
+    return work
+
+
+@dataclass(frozen=True)
+class RawPart:
+    """Rows of one input, as read, in a Parquet file: ``source_row`` and the file's columns as text."""
+
+    path: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class InputRead:
+    """What reading one input gave: its raw partitions in order, its quarantine rows (a Parquet file, or
+    None when there are none) and, for a file's first input, the file as the manifest lists it."""
+
+    source_file: str
+    input_index: int
+    nul_rows: tuple[int, ...]
+    parts: tuple[RawPart, ...]
+    quarantine: str | None
+    quarantined: int
+    described: InputFile | None
+
+    @property
+    def rows_in(self) -> int:
+        return sum(p.rows for p in self.parts) + self.quarantined
+
+
+def read_input(unit: InputUnit, number: int, work: Path, partition_rows: int) -> InputRead:
+    """Read input ``number`` of the run and cut its rows into raw partitions of ``partition_rows``. An input
+    without rows still gives one (empty) partition: mapping it checks its header."""
+    table, bad, described = read_unit(unit)
+    parts = []
+    frame = table.frame
+    for k, start in enumerate(range(0, max(frame.height, 1), partition_rows)):
+        path = work / f"raw-{number:05d}-{k:05d}.parquet"
+        piece = frame.slice(start, partition_rows)
+        piece.write_parquet(path)
+        parts.append(RawPart(str(path), piece.height))
+    quarantine = None
+    if bad.height:
+        quarantine = str(work / f"quarantine-{number:05d}.parquet")
+        bad.write_parquet(quarantine)
+    return InputRead(
+        table.source_file,
+        table.input_index,
+        tuple(table.nul_rows),
+        tuple(parts),
+        quarantine,
+        bad.height,
+        described,
+    )
+
+
+@dataclass(frozen=True)
+class MapJob:
+    """One raw partition to map and validate, with what it needs to know of its input and of the run."""
+
+    raw: RawPart
+    source_file: str
+    input_index: int
+    nul_rows: tuple[int, ...]
+    first_row: int  # the ``_row`` of its first record: records before it in the whole input
+    out: str
+
+
+def map_jobs(reads: Sequence[InputRead], work: Path) -> list[MapJob]:
+    """Every raw partition in input order, each with the place of its first record in the whole input."""
+    jobs: list[MapJob] = []
+    first = 0
+    for read in reads:
+        for part in read.parts:
+            out = str(work / f"part-{len(jobs):05d}.parquet")
+            jobs.append(MapJob(part, read.source_file, read.input_index, read.nul_rows, first, out))
+            first += part.rows
+    return jobs
+
+
+@dataclass(frozen=True)
+class MapSettings:
+    preset: str
+    mapping: str | None
+    local_zone: str
+    region: str
+    require_email: bool = True
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A mapped and validated partition: its Parquet file, rows, and the preset its input was read with."""
+
+    path: str
+    rows: int
+    source_file: str
+    preset: str
+
+
+def map_partition(job: MapJob, settings: MapSettings) -> Partition:
+    """Map and validate one raw partition (as ``stage_map`` and ``stage_validate`` do the whole input)."""
+    from schemas.contacts import MappedContacts
+
+    raw = pl.read_parquet(job.raw.path)
+    table = RawTable(job.source_file, raw, input_index=job.input_index, nul_rows=list(job.nul_rows))
+    contacts, preset = map_table(
+        table,
+        settings.preset,
+        load_mapping(settings.mapping),
+        local_zone=settings.local_zone,
+        require_email=settings.require_email,
+    )
+    MappedContacts.validate(contacts)
+    contacts = contacts.with_row_index("_row", offset=job.first_row).with_columns(pl.col("_row").cast(pl.Int64))
+    contacts = validate(contacts, settings.region)
+    contacts.write_parquet(job.out)
+    Path(job.raw.path).unlink(missing_ok=True)
+    return Partition(job.out, contacts.height, job.source_file, preset)
+
+
+def assemble(
+    reads: Sequence[InputRead], parts: Sequence[Partition], warnings: Sequence[str]
+) -> tuple[ReadResult, pl.DataFrame, dict[str, str]]:
+    """The read result (without tables), the validated records in input order and the preset per file,
+    from the partitions, as the one-process stages would have left them."""
+    read = ReadResult(warnings=list(warnings))
+    read.inputs = [r.described for r in reads if r.described is not None]
+    read.rows_in = sum(r.rows_in for r in reads)
+    quarantined = [pl.read_parquet(r.quarantine) for r in reads if r.quarantine]
+    read.quarantine = pl.concat([read.quarantine, *quarantined])
+    contacts = pl.concat([pl.read_parquet(p.path) for p in parts], how="vertical")
+    return read, contacts, {p.source_file: p.preset for p in parts}

@@ -1,0 +1,226 @@
+"""Partitioned runs on a Dask cluster: the same decisions as one process, whatever the partitioning."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from benchmarks.generate_contacts import generate
+from cleansing.partitions import work_folder
+from cleansing.pipeline import (
+    STAGES,
+    RunContext,
+    RunRequest,
+    map_settings,
+    partition_local,
+    prepare,
+    run_stage,
+    with_partitions,
+)
+from cleansing.write import decisions_frame
+from flows.cli import main
+
+AS_OF = dt.date(2026, 11, 29)
+ONE_PROCESS = ("read", "map", "validate")
+JUDGED = ("domains", "dedupe", "classify")
+
+
+@pytest.fixture(scope="module")
+def dask_client() -> Iterator[Any]:
+    """A local Dask cluster of two worker processes, as ``--cluster local:2`` starts."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, ...]:
+    """Three exports (one Swedish, semicolon-separated) whose people recur across the files."""
+    return tuple(str(p) for p in generate(450, tmp_path_factory.mktemp("generated")))
+
+
+def _on(client: Any) -> Callable[[str, Callable[..., Any], list[tuple[Any, ...]]], list[Any]]:
+    def run_all(_stage: str, function: Callable[..., Any], arguments: list[tuple[Any, ...]]) -> list[Any]:
+        return list(client.gather(client.map(function, *zip(*arguments, strict=True), pure=False)))
+
+    return run_all
+
+
+def _request(tmp: Path, sources: tuple[str, ...], partition_rows: int | None) -> RunRequest:
+    return RunRequest(
+        sources=sources,
+        as_of=AS_OF,
+        out_dir=str(tmp / "out"),
+        state=str(tmp / "s.sqlite"),
+        check_mx=False,
+        cluster="local:2" if partition_rows else None,
+        partition_rows=partition_rows,
+    )
+
+
+def _decisions(ctx: RunContext) -> pl.DataFrame:
+    """Every row's class, reason, flags, cluster, person and survivor, as ``decisions.parquet`` has them."""
+    for name, stage in STAGES:
+        if name in JUDGED:
+            ctx = run_stage(name, stage, ctx)
+    return decisions_frame(ctx.contacts, ctx.read.quarantine).sort("source_file", "source_row")
+
+
+def one_process(tmp: Path, sources: tuple[str, ...]) -> pl.DataFrame:
+    ctx = prepare(_request(tmp, sources, None))
+    for name, stage in STAGES:
+        if name in ONE_PROCESS:
+            ctx = run_stage(name, stage, ctx)
+    return _decisions(ctx)
+
+
+def partitioned(tmp: Path, sources: tuple[str, ...], rows: int, client: Any) -> tuple[pl.DataFrame, int]:
+    """The decisions, and how many partitions the input was cut into."""
+    request = _request(tmp, sources, rows)
+    ctx = prepare(request)
+    work = work_folder(Path(request.out_dir), ctx.run_id)
+    done = partition_local(sources, work, rows, map_settings(ctx), _on(client))
+    return _decisions(with_partitions(ctx, done)), len(done.parts)
+
+
+@pytest.fixture(scope="module")
+def sample_decisions(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
+    return one_process(tmp_path_factory.mktemp("one"), ())
+
+
+@pytest.fixture(scope="module")
+def generated_decisions(tmp_path_factory: pytest.TempPathFactory, generated: tuple[str, ...]) -> pl.DataFrame:
+    return one_process(tmp_path_factory.mktemp("one"), generated)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.integers(min_value=7, max_value=4000))
+@example(rows=7)
+def test_the_sample_cut_into_partitions_of_any_size_gets_the_decisions_of_one_process(
+    rows: int, dask_client: Any, sample_decisions: pl.DataFrame, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    decisions, parts = partitioned(tmp_path_factory.mktemp("parts"), (), rows, dask_client)
+    assert parts == expected_parts(sample_decisions, rows)
+    assert decisions.equals(sample_decisions)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.integers(min_value=7, max_value=1000))
+@example(rows=7)
+def test_generated_exports_whose_people_span_files_and_partitions_get_the_decisions_of_one_process(
+    rows: int,
+    dask_client: Any,
+    generated: tuple[str, ...],
+    generated_decisions: pl.DataFrame,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    decisions, parts = partitioned(tmp_path_factory.mktemp("parts"), generated, rows, dask_client)
+    assert parts == expected_parts(generated_decisions, rows)
+    assert decisions.equals(generated_decisions)
+    # The property is worth testing: records of one person do sit in different files.
+    persons = (
+        decisions.filter(pl.col("person_id").is_not_null()).group_by("person_id").agg(pl.col("source_file").n_unique())
+    )
+    assert (persons["source_file"] > 1).any()
+
+
+def expected_parts(decisions: pl.DataFrame, rows: int) -> int:
+    """Each input cut into partitions of ``rows`` records (its readable rows), at least one per input."""
+    per_input = decisions.group_by("source_file").agg((pl.col("class") != "quarantine").sum().alias("n"))
+    return sum(max(1, -(-n // rows)) for n in per_input["n"])
+
+
+def _run(tmp: Path, *extra: str, sources: tuple[str, ...] = ()) -> int:
+    return main(
+        [
+            "run",
+            *sources,
+            "--as-of",
+            AS_OF.isoformat(),
+            "--out",
+            str(tmp / "out"),
+            "--state",
+            str(tmp / "s.sqlite"),
+            "--no-mx",
+            *extra,
+        ]
+    )
+
+
+def _published(tmp: Path) -> pl.DataFrame:
+    return pl.read_parquet(tmp / "out" / "latest" / "decisions.parquet").sort("source_file", "source_row")
+
+
+@pytest.mark.flow
+def test_cleanse_run_on_a_local_cluster_publishes_the_decisions_of_one_process_and_shows_the_partition_tasks(
+    prefect_harness: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId
+
+    assert _run(tmp_path / "one") == 0
+    capsys.readouterr()
+    assert _run(tmp_path / "cluster", "--cluster", "local:2", "--partition-rows", "400") == 0
+    _, err = capsys.readouterr()
+    assert _published(tmp_path / "cluster").equals(_published(tmp_path / "one"))
+    manifest = json.loads((tmp_path / "cluster" / "out" / "latest" / "manifest.json").read_text())
+    assert (
+        manifest["counts"] == json.loads((tmp_path / "one" / "out" / "latest" / "manifest.json").read_text())["counts"]
+    )
+    # Rows done per stage as the partition tasks finish; the work folder of partitions is gone.
+    assert "of 7 tasks" in err and "3,419 rows" in err and "@" not in err
+    assert [p.name for p in (tmp_path / "cluster" / "out").iterdir() if p.name.startswith(".")] == []
+    with get_client(sync_client=True) as client:
+        subflows = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["cleanse-partitions"])))
+        assert subflows, "the partition stages run as a subflow"
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[f.id for f in subflows])))
+    names = [r.name.rsplit("-", 1)[0] for r in runs]
+    assert names.count("read-input") >= 7 and names.count("map-partition") >= 11
+
+
+@pytest.mark.flow
+def test_an_input_a_worker_cannot_use_exits_2_and_leaves_no_partitions_or_run_folder(
+    prefect_harness: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text("email,consent date\nanna@example.se,2026-10-01\n")
+    # JSON Lines are not looked into before the run starts: the worker that maps it finds no address.
+    names = tmp_path / "names.jsonl"
+    names.write_text('{"name": "Anna", "telefon": "070"}\n')
+    code = _run(tmp_path, "--cluster", "local:2", sources=(str(good), str(names)))
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert "cleanse-contacts: starting" in err
+    assert "names.jsonl" in err and "no column holds email addresses" in err
+    out = tmp_path / "out"
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["--cluster", "somewhere"], "neither local:N nor", id="bad-cluster"),
+        pytest.param(["--cluster", "local:0"], "neither local:N nor", id="no-workers"),
+        pytest.param(["--cluster", "local:2", "--partition-rows", "0"], "is not a number of rows", id="no-rows"),
+        pytest.param(["--partition-rows", "1000"], "applies to a run on a cluster only", id="rows-alone"),
+    ],
+)
+def test_a_cluster_option_that_makes_no_sense_exits_2_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert _run(tmp_path, *args) == 2
+    _, err = capsys.readouterr()
+    assert message in err and "starting" not in err
+    assert not (tmp_path / "out").exists()
