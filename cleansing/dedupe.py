@@ -249,35 +249,61 @@ def _blocking_keys(p: pl.DataFrame) -> list[pl.Expr]:
     ]
 
 
+def blocking_rows(p: pl.DataFrame, position: pl.Expr) -> list[pl.LazyFrame]:
+    """Per blocking key (numbered ``key``): ``key, k, i``, every record's value ``k`` of the key with the
+    record's ``position``. Row by row, so a partition's rows are its records' rows."""
+    return [
+        p.lazy()
+        .select(pl.lit(i, pl.Int8).alias("key"), key.alias("k"), position.cast(pl.Int64).alias("i"))
+        .drop_nulls("k")
+        for i, key in enumerate(_blocking_keys(p))
+    ]
+
+
+def block_pairs(rows: pl.LazyFrame, width: int, max_block: int = MAX_BLOCK) -> pl.LazyFrame:
+    """``code``: ``left * width + right`` for the pairs of records (``left < right``) that share a block
+    of ``blocking_rows``, once per block they share. A block is all rows with one ``key, k``, so any set
+    of rows that holds whole blocks (a bucket of a shuffle by ``key, k``) gives its blocks' pairs."""
+    # Coarse keys get a smaller block limit: in a big file their blocks fill up with namesakes,
+    # neighbours and colleagues at one switchboard.
+    limit = pl.when(pl.col("key").is_in(list(COARSE_KEYS))).then(max_block // 5).otherwise(max_block)
+    blocks = rows.group_by("key", "k").agg(pl.col("i"), limit.first().alias("limit"))
+    # Every pair within a block: its members crossed with themselves.
+    crossed = blocks.filter(pl.col("i").list.len().is_between(2, pl.col("limit"))).select(
+        pl.col("i").alias("l"), pl.col("i").alias("r")
+    )
+    return (
+        crossed.explode("l", empty_as_null=False)
+        .explode("r", empty_as_null=False)
+        .filter(pl.col("l") < pl.col("r"))
+        .select((pl.col("l") * width + pl.col("r")).alias("code"))
+    )
+
+
 def candidate_pairs(p: pl.DataFrame, max_block: int = MAX_BLOCK) -> Pairs:
     """Pairs of record positions ``left < right`` that share at least one blocking key."""
-    position = pl.int_range(pl.len(), dtype=pl.Int64).alias("i")
-    frames = []
-    for i, key in enumerate(_blocking_keys(p)):
-        # Coarse keys get a smaller block limit: in a big file their blocks fill up with namesakes,
-        # neighbours and colleagues at one switchboard.
-        limit = max_block // 5 if i in COARSE_KEYS else max_block
-        blocks = (
-            p.lazy()
-            .select(position, key.alias("k"))
-            .drop_nulls("k")
-            .group_by("k")
-            .agg(pl.col("i"))
-            .filter(pl.col("i").list.len().is_between(2, limit))
-        )
-        # Every pair within a block: its members crossed with themselves.
-        crossed = blocks.select(pl.col("i").alias("l"), pl.col("i").alias("r"))
-        frames.append(
-            crossed.explode("l", empty_as_null=False)
-            .explode("r", empty_as_null=False)
-            .filter(pl.col("l") < pl.col("r"))
-        )
-    # In order: the model trains on a sample of the pairs, which must not depend on hashing order. One
-    # integer per pair sorts as (left, right) does.
-    width = p.height
-    combined = pl.concat(frames).select(pl.col("l") * width + pl.col("r")).collect().to_series()
-    unique = combined.unique().sort().to_numpy()
+    # Key by key: one grouping each costs less than one over all of them.
+    rows = blocking_rows(p, pl.int_range(pl.len(), dtype=pl.Int64))
+    codes = pl.concat([block_pairs(key, p.height, max_block) for key in rows])
+    return pairs_from_codes(codes.collect()["code"], p.height)
+
+
+def pairs_from_codes(codes: pl.Series, width: int) -> Pairs:
+    """The distinct pairs of ``left * width + right`` codes, in order: the model trains on a sample of the
+    pairs, which must not depend on hashing order (nor on how the pairs were found)."""
+    unique = codes.unique().sort().to_numpy()
     return Pairs(unique // width, unique % width)
+
+
+def pairs_by_row(codes: pl.Series, rows: np.ndarray) -> Pairs:
+    """The pairs of ``left * width + right`` codes over ``_row`` numbers (width: the number of records),
+    as pairs of positions in a frame whose ``_row`` column is ``rows``."""
+    width = len(rows)
+    position = np.empty(width, dtype=np.int64)
+    position[rows] = np.arange(width)
+    values = codes.to_numpy()
+    a, b = position[values // width], position[values % width]
+    return pairs_from_codes(pl.Series(np.minimum(a, b) * width + np.maximum(a, b)), width)
 
 
 @dataclass(frozen=True)
@@ -918,19 +944,29 @@ def assign_persons(
 
 
 def persons_and_review(
-    contacts: pl.DataFrame, probability: float = MATCH_PROBABILITY, decisions: pl.DataFrame | None = None
+    contacts: pl.DataFrame,
+    probability: float = MATCH_PROBABILITY,
+    decisions: pl.DataFrame | None = None,
+    pair_codes: pl.Series | None = None,
 ) -> tuple[pl.DataFrame, Review]:
     """``assign_persons`` and the review list: ``record_a, record_b, why, posterior, agreed`` for the
     pairs the model is unsure about (posterior from ``REVIEW_FROM`` up to ``probability``, ``why`` =
     ``unsure``) and the pairs of clearly different people that had to be kept apart inside one chain
-    (``why`` = ``split``); pairs a person decided are not listed again."""
+    (``why`` = ``split``); pairs a person decided are not listed again. ``pair_codes`` are the candidate
+    pairs when a shuffle by blocking key found them already (codes over ``_row``: ``block_pairs``)."""
     review = pl.DataFrame(schema=REVIEW_COLUMNS)
     if contacts.height == 0:
         empty = contacts.with_columns(pl.lit(False).alias("owns_mailbox"), pl.lit(None, pl.String).alias("person_key"))
         return empty, Review(review)
     p = prepare(contacts)
     fields = [f for f in FIELDS if p[f.name].null_count() < p.height]
-    pairs = candidate_pairs(p)
+    rows = p["_row"].to_numpy()
+    whole = pair_codes is not None and len(rows) and rows.min() == 0 and rows.max() == len(rows) - 1
+    if whole and p["_row"].n_unique() == len(rows):
+        assert pair_codes is not None
+        pairs = pairs_by_row(pair_codes, rows)
+    else:
+        pairs = candidate_pairs(p)
     lv: dict[str, np.ndarray] = {}
     if len(pairs) and fields:
         columns = code_columns(p)
@@ -978,7 +1014,6 @@ def persons_and_review(
         pairs, weights, decided, overridden = _decided(pairs, weights, ids, decisions, threshold)
     split: list[tuple[int, int]] = []
     # ``p`` holds the records in the order of ``contacts``: each record's cluster is named by a row.
-    rows = p["_row"].to_numpy()
     named = pl.Series("_cluster", rows[cluster(p.height, pairs, weights, threshold, split)], dtype=pl.Int64)
     unsure = 0
     if ids is not None and len(weights):

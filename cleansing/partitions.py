@@ -23,6 +23,8 @@ from pathlib import Path
 
 import polars as pl
 
+from .dedupe import block_pairs, blocking_rows
+from .dedupe import prepare as prepare_for_dedupe
 from .mapping import load_mapping, map_table
 from .read import InputFile, InputUnit, RawTable, ReadResult, read_unit
 from .validate import validate
@@ -31,6 +33,7 @@ from .write import TMP_PREFIX, WRITER_FILE
 BYTES_PER_ROW = 100  # an export's size per contact, to plan partitions before anything is read
 MAX_PARTITION_ROWS = 250_000  # about 0.75 GB in a worker through map and validate
 MIN_PARTITION_ROWS = 10_000
+MIN_BUCKET_ROWS = 50_000
 
 
 def default_partition_rows(units: Sequence[InputUnit]) -> int:
@@ -133,6 +136,19 @@ class MapSettings:
     local_zone: str
     region: str
     require_email: bool = True
+    buckets: int = 0  # buckets of the shuffle by blocking key that each partition writes its rows to
+
+
+def bucket_count(reads: Sequence[InputRead], partition_rows: int) -> int:
+    """Buckets for the shuffle by blocking key: about a partition's worth of records each (at least
+    ``MIN_BUCKET_ROWS``: a bucket's fixed cost is a file per partition)."""
+    rows = sum(part.rows for read in reads for part in read.parts)
+    return max(1, math.ceil(rows / max(partition_rows, MIN_BUCKET_ROWS)))
+
+
+def bucket_of(buckets: int) -> pl.Expr:
+    """The bucket of a blocking row: a hash of its key and value, so that a block lies in one bucket."""
+    return (pl.struct("key", "k").hash(seed=0) % buckets).cast(pl.Int32).alias("bucket")
 
 
 @dataclass(frozen=True)
@@ -163,7 +179,35 @@ def map_partition(job: MapJob, settings: MapSettings) -> Partition:
     contacts = validate(contacts, settings.region)
     contacts.write_parquet(job.out)
     Path(job.raw.path).unlink(missing_ok=True)
+    if settings.buckets:
+        # Dedupe's shuffle by blocking key: this partition's rows of every block, each to its bucket.
+        rows = pl.concat(blocking_rows(prepare_for_dedupe(contacts), pl.col("_row"))).collect()
+        work, number = Path(job.out).parent, Path(job.out).stem.removeprefix("part-")
+        for (bucket,), piece in rows.with_columns(bucket_of(settings.buckets)).group_by("bucket"):
+            piece.drop("bucket").write_parquet(work / f"block-{bucket:05d}-{number}.parquet")
     return Partition(job.out, contacts.height, job.source_file, preset)
+
+
+@dataclass(frozen=True)
+class PairBucket:
+    """The candidate pairs one bucket's blocks give (``code``: ``left * width + right`` over ``_row``)."""
+
+    path: str
+    rows: int  # pairs
+
+
+def bucket_pairs(bucket: int, work: Path, width: int) -> PairBucket:
+    """The distinct pairs of records that share a block in ``bucket`` (every partition's rows of it)."""
+    files = sorted(work.glob(f"block-{bucket:05d}-*.parquet"))
+    out = work / f"pairs-{bucket:05d}.parquet"
+    if not files:
+        pl.DataFrame(schema={"code": pl.Int64}).write_parquet(out)
+        return PairBucket(str(out), 0)
+    codes = block_pairs(pl.scan_parquet(files), width).unique().collect()
+    codes.write_parquet(out)
+    for file in files:
+        file.unlink()
+    return PairBucket(str(out), codes.height)
 
 
 def assemble(
@@ -178,3 +222,10 @@ def assemble(
     read.quarantine = pl.concat([read.quarantine, *quarantined])
     contacts = pl.concat([pl.read_parquet(p.path) for p in parts], how="vertical")
     return read, contacts, {p.source_file: p.preset for p in parts}
+
+
+def gather_pairs(buckets: Sequence[PairBucket]) -> pl.Series:
+    """Every bucket's candidate pairs (codes over ``_row``), each once."""
+    if not buckets:
+        return pl.Series("code", [], dtype=pl.Int64)
+    return pl.concat([pl.read_parquet(b.path)["code"] for b in buckets]).unique()

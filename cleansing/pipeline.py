@@ -30,9 +30,13 @@ from .mapping import empty_contacts, load_mapping, map_tables
 from .partitions import (
     InputRead,
     MapSettings,
+    PairBucket,
     Partition,
     assemble,
+    bucket_count,
+    bucket_pairs,
     default_partition_rows,
+    gather_pairs,
     map_jobs,
     map_partition,
     read_input,
@@ -79,6 +83,8 @@ class RunContext:
     review: pl.DataFrame | None = None  # dedupe's review list (review_table), written as review.csv
     review_counts: dict[str, int] = field(default_factory=dict)
     persons: PersonIds | None = None  # lasting person ids: each record's, and what the state must record
+    # Dedupe's candidate pairs when partition tasks found them (codes over ``_row``, see dedupe.pairs_by_row).
+    pair_codes: pl.Series | None = None
     dns: DnsHealth = DnsHealth(checked=False, healthy=True, detail="the domain check was not run")
     timings: dict[str, float] = field(default_factory=dict)
     run_dir: Path | None = None
@@ -116,6 +122,8 @@ def stage_map(ctx: RunContext, require_email: bool = True) -> RunContext:
     )
     MappedContacts.validate(contacts)
     ctx.contacts = contacts.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
+    # The text as read is not needed again: the rest of the run holds the mapped records only.
+    ctx.read = dataclasses.replace(ctx.read, tables=[])
     return ctx
 
 
@@ -140,7 +148,10 @@ def stage_domains(ctx: RunContext) -> RunContext:
 def stage_dedupe(ctx: RunContext, lasting_ids: bool = True) -> RunContext:
     """Clusters (``person_key``) and the review list; with ``lasting_ids`` also each cluster's ``person_id``,
     taken over from the records' earlier runs (persons.py) and recorded when the run publishes."""
-    ctx.contacts, review = persons_and_review(ctx.contacts, decisions=ctx.state.person_decisions())
+    ctx.contacts, review = persons_and_review(
+        ctx.contacts, decisions=ctx.state.person_decisions(), pair_codes=ctx.pair_codes
+    )
+    ctx.pair_codes = None
     if lasting_ids:
         ctx.persons = assign_person_ids(ctx.contacts, ctx.state.persons())
         ctx.contacts = ctx.contacts.with_columns(ctx.persons.person_id)
@@ -487,25 +498,38 @@ class PartitionsDone:
 
     reads: list[InputRead]
     parts: list[Partition]
+    pairs: list[PairBucket]
     warnings: list[str]
     timings: dict[str, float]
 
 
 def partition_local(
-    sources: Sequence[str], work: Path, partition_rows: int | None, settings: MapSettings, run_all: RunAll
+    sources: Sequence[str],
+    work: Path,
+    partition_rows: int | None,
+    settings: MapSettings,
+    run_all: RunAll,
+    buckets: int | None = None,
 ) -> PartitionsDone:
     """read, map and validate as partition-local tasks (see partitions.py): each input read in a task of its
     own and cut into partitions of ``partition_rows`` (None: from the input's size), each partition mapped
-    and validated in one."""
+    and validated in one, which also sends its rows of dedupe's blocks to ``buckets`` buckets (None: from
+    the input's size); then each bucket's candidate pairs in a task."""
     units, warnings = plan_inputs(list(sources) or [str(SAMPLE_DIR)])
     rows = partition_rows or default_partition_rows(units)
     started = time.perf_counter()
     reads = run_all("read", read_input, [(unit, number, work, rows) for number, unit in enumerate(units)])
     timings = {"read": time.perf_counter() - started}
     started = time.perf_counter()
-    parts = run_all("map", map_partition, [(job, settings) for job in map_jobs(reads, work)])
+    jobs = map_jobs(reads, work)
+    settings = dataclasses.replace(settings, buckets=buckets or bucket_count(reads, rows))
+    parts = run_all("map", map_partition, [(job, settings) for job in jobs])
     timings["map"] = time.perf_counter() - started
-    return PartitionsDone(reads, parts, warnings, timings)
+    started = time.perf_counter()
+    width = sum(part.rows for part in parts)
+    pairs = run_all("pairs", bucket_pairs, [(bucket, work, width) for bucket in range(settings.buckets)])
+    timings["pairs"] = time.perf_counter() - started
+    return PartitionsDone(reads, parts, pairs, warnings, timings)
 
 
 def map_settings(ctx: RunContext) -> MapSettings:
@@ -517,6 +541,7 @@ def with_partitions(ctx: RunContext, done: PartitionsDone) -> RunContext:
     """The context as ``stage_read``, ``stage_map`` and ``stage_validate`` leave it, from the partitions."""
     started = time.perf_counter()
     ctx.read, ctx.contacts, ctx.presets = assemble(done.reads, done.parts, done.warnings)
+    ctx.pair_codes = gather_pairs(done.pairs)
     ctx.timings.update(done.timings)
     ctx.timings["map"] += time.perf_counter() - started
     return ctx

@@ -19,7 +19,7 @@ from prefect.runtime import flow_run, task_run
 from prefect.states import Completed
 
 from cleansing.errors import CleansingError, InternalError, TransientError
-from cleansing.partitions import InputRead, MapSettings, map_partition, read_input, work_folder
+from cleansing.partitions import InputRead, MapSettings, bucket_pairs, map_partition, read_input, work_folder
 from cleansing.pipeline import (
     STAGES,
     PartitionsDone,
@@ -43,8 +43,8 @@ IO_STAGES = {"read", "domains", "write"}
 STAGE_TIMEOUT_S = float(os.environ.get("CLEANSE_STAGE_TIMEOUT_S", "3600"))
 # Set by the command line to show progress on the terminal; counts and timings only.
 terminal_progress: Progress | None = None
-# Likewise for the partition tasks of a run on a cluster: (stage, tasks done, tasks, rows done).
-partition_progress: Callable[[str, int, int, int], None] | None = None
+# Likewise for the partition tasks of a run on a cluster: (stage, tasks done, tasks, count done, its unit).
+partition_progress: Callable[[str, int, int, int, str], None] | None = None
 # The flow run and run id of the run in progress in this process, for the command line to tell what a
 # signal stopped.
 current: dict[str, str] = {}
@@ -112,7 +112,7 @@ def _partition_task(stage: str, function: Callable[..., Any]) -> Any:
 
     run.__name__ = function.__name__
     return task(
-        name={"read": "read-input", "map": "map-partition"}[stage],
+        name={"read": "read-input", "map": "map-partition", "pairs": "pair-bucket"}[stage],
         cache_policy=NONE,
         persist_result=False,
         retries=retries,
@@ -122,21 +122,25 @@ def _partition_task(stage: str, function: Callable[..., Any]) -> Any:
     )(run)
 
 
-PARTITION_TASKS = {"read": _partition_task("read", read_input), "map": _partition_task("map", map_partition)}
+PARTITION_TASKS = {
+    "read": _partition_task("read", read_input),
+    "map": _partition_task("map", map_partition),
+    "pairs": _partition_task("pairs", bucket_pairs),
+}
 
 
 def _run_tasks(stage: str, _function: Callable[..., Any], arguments: list[tuple[Any, ...]]) -> list[Any]:
-    """One Prefect task per argument tuple on the flow's task runner (the Dask cluster); rows done are
-    logged, and shown on the terminal, as the tasks finish."""
+    """One Prefect task per argument tuple on the flow's task runner (the Dask cluster); rows (or pairs)
+    done are logged, and shown on the terminal, as the tasks finish."""
     logger = get_run_logger()
     futures = [PARTITION_TASKS[stage].submit(*args) for args in arguments]
-    rows = 0
+    count, unit = 0, "pairs" if stage == "pairs" else "rows"
     for done, future in enumerate(as_completed(futures), start=1):
         result = future.result()
-        rows += result.rows_in if isinstance(result, InputRead) else result.rows
-        logger.info("stage %s: %d of %d tasks done, %d rows", stage, done, len(futures), rows)
+        count += result.rows_in if isinstance(result, InputRead) else result.rows
+        logger.info("stage %s: %d of %d tasks done, %d %s", stage, done, len(futures), count, unit)
         if partition_progress:
-            partition_progress(stage, done, len(futures), rows)
+            partition_progress(stage, done, len(futures), count, unit)
     return [future.result() for future in futures]
 
 
@@ -150,7 +154,8 @@ def cleanse_partitions(
     local_zone: str,
     region: str,
 ) -> PartitionsDone:
-    """read, map and validate in tasks over partitions, on the Dask cluster the caller gives as task runner."""
+    """read, map and validate in tasks over partitions, then dedupe's candidate pairs in tasks over buckets
+    of a shuffle by blocking key, on the Dask cluster the caller gives as task runner."""
     settings = MapSettings(preset, mapping, local_zone, region)
     return partition_local(sources, Path(work), partition_rows, settings, _run_tasks)
 
@@ -169,7 +174,7 @@ def dask_runner(cluster: str) -> Any:
             "n_workers": workers,
             "threads_per_worker": 1,
             "processes": True,
-            "dashboard_address": None,
+            "dashboard_address": ":0",  # a free port: two runs on one machine do not clash
             "silence_logs": logging.ERROR,  # a task cancelled when another failed is no news
         },
     )

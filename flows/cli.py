@@ -139,8 +139,8 @@ def _progress(name: str, ctx: RunContext, seconds: float) -> None:
     print(f"  {name:<9} {rows:>10,} rows  {seconds:7.2f} s", file=sys.stderr, flush=True)
 
 
-def _partition_progress(stage: str, done: int, tasks: int, rows: int) -> None:
-    print(f"  {stage:<9} {rows:>10,} rows  {done} of {tasks} tasks", file=sys.stderr, flush=True)
+def _partition_progress(stage: str, done: int, tasks: int, count: int, unit: str) -> None:
+    print(f"  {stage:<9} {count:>10,} {unit:<5} {done} of {tasks} tasks", file=sys.stderr, flush=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

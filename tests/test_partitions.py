@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.generate_contacts import generate
+from cleansing import dedupe
 from cleansing.partitions import work_folder
 from cleansing.pipeline import (
     STAGES,
@@ -39,7 +42,7 @@ def dask_client() -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
         Client(cluster) as client,
     ):
         yield client
@@ -86,13 +89,22 @@ def one_process(tmp: Path, sources: tuple[str, ...]) -> pl.DataFrame:
     return _decisions(ctx)
 
 
-def partitioned(tmp: Path, sources: tuple[str, ...], rows: int, client: Any) -> tuple[pl.DataFrame, int]:
-    """The decisions, and how many partitions the input was cut into."""
+def partitioned(
+    tmp: Path, sources: tuple[str, ...], rows: int, client: Any, buckets: int | None = None
+) -> tuple[pl.DataFrame, int]:
+    """The decisions, and how many partitions the input was cut into. The candidate pairs the shuffle by
+    blocking key found must be the pairs one process finds, and dedupe must take them."""
     request = _request(tmp, sources, rows)
     ctx = prepare(request)
     work = work_folder(Path(request.out_dir), ctx.run_id)
-    done = partition_local(sources, work, rows, map_settings(ctx), _on(client))
-    return _decisions(with_partitions(ctx, done)), len(done.parts)
+    done = partition_local(sources, work, rows, map_settings(ctx), _on(client), buckets)
+    assert len(done.pairs) == (buckets or 1)
+    ctx = with_partitions(ctx, done)
+    assert ctx.pair_codes is not None
+    p = dedupe.prepare(ctx.contacts)
+    shuffled, whole = dedupe.pairs_by_row(ctx.pair_codes, p["_row"].to_numpy()), dedupe.candidate_pairs(p)
+    assert np.array_equal(shuffled.left, whole.left) and np.array_equal(shuffled.right, whole.right)
+    return _decisions(ctx), len(done.parts)
 
 
 @pytest.fixture(scope="module")
@@ -106,27 +118,32 @@ def generated_decisions(tmp_path_factory: pytest.TempPathFactory, generated: tup
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.integers(min_value=7, max_value=4000))
-@example(rows=7)
+@given(rows=st.integers(min_value=7, max_value=4000), buckets=st.integers(min_value=1, max_value=12))
+@example(rows=40, buckets=3)
 def test_the_sample_cut_into_partitions_of_any_size_gets_the_decisions_of_one_process(
-    rows: int, dask_client: Any, sample_decisions: pl.DataFrame, tmp_path_factory: pytest.TempPathFactory
+    rows: int,
+    buckets: int,
+    dask_client: Any,
+    sample_decisions: pl.DataFrame,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    decisions, parts = partitioned(tmp_path_factory.mktemp("parts"), (), rows, dask_client)
+    decisions, parts = partitioned(tmp_path_factory.mktemp("parts"), (), rows, dask_client, buckets)
     assert parts == expected_parts(sample_decisions, rows)
     assert decisions.equals(sample_decisions)
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.integers(min_value=7, max_value=1000))
-@example(rows=7)
+@given(rows=st.integers(min_value=7, max_value=1000), buckets=st.none() | st.integers(min_value=1, max_value=12))
+@example(rows=7, buckets=5)
 def test_generated_exports_whose_people_span_files_and_partitions_get_the_decisions_of_one_process(
     rows: int,
+    buckets: int | None,
     dask_client: Any,
     generated: tuple[str, ...],
     generated_decisions: pl.DataFrame,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    decisions, parts = partitioned(tmp_path_factory.mktemp("parts"), generated, rows, dask_client)
+    decisions, parts = partitioned(tmp_path_factory.mktemp("parts"), generated, rows, dask_client, buckets)
     assert parts == expected_parts(generated_decisions, rows)
     assert decisions.equals(generated_decisions)
     # The property is worth testing: records of one person do sit in different files.
@@ -180,14 +197,14 @@ def test_cleanse_run_on_a_local_cluster_publishes_the_decisions_of_one_process_a
         manifest["counts"] == json.loads((tmp_path / "one" / "out" / "latest" / "manifest.json").read_text())["counts"]
     )
     # Rows done per stage as the partition tasks finish; the work folder of partitions is gone.
-    assert "of 7 tasks" in err and "3,419 rows" in err and "@" not in err
+    assert "of 7 tasks" in err and "3,419 rows" in err and "pairs" in err and "@" not in err
     assert [p.name for p in (tmp_path / "cluster" / "out").iterdir() if p.name.startswith(".")] == []
     with get_client(sync_client=True) as client:
         subflows = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["cleanse-partitions"])))
         assert subflows, "the partition stages run as a subflow"
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[f.id for f in subflows])))
     names = [r.name.rsplit("-", 1)[0] for r in runs]
-    assert names.count("read-input") >= 7 and names.count("map-partition") >= 11
+    assert names.count("read-input") >= 7 and names.count("map-partition") >= 11 and "pair-bucket" in names
 
 
 @pytest.mark.flow
@@ -224,3 +241,41 @@ def test_a_cluster_option_that_makes_no_sense_exits_2_before_anything_starts(
     _, err = capsys.readouterr()
     assert message in err and "starting" not in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.flow
+def test_sigterm_while_partitions_are_mapped_stops_the_cluster_publishes_nothing_and_leaves_no_partitions(
+    prefect_server: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _, env = prefect_server
+    err = (tmp_path / "err.txt").open("w")
+    command = [sys.executable, "-m", "flows.cli", "run", "--as-of", AS_OF.isoformat(), "--no-mx"]
+    command += ["--out", str(tmp_path / "out"), "--state", str(tmp_path / "s.sqlite")]
+    command += ["--cluster", "local:2", "--partition-rows", "40"]  # some ninety map tasks: time to stop it
+    run = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    deadline = time.time() + 120
+    while " map " not in (tmp_path / "err.txt").read_text() and run.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert run.poll() is None, "the run ended before it could be stopped"
+    os.kill(run.pid, signal.SIGTERM)
+    code = run.wait(timeout=60)
+    text = (tmp_path / "err.txt").read_text()
+    assert code == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM" in text and "nothing was published" in text
+    out = tmp_path / "out"
+    assert not out.exists() or list(out.iterdir()) == []  # no run folder, no work folder, no latest
+
+    # The cluster's processes went with the run.
+    def leftover() -> str:
+        listed = subprocess.run(["ps", "-o", "pid=,args=", "-s", str(run.pid)], capture_output=True, text=True)
+        return listed.stdout.strip()
+
+    deadline = time.time() + 20
+    while leftover() and time.time() < deadline:
+        time.sleep(0.5)
+    assert leftover() == ""
