@@ -56,6 +56,21 @@ def _input_options(command: argparse.ArgumentParser, *, dns: bool) -> None:
         command.add_argument("--no-mx", action="store_true", help="skip the domain check")
 
 
+def _cluster_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--cluster",
+        default=None,
+        help="run the partition stages as tasks on a Dask cluster: local:N (N worker processes here) or a "
+        "scheduler's address, tcp://HOST:8786 (default: one process)",
+    )
+    command.add_argument(
+        "--partition-rows",
+        type=int,
+        default=None,
+        help="rows per partition on a cluster; a worker needs about 3 KB per row (default: from the input's size)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cleanse",
@@ -75,18 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         help="point OUT/latest at this run even if it reads other sources than the run latest points at "
         "(without it, a run over other sources is published but leaves latest and the nightly's comparison alone)",
     )
-    run.add_argument(
-        "--cluster",
-        default=None,
-        help="run read, map and validate as tasks over partitions on a Dask cluster: local:N (N worker "
-        "processes here) or a scheduler's address, tcp://HOST:8786 (default: one process)",
-    )
-    run.add_argument(
-        "--partition-rows",
-        type=int,
-        default=None,
-        help="rows per partition on a cluster; a worker needs about 3 KB per row (default: from the input's size)",
-    )
+    _cluster_options(run)
     _input_options(run, dns=True)
 
     dedupe = commands.add_parser("dedupe", help="only read, map, validate and dedupe: one row per input row")
@@ -100,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--cron", default=None, help="when to run (default: the policy's schedule, 0 2 * * *)")
     serve.add_argument("--timezone", default=None, help="time zone of the schedule (default: the policy's)")
     serve.add_argument("--out", default=str(DEFAULT_OUT), help="where run folders go (default: out/)")
+    _cluster_options(serve)
     _input_options(serve, dns=True)
 
     access = commands.add_parser("access", help="what is held about a person (right of access): for the person")
@@ -321,7 +326,9 @@ def cmd_dedupe(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from cleansing.policy import load_policy
+    from cleansing.preflight import check_cluster
 
+    check_cluster(args.cluster, args.partition_rows)
     policy = load_policy(args.policy).policy
     for source in args.sources:
         if not Path(source).exists():
@@ -341,6 +348,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "mapping": str(Path(args.mapping).resolve()) if args.mapping else None,
         "state": str(Path(args.state).resolve()),
         "dns_servers": list(args.dns_server),
+        "cluster": args.cluster,
+        "partition_rows": args.partition_rows,
     }
     # Left to asyncio, the first Ctrl-C only cancels the serving task, which Prefect's runner can absorb
     # while it polls: the command then went on serving. (SIGTERM is Prefect's own to handle.)

@@ -279,3 +279,11 @@ def test_sigterm_while_partitions_are_mapped_stops_the_cluster_publishes_nothing
     while leftover() and time.time() < deadline:
         time.sleep(0.5)
     assert leftover() == ""
+
+
+def test_serve_refuses_a_cluster_option_that_makes_no_sense_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--cluster", "tcp//nowhere", "--out", str(tmp_path / "out")]) == 2
+    _, err = capsys.readouterr()
+    assert "neither local:N nor" in err
