@@ -18,7 +18,6 @@ summed; the time per row at 10M no worse than 1.5× that at 1M.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_pipeline import _tree_rss_mb  # noqa: E402
+from benchmarks.bench_pipeline import run_cli  # noqa: E402
 from benchmarks.generate_generic import generate  # noqa: E402
 
 ROWS_PER_FILE = 1_000_000
@@ -47,35 +46,6 @@ def make_files(rows: int, work: Path) -> list[Path]:
     return files
 
 
-def run(files: list[Path], out: Path, extra: list[str]) -> tuple[float, float]:
-    """``cleanse run`` as a process: its wall time and the peak of its processes' summed memory (MB)."""
-    command = [
-        sys.executable,
-        "-m",
-        "flows.cli",
-        "run",
-        *map(str, files),
-        "--no-mx",
-        "--as-of",
-        "2026-11-29",
-        "--out",
-        str(out / "out"),
-        "--state",
-        str(out / "state.sqlite"),
-        *extra,
-    ]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1])
-    peak = 0.0
-    while process.poll() is None:
-        peak = max(peak, _tree_rss_mb(process.pid))
-        time.sleep(0.2)
-    wall = time.perf_counter() - started
-    if process.returncode:
-        raise SystemExit(f"cleanse run {' '.join(extra)} exited {process.returncode}")
-    return wall, peak
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("rows", type=int)
@@ -90,13 +60,13 @@ def main() -> None:
         extra = ["--cluster", f"local:{args.workers}"]
         if args.partition_rows:
             extra += ["--partition-rows", str(args.partition_rows)]
-        wall, peak = run(files, work / "cluster", extra)
+        wall, peak = run_cli(files, work / "cluster", extra)
         print(
             f"cleanse run {' '.join(extra)}: {args.rows:,} rows in {wall:.1f} s wall "
             f"({1e6 * wall / args.rows:.1f} µs per row), peak RSS summed {peak:,.0f} MB"
         )
         if args.one_process:
-            wall, peak = run(files, work / "one", [])
+            wall, peak = run_cli(files, work / "one")
             print(
                 f"cleanse run (one process): {wall:.1f} s wall ({1e6 * wall / args.rows:.1f} µs per row), "
                 f"peak RSS summed {peak:,.0f} MB"

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -113,7 +114,9 @@ def _tree_rss_mb(root: int) -> float:
     return sum(rss.get(pid, 0) for pid in tree) / 2**20
 
 
-def bench_cli(files: list[Path], work: Path) -> None:
+def run_cli(files: list[Path], out: Path, extra: Sequence[str] = ()) -> tuple[float, float]:
+    """``cleanse run --no-mx`` as a process of its own: its wall time and the peak of the memory of it and
+    every process it starts (the temporary Prefect server, a Dask cluster), summed, in MB."""
     command = [
         sys.executable,
         "-m",
@@ -124,9 +127,10 @@ def bench_cli(files: list[Path], work: Path) -> None:
         "--as-of",
         "2026-11-29",
         "--out",
-        str(work / "cli-out"),
+        str(out / "out"),
         "--state",
-        str(work / "cli-state.sqlite"),
+        str(out / "state.sqlite"),
+        *extra,
     ]
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1])
@@ -136,7 +140,12 @@ def bench_cli(files: list[Path], work: Path) -> None:
         time.sleep(0.2)
     wall = time.perf_counter() - started
     if process.returncode:
-        raise SystemExit(f"cleanse run exited {process.returncode}")
+        raise SystemExit(f"cleanse run {' '.join(extra)} exited {process.returncode}")
+    return wall, peak
+
+
+def bench_cli(files: list[Path], work: Path) -> None:
+    wall, peak = run_cli(files, work / "cli")
     print(f"cleanse run --no-mx (Prefect flow, own process): {wall:.1f} s wall, peak RSS summed {peak:.0f} MB")
 
 

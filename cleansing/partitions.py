@@ -2,9 +2,10 @@
 
 A run on a cluster (``--cluster``) reads each input in a task of its own and cuts its rows into
 partitions of at most ``partition_rows`` rows; each partition is then mapped and validated in a task of
-its own. Partitions travel between tasks as Parquet files in the run's work folder (``OUT/.tmp-work-<run
-id>``, owner-only, removed when the run ends), never as frames through the orchestrator; tasks return
-only paths and counts.
+its own, which also sends its rows of every dedupe blocking key to the buckets of a shuffle by key; a task
+per bucket finds the candidate pairs of that bucket's blocks. Partitions and buckets travel between tasks
+as Parquet files in the run's work folder (``OUT/.tmp-work-<run id>``, owner-only, removed when the run
+ends), never as frames through the orchestrator; tasks return only paths and counts.
 
 Nothing here depends on how the input was partitioned: reading, mapping and validating are row by row
 once a file's header, encoding and preset are known, and every record gets the same ``_row`` (its place

@@ -1,12 +1,13 @@
 """The flow ``cleanse-contacts``: one thin task per pipeline stage."""
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,6 +64,18 @@ def safe_error(exc: BaseException) -> BaseException:
     return InternalError.of(exc)
 
 
+@contextlib.contextmanager
+def masked_errors() -> Iterator[None]:
+    """Raise any error of the block as ``safe_error`` makes it."""
+    try:
+        yield
+    except Exception as exc:
+        safe = safe_error(exc)
+        if safe is exc:
+            raise
+        raise safe from None
+
+
 def _stage_task(name: str, stage: Callable[[RunContext], RunContext]) -> Any:
     retries = 2 if name in IO_STAGES else 0
 
@@ -70,19 +83,20 @@ def _stage_task(name: str, stage: Callable[[RunContext], RunContext]) -> Any:
         logger = get_run_logger()
         attempt = task_run.run_count or 1
         ctx = dataclasses.replace(ctx, final_attempt=attempt > retries)
-        try:
+        with masked_errors():
             ctx = run_stage(name, stage, ctx, terminal_progress)
-        except Exception as exc:
-            safe = safe_error(exc)
-            if safe is exc:
-                raise
-            raise safe from None
         logger.info(
             "stage %s: %d rows in %.2f s", name, ctx.rows if name != "read" else ctx.read.rows_in, ctx.timings[name]
         )
         return ctx
 
     run.__name__ = f"stage_{name}"
+    return _task(name, retries)(run)
+
+
+def _task(name: str, retries: int) -> Any:
+    """Every task of the flow: nothing cached or persisted (the data is personal), retried only on a
+    transient error, stopped after ``STAGE_TIMEOUT_S``."""
     return task(
         name=name,
         cache_policy=NONE,
@@ -91,7 +105,7 @@ def _stage_task(name: str, stage: Callable[[RunContext], RunContext]) -> Any:
         retry_delay_seconds=2,
         retry_condition_fn=_transient_only if retries else None,
         timeout_seconds=STAGE_TIMEOUT_S,
-    )(run)
+    )
 
 
 TASKS = [(name, _stage_task(name, stage)) for name, stage in STAGES]
@@ -102,24 +116,11 @@ def _partition_task(stage: str, function: Callable[..., Any]) -> Any:
     retries = 2 if stage == "read" else 0
 
     def run(*args: Any) -> Any:
-        try:
+        with masked_errors():
             return function(*args)
-        except Exception as exc:
-            safe = safe_error(exc)
-            if safe is exc:
-                raise
-            raise safe from None
 
     run.__name__ = function.__name__
-    return task(
-        name={"read": "read-input", "map": "map-partition", "pairs": "pair-bucket"}[stage],
-        cache_policy=NONE,
-        persist_result=False,
-        retries=retries,
-        retry_delay_seconds=2,
-        retry_condition_fn=_transient_only if retries else None,
-        timeout_seconds=STAGE_TIMEOUT_S,
-    )(run)
+    return _task({"read": "read-input", "map": "map-partition", "pairs": "pair-bucket"}[stage], retries)(run)
 
 
 PARTITION_TASKS = {
@@ -186,23 +187,19 @@ def _on_cluster(ctx: RunContext) -> RunContext:
     assert ctx.request.cluster is not None
     work = work_folder(Path(ctx.request.out_dir), ctx.run_id)
     try:
-        settings = map_settings(ctx)
-        done = cleanse_partitions.with_options(task_runner=dask_runner(ctx.request.cluster))(
-            # Absolute, so that workers on other machines find them on the shared file system.
-            sources=[str(Path(source).absolute()) for source in ctx.request.sources],
-            work=str(work),
-            partition_rows=ctx.request.partition_rows,
-            preset=settings.preset,
-            mapping=settings.mapping,
-            local_zone=settings.local_zone,
-            region=settings.region,
-        )
-        ctx = with_partitions(ctx, done)
-    except Exception as exc:
-        safe = safe_error(exc)
-        if safe is exc:
-            raise
-        raise safe from None
+        with masked_errors():
+            settings = map_settings(ctx)
+            done = cleanse_partitions.with_options(task_runner=dask_runner(ctx.request.cluster))(
+                # Absolute, so that workers on other machines find them on the shared file system.
+                sources=[str(Path(source).absolute()) for source in ctx.request.sources],
+                work=str(work),
+                partition_rows=ctx.request.partition_rows,
+                preset=settings.preset,
+                mapping=settings.mapping,
+                local_zone=settings.local_zone,
+                region=settings.region,
+            )
+            ctx = with_partitions(ctx, done)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     get_run_logger().info("stages read, map, validate: %d rows on cluster %s", ctx.rows, ctx.request.cluster)
@@ -262,14 +259,9 @@ def cleanse_contacts(
         partition_rows=partition_rows,
     )
     current["flow_run_id"] = str(flow_run.id)
-    try:
+    with masked_errors():
         ctx = prepare(request)
         current["run_id"] = ctx.run_id
-    except Exception as exc:
-        safe = safe_error(exc)
-        if safe is exc:
-            raise
-        raise safe from None
     stages = TASKS
     if request.cluster:
         ctx = _on_cluster(ctx)
