@@ -287,3 +287,16 @@ def test_serve_refuses_a_cluster_option_that_makes_no_sense_before_anything_star
     assert main(["serve", "--cluster", "tcp//nowhere", "--out", str(tmp_path / "out")]) == 2
     _, err = capsys.readouterr()
     assert "neither local:N nor" in err
+
+
+@pytest.mark.flow
+def test_cleanse_run_on_a_running_cluster_at_its_address_gets_the_decisions_of_one_process(
+    prefect_harness: None, dask_client: Any, tmp_path: Path
+) -> None:
+    address = dask_client.scheduler.address
+    assert address.startswith("tcp://127.0.0.1:")
+    assert _run(tmp_path / "one") == 0
+    assert _run(tmp_path / "remote", "--cluster", address, "--partition-rows", "900") == 0
+    assert _published(tmp_path / "remote").equals(_published(tmp_path / "one"))
+    # The cluster is someone else's: the run leaves it running.
+    assert dask_client.status == "running" and len(dask_client.scheduler_info()["workers"]) == 2
