@@ -195,7 +195,7 @@ def _on_cluster(ctx: RunContext) -> RunContext:
                 work=str(work),
                 partition_rows=ctx.request.partition_rows,
                 preset=settings.preset,
-                mapping=settings.mapping,
+                mapping=str(Path(settings.mapping).absolute()) if settings.mapping else None,
                 local_zone=settings.local_zone,
                 region=settings.region,
             )

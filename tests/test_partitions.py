@@ -300,3 +300,19 @@ def test_cleanse_run_on_a_running_cluster_at_its_address_gets_the_decisions_of_o
     assert _published(tmp_path / "remote").equals(_published(tmp_path / "one"))
     # The cluster is someone else's: the run leaves it running.
     assert dask_client.status == "running" and len(dask_client.scheduler_info()["workers"]) == 2
+
+
+@pytest.mark.flow
+def test_relative_paths_reach_workers_whose_working_folder_is_another(
+    prefect_harness: None, dask_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cluster's workers started in another folder than the one the command runs in.
+    assert dask_client.run(os.getcwd) and all(cwd != str(tmp_path) for cwd in dask_client.run(os.getcwd).values())
+    monkeypatch.chdir(tmp_path)
+    Path("kunder.csv").write_text("Mejl;Samtycke\nanna@example.se;2026-10-01\n", encoding="utf-8")
+    Path("mapping.toml").write_text('[columns]\n"Mejl" = "email"\n"Samtycke" = "consent_at"\n', encoding="utf-8")
+    address = dask_client.scheduler.address
+    argv = ["run", "kunder.csv", "--mapping", "mapping.toml", "--as-of", AS_OF.isoformat(), "--no-mx"]
+    assert main([*argv, "--out", "out", "--state", "s.sqlite", "--cluster", address]) == 0
+    decisions = pl.read_parquet(tmp_path / "out" / "latest" / "decisions.parquet")
+    assert decisions["source_file"].to_list() == ["kunder.csv"] and decisions["class"].to_list() != ["quarantine"]
