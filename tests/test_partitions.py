@@ -316,3 +316,16 @@ def test_relative_paths_reach_workers_whose_working_folder_is_another(
     assert main([*argv, "--out", "out", "--state", "s.sqlite", "--cluster", address]) == 0
     decisions = pl.read_parquet(tmp_path / "out" / "latest" / "decisions.parquet")
     assert decisions["source_file"].to_list() == ["kunder.csv"] and decisions["class"].to_list() != ["quarantine"]
+
+
+def test_a_work_folder_a_killed_run_left_is_removed_by_the_next_run(tmp_path: Path) -> None:
+    import socket
+
+    from cleansing.write import WRITER_FILE, remove_stale
+
+    work = work_folder(tmp_path / "out", "20261130T000000Z-dead")
+    assert work.stat().st_mode & 0o777 == 0o700
+    (work / "part-00000.parquet").write_bytes(b"contacts")
+    (work / WRITER_FILE).write_text(f"{socket.gethostname()} 999999999\n")  # a process that no longer runs
+    assert remove_stale(tmp_path / "out") == [work.name]
+    assert not work.exists()
