@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from .erase import rows_holding
+from .erase import TABLES, rows_holding
 from .errors import InputError
 from .reasons import Reason
 from .state import StateStore, hash_keys
@@ -104,7 +104,7 @@ def _record(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _holds(folder: Path, keys: set[str]) -> bool:
-    for name in (*PARTITIONS, "quarantine"):
+    for name in TABLES:
         path = folder / f"{name}.parquet"
         if path.is_file() and rows_holding(pl.read_parquet(path), keys).any():
             return True

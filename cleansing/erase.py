@@ -14,8 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ import polars as pl
 
 from .state import StateStore
 from .validate import address_key, normalize_emails
-from .write import PARTITIONS, _flat, guard_formulas, write_json, write_xlsx
+from .write import PARTITIONS, Rewrite, _flat, guard_formulas, write_json, write_xlsx
 
 # Anything shaped like an address inside a text: what a forgotten address could be hidden in.
 ADDRESS_TOKEN = r"""[^\s,;:"'<>()\[\]]+@[^\s,;:"'<>()\[\]]+"""
@@ -67,32 +65,6 @@ def rows_holding(frame: pl.DataFrame, keys: set[str]) -> pl.Series:
     return marked.group_by("i", maintain_order=True).agg(pl.col("hit").any())["hit"].alias("forgotten")
 
 
-class _Rewrite:
-    """Files of one folder written anew beside the old ones, then renamed over them together: a write
-    that fails leaves every old file as it was. The Parquet files are renamed last, so that a rename
-    that fails half-way leaves the rows in them for the next attempt to find."""
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[Path, Path]] = []
-
-    def add(self, path: Path, write: Callable[[Path], object]) -> None:
-        partial = path.with_name(f".{path.name}.partial")
-        self.pending.append((partial, path))
-        write(partial)
-        os.chmod(partial, 0o600)
-
-    def commit(self) -> None:
-        for partial, path in sorted(self.pending, key=lambda pair: pair[1].suffix == ".parquet"):
-            os.replace(partial, path)
-        self.pending.clear()
-
-    def abandon(self) -> None:
-        for partial, _path in self.pending:
-            if partial.is_file():
-                partial.unlink()
-        self.pending.clear()
-
-
 def _tables(folder: Path) -> dict[str, pl.DataFrame]:
     return {
         name: pl.read_parquet(folder / f"{name}.parquet") for name in TABLES if (folder / f"{name}.parquet").is_file()
@@ -116,7 +88,7 @@ def erase_in_folder(folder: Path, keys: set[str], at: dt.datetime) -> int:
     if not gone:
         return 0
     removed = pl.concat(gone, how="diagonal")
-    rewrite = _Rewrite()
+    rewrite = Rewrite()
     try:
         for name, frame in kept.items():
             rewrite.add(folder / f"{name}.parquet", frame.write_parquet)

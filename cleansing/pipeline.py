@@ -10,7 +10,6 @@ import dataclasses
 import datetime as dt
 import functools
 import json
-import os
 import shutil
 import sys
 import time
@@ -59,6 +58,7 @@ from .state import StateStore, hash_keys
 from .validate import validate
 from .write import (
     FIELD_CATEGORIES,
+    Rewrite,
     guard_formulas,
     mask_email,
     new_run_id,
@@ -478,13 +478,13 @@ def dedupe_only(
 def _write_whole(frame: pl.DataFrame, path: Path) -> None:
     """CSV or Parquet by the file's ending, owner-only, whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    if path.suffix.lower() == ".parquet":
-        frame.write_parquet(partial)
-    else:
-        frame.write_csv(partial)
-    os.chmod(partial, 0o600)
-    os.replace(partial, path)
+    rewrite = Rewrite()
+    try:
+        rewrite.add(path, frame.write_parquet if path.suffix.lower() == ".parquet" else frame.write_csv)
+    except BaseException:
+        rewrite.abandon()
+        raise
+    rewrite.commit()
 
 
 # Runs a function over argument tuples, wherever it runs them (Prefect tasks on a Dask cluster, a Dask

@@ -199,6 +199,33 @@ def decisions_frame(records: pl.DataFrame, quarantine: pl.DataFrame) -> pl.DataF
     return pl.concat([judged, quarantined]).sort("source_file", "source_row", maintain_order=True)
 
 
+class Rewrite:
+    """Files written whole or not at all, owner-only: each beside its old self (``.NAME.partial``), then
+    all renamed over the old ones together, so a write that fails leaves every old file as it was.
+    Parquet files are renamed last: an erasure whose renames stop half-way still finds its rows there
+    when it is run again."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Path, Path]] = []
+
+    def add(self, path: Path, write: Callable[[Path], object]) -> None:
+        partial = path.with_name(f".{path.name}.partial")
+        self.pending.append((partial, path))
+        write(partial)
+        os.chmod(partial, 0o600)
+
+    def commit(self) -> None:
+        for partial, path in sorted(self.pending, key=lambda pair: pair[1].suffix == ".parquet"):
+            os.replace(partial, path)
+        self.pending.clear()
+
+    def abandon(self) -> None:
+        for partial, _path in self.pending:
+            if partial.is_file():
+                partial.unlink()
+        self.pending.clear()
+
+
 def check_conservation(rows_in: int, decisions: pl.DataFrame, partitions: dict[str, pl.DataFrame]) -> dict[str, int]:
     """Every input row in exactly one partition and exactly once in the decisions, or raise."""
     counts = {name: frame.height for name, frame in partitions.items()}

@@ -35,7 +35,7 @@ from cleansing.pipeline import (
 )
 from cleansing.preflight import local_workers
 from cleansing.state import DEFAULT_STATE
-from flows.alerts import emit_warning
+from flows.alerts import FLOW_NAME, emit_warning
 
 PresetName = Literal["auto", "mailchimp", "hubspot", "salesforce", "brevo", "klaviyo", "generic"]
 IO_STAGES = {"read", "domains", "write"}
@@ -112,29 +112,28 @@ TASKS = [(name, _stage_task(name, stage)) for name, stage in STAGES]
 PARTITION_LOCAL = ("read", "map", "validate")  # the stages a run on a cluster does in partition tasks
 
 
-def _partition_task(stage: str, function: Callable[..., Any]) -> Any:
-    retries = 2 if stage == "read" else 0
-
+def _partition_task(name: str, function: Callable[..., Any], retries: int = 0) -> Any:
     def run(*args: Any) -> Any:
         with masked_errors():
             return function(*args)
 
     run.__name__ = function.__name__
-    return _task({"read": "read-input", "map": "map-partition", "pairs": "pair-bucket"}[stage], retries)(run)
+    return _task(name, retries)(run)
 
 
+# The task each partition-local function runs as; reading files is worth a retry on a transient error.
 PARTITION_TASKS = {
-    "read": _partition_task("read", read_input),
-    "map": _partition_task("map", map_partition),
-    "pairs": _partition_task("pairs", bucket_pairs),
+    read_input: _partition_task("read-input", read_input, retries=2),
+    map_partition: _partition_task("map-partition", map_partition),
+    bucket_pairs: _partition_task("pair-bucket", bucket_pairs),
 }
 
 
-def _run_tasks(stage: str, _function: Callable[..., Any], arguments: list[tuple[Any, ...]]) -> list[Any]:
-    """One Prefect task per argument tuple on the flow's task runner (the Dask cluster); rows (or pairs)
-    done are logged, and shown on the terminal, as the tasks finish."""
+def _run_tasks(stage: str, function: Callable[..., Any], arguments: list[tuple[Any, ...]]) -> list[Any]:
+    """``function`` as one Prefect task per argument tuple on the flow's task runner (the Dask cluster);
+    rows (or pairs) done are logged, and shown on the terminal, as the tasks finish."""
     logger = get_run_logger()
-    futures = [PARTITION_TASKS[stage].submit(*args) for args in arguments]
+    futures = [PARTITION_TASKS[function].submit(*args) for args in arguments]
     count, unit = 0, "pairs" if stage == "pairs" else "rows"
     for done, future in enumerate(as_completed(futures), start=1):
         result = future.result()
@@ -209,7 +208,7 @@ def _on_cluster(ctx: RunContext) -> RunContext:
     return ctx
 
 
-@flow(name="cleanse-contacts", persist_result=False, log_prints=False)
+@flow(name=FLOW_NAME, persist_result=False, log_prints=False)
 def cleanse_contacts(
     sources: list[str] | None = None,
     preset: PresetName = "auto",

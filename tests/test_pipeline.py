@@ -36,18 +36,22 @@ def sample_run(tmp: Path, **kwargs: object) -> Path:
     return ctx.run_dir
 
 
-def run_file(tmp_path: Path, text: str) -> Path:
-    """A run over one CSV of ``text`` without the domain check; the run folder."""
+def file_request(tmp_path: Path, text: str) -> RunRequest:
+    """A run over ``tmp_path/c.csv``, written with ``text``, without the domain check."""
     source = tmp_path / "c.csv"
     source.write_text(text, encoding="utf-8")
-    request = RunRequest(
+    return RunRequest(
         check_mx=False,
         sources=(str(source),),
         as_of=SAMPLE_AS_OF,
         out_dir=str(tmp_path / "out"),
         state=str(tmp_path / "s.sqlite"),
     )
-    run_dir = run_pipeline(request).run_dir
+
+
+def run_file(tmp_path: Path, text: str) -> Path:
+    """A run over one CSV of ``text`` without the domain check; the run folder."""
+    run_dir = run_pipeline(file_request(tmp_path, text)).run_dir
     assert run_dir is not None
     return run_dir
 
@@ -152,17 +156,9 @@ def test_csv_cells_that_look_like_formulas_are_defused_and_plain_numbers_written
 
 
 def test_opted_out_addresses_are_suppressed_in_the_next_run(tmp_path: Path) -> None:
-    source = tmp_path / "c.csv"
-    source.write_text("email,consent,unsubscribed\nanna@example.se,yes,yes\n")
-    request = RunRequest(
-        check_mx=False,
-        sources=(str(source),),
-        as_of=SAMPLE_AS_OF,
-        out_dir=str(tmp_path / "out"),
-        state=str(tmp_path / "s.sqlite"),
-    )
+    request = file_request(tmp_path, "email,consent,unsubscribed\nanna@example.se,yes,yes\n")
     assert run_pipeline(request).contacts["reason"].to_list() == ["OPTED_OUT"]
-    source.write_text("email,consent\nANNA@example.se,yes\n")
+    (tmp_path / "c.csv").write_text("email,consent\nANNA@example.se,yes\n")
     assert run_pipeline(request).contacts["reason"].to_list() == ["SUPPRESSED"]
 
 
