@@ -102,13 +102,20 @@ def evidence_at() -> pl.Expr:
     return pl.max_horizontal(pl.col("confirmed_at"), pl.when(consent_ok).then(pl.col("consent_at")))
 
 
-def _record_evidence(policy: Policy) -> list[pl.Expr]:
+def _third_party(records: pl.DataFrame, pattern: str) -> pl.Expr:
+    """Whether a record's consent source or one of its tags names a third party: the pattern is tried
+    once per distinct source and tag (a million records hold a few dozen)."""
+    sources = records.select(pl.col("consent_source").drop_nulls().unique().alias("v"))
+    tags = records.select(pl.col("tags").explode(empty_as_null=False).drop_nulls().unique().alias("v"))
+    named = [frame.filter(pl.col("v").str.contains(pattern))["v"].to_list() for frame in (sources, tags)]
+    return pl.col("consent_source").is_in(named[0]).fill_null(False) | pl.col("tags").list.eval(
+        pl.element().is_in(named[1])
+    ).list.any().fill_null(False)
+
+
+def _record_evidence(policy: Policy, records: pl.DataFrame) -> list[pl.Expr]:
     pattern = third_party_pattern(policy.consent.third_party_patterns)
-    third_party = pl.lit(False)
-    if pattern:
-        third_party = pl.col("consent_source").str.contains(pattern).fill_null(False) | pl.col("tags").list.eval(
-            pl.element().str.contains(pattern)
-        ).list.any().fill_null(False)
+    third_party = _third_party(records, pattern) if pattern else pl.lit(False)
     # A refusal in words is an opt-out; an objection whose value could not be read has no date.
     opted = pl.col("opted_out") | pl.col("consent_status").is_in(["withdrawn", "denied"])
     flags = pl.col("flags")
@@ -236,7 +243,8 @@ def suppression_entries(addresses: pl.DataFrame) -> pl.DataFrame:
 
 def merge_addresses(records: pl.DataFrame) -> pl.DataFrame:
     """One row per address key with merged evidence and its representative record."""
-    valid = records.filter(pl.col("address_key").is_not_null())
+    # Lazily, so that only the columns merged are filtered, not every column of the records.
+    valid = records.lazy().filter(pl.col("address_key").is_not_null())
     order = valid.select("address_key", "record_id", "_row", "_evidence_at", "last_activity_at").sort(
         by=["_evidence_at", "last_activity_at", "_row"],
         descending=[True, True, False],
@@ -283,7 +291,7 @@ def merge_addresses(records: pl.DataFrame) -> pl.DataFrame:
         pl.col("disposable").any(),
         pl.col("typo_domain").any(),
     )
-    return merged.join(reps, on="address_key")
+    return merged.join(reps, on="address_key").collect()
 
 
 def _objection_rank(reason: pl.Expr) -> pl.Expr:
@@ -297,11 +305,16 @@ def shared_members(records: pl.DataFrame, addresses: pl.DataFrame) -> pl.DataFra
     mailbox is theirs: ``nils.nilsson506@`` is Nils Nilsson's, whoever else a CRM filed under it)."""
     shared = addresses.filter(pl.col("person_key").str.starts_with(SHARED)).select("address_key")
     owner = pl.col("owns_mailbox") if "owns_mailbox" in records.columns else pl.lit(False)
-    return records.join(shared, on="address_key").select(
-        "address_key",
-        "person_key",
-        (pl.col("_opted") | pl.col("erasure_requested")).alias("_own"),
-        owner.fill_null(False).alias("_owner"),
+    return (
+        records.lazy()
+        .join(shared.lazy(), on="address_key")
+        .select(
+            "address_key",
+            "person_key",
+            (pl.col("_opted") | pl.col("erasure_requested")).alias("_own"),
+            owner.fill_null(False).alias("_owner"),
+        )
+        .collect()
     )
 
 
@@ -405,7 +418,7 @@ def classify(
     # A cluster is named after its first record in input order.
     recs = drop_future_dates(records, as_of)
     recs = (recs if recs["_row"].is_sorted() else recs.sort("_row")).with_columns(
-        *_record_evidence(policy), pl.col("record_id").first().over("person_key").alias("cluster_id")
+        *_record_evidence(policy, recs), pl.col("record_id").first().over("person_key").alias("cluster_id")
     )
     listed = suppression.group_by("address_hash").agg(
         # One entry per hash in the database; should a frame hold several, undated wins, then the latest.
@@ -426,7 +439,9 @@ def classify(
             (pl.col("via_duplicate"), Flag.VIA_DUPLICATE.value),
         ).alias("address_flags")
     )
-    joined = recs.join(
+    # One row per address key: its verdict is looked up by the key alone and set beside the records, so
+    # that the records' many columns are not gathered again.
+    verdicts = recs.select("address_key").join(
         addresses.select(
             "address_key",
             pl.col("class").alias("_aclass"),
@@ -439,7 +454,9 @@ def classify(
         ),
         on="address_key",
         how="left",
+        maintain_order="left",
     )
+    joined = recs.hstack(verdicts.drop("address_key"))
     invalid = pl.col("address_key").is_null()
     is_rep = pl.col("_row") == pl.col("rep_row")
     kept_address = pl.col("_aclass").is_in([KEEP, RECONFIRM])

@@ -102,6 +102,19 @@ NICKNAMES = {
 }
 
 
+def distinct(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values, as ``np.unique`` gives them: by sorting, which for a million integers
+    takes a fiftieth of the time numpy's hash-based ``unique`` takes."""
+    ordered = np.sort(values)
+    if len(ordered) == 0:
+        return ordered
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    out: np.ndarray = ordered[keep]
+    return out
+
+
 def _fold(expr: pl.Expr) -> pl.Expr:
     return (
         expr.str.normalize("NFKD")
@@ -352,10 +365,10 @@ class Column:
 def code_columns(p: pl.DataFrame) -> dict[str, Column]:
     """Every prepared field of ``p`` (but ``_row``) as a :class:`Column`, all coded at once."""
     names = [name for name in p.columns if name not in ("_row", "line", "owner")]
-    distinct = pl.collect_all(
+    uniques = pl.collect_all(
         [p.lazy().select(pl.col(name).drop_nulls().unique(maintain_order=True).alias("v")) for name in names]
     )
-    numbered = [d.lazy().with_row_index("c").with_columns(pl.col("c").cast(pl.Int64)) for d in distinct]
+    numbered = [d.lazy().with_row_index("c").with_columns(pl.col("c").cast(pl.Int64)) for d in uniques]
     codes = pl.collect_all(
         [
             p.lazy()
@@ -366,7 +379,7 @@ def code_columns(p: pl.DataFrame) -> dict[str, Column]:
         ]
     )
     columns = {}
-    for name, values, coded in zip(names, distinct, codes, strict=True):
+    for name, values, coded in zip(names, uniques, codes, strict=True):
         columns[name] = Column(coded.to_series().to_numpy(), values.to_series())
     return columns
 
@@ -411,7 +424,7 @@ class Pairs:
             scores = np.empty(len(self), dtype=np.float32)
             same = left == right if a is b else np.zeros(len(self), dtype=bool)
             if same.any():
-                own = np.unique(left[same])
+                own = distinct(left[same])
                 own_scores = process.cpdist(a.texts[own], a.texts[own], scorer=scorer, workers=-1)
                 scores[same] = np.asarray(own_scores, dtype=np.float32)[np.searchsorted(own, left[same])]
             differ = ~same
@@ -420,12 +433,10 @@ class Pairs:
         key = (left + 1) * width + (right + 1)
         seen = np.zeros(space, dtype=bool)
         seen[key] = True
-        distinct = np.flatnonzero(seen)
+        keys = np.flatnonzero(seen)
         index = np.zeros(space, dtype=np.int64)
-        index[distinct] = np.arange(len(distinct))
-        scores = process.cpdist(
-            a.texts[distinct // width - 1], b.texts[distinct % width - 1], scorer=scorer, workers=-1
-        )
+        index[keys] = np.arange(len(keys))
+        scores = process.cpdist(a.texts[keys // width - 1], b.texts[keys % width - 1], scorer=scorer, workers=-1)
         similarity: np.ndarray = np.asarray(scores, dtype=np.float32)[index[key]]
         return similarity
 
@@ -723,7 +734,7 @@ def _two_mobiles(columns: dict[str, Column], pairs: Pairs, asked: np.ndarray) ->
     if len(differs) == 0:
         return out
     # Only the numbers of these pairs are looked at.
-    involved = np.unique(np.concatenate([phone.codes[pairs.left[differs]], phone.codes[pairs.right[differs]]]))
+    involved = distinct(np.concatenate([phone.codes[pairs.left[differs]], phone.codes[pairs.right[differs]]]))
     mobile = np.zeros(len(phone.values) + 1, dtype=bool)
     mobile[involved] = mobile_numbers(phone.values.gather(involved)).to_numpy()
     both = differs[mobile[phone.codes[pairs.left[differs]]] & mobile[phone.codes[pairs.right[differs]]]]
@@ -803,8 +814,8 @@ def _shared_phones(
     _, stems = np.unique(stem, return_inverse=True)
     last = stems[last_column.codes]
     width = int(stems.max()) + 2
-    distinct = np.unique(phone[held] * width + last[held] + 1)
-    surnames = np.bincount(distinct // width, minlength=values)
+    held_pairs = distinct(phone[held] * width + last[held] + 1)
+    surnames = np.bincount(held_pairs // width, minlength=values)
     crowded = np.bincount(phone[held], minlength=values) > MAX_BLOCK // 5  # beyond the phone key's blocks
     shared |= crowded & (surnames > 1)
     per_value = np.append(shared, False)
@@ -879,7 +890,7 @@ def cluster(
     labels = _components(n, left[strong], right[strong])
     strangers = (weights < STRANGERS) & (labels[left] == labels[right])
     if strangers.any():
-        suspicious = np.unique(labels[left[strangers]])
+        suspicious = distinct(labels[left[strangers]])
         cannot: dict[int, set[int]] = {}
         for a, b in zip(left[strangers].tolist(), right[strangers].tolist(), strict=True):
             cannot.setdefault(a, set()).add(b)
@@ -1082,7 +1093,7 @@ def _review(
     unsure = (weights[:scored] >= low) & (weights[:scored] < threshold) & ~settled[:scored]
     if split:
         kept_apart = np.array([(min(a, b), max(a, b)) for a, b in split], dtype=np.int64)
-        split_keys = np.unique(kept_apart[:, 0] * len(ids) + kept_apart[:, 1])
+        split_keys = distinct(kept_apart[:, 0] * len(ids) + kept_apart[:, 1])
         keys = pairs.left[:scored].astype(np.int64) * len(ids) + pairs.right[:scored]
         unsure &= ~np.isin(keys, split_keys)
     else:
