@@ -117,12 +117,17 @@ def reason_text(reason: pl.Expr) -> pl.Expr:
 def guard_formulas(frame: pl.DataFrame) -> pl.DataFrame:
     """Prefix ``'`` to text cells a spreadsheet would treat as a formula; a plain number is left as it is."""
     text = [c for c, t in frame.schema.items() if t == pl.String]
+    if not text or frame.height == 0:
+        return frame
+    # Only columns with a cell that starts like a formula are rewritten (most have none).
+    starts = frame.select(pl.col(c).str.contains(FORMULA_START).any() for c in text).row(0)
     return frame.with_columns(
         pl.when((pl.col(c).str.contains(FORMULA_START) & ~pl.col(c).str.contains(PLAIN_NUMBER)).fill_null(False))
         .then(pl.concat_str([pl.lit("'"), pl.col(c)]))
         .otherwise(pl.col(c))
         .alias(c)
-        for c in text
+        for c, risky in zip(text, starts, strict=True)
+        if risky
     )
 
 
@@ -226,9 +231,9 @@ class Rewrite:
         self.pending.clear()
 
 
-def check_conservation(rows_in: int, decisions: pl.DataFrame, partitions: dict[str, pl.DataFrame]) -> dict[str, int]:
-    """Every input row in exactly one partition and exactly once in the decisions, or raise."""
-    counts = {name: frame.height for name, frame in partitions.items()}
+def check_conservation(rows_in: int, decisions: pl.DataFrame, counts: dict[str, int]) -> dict[str, int]:
+    """Every input row in exactly one partition (``counts``: the rows each partition's files hold) and
+    exactly once in the decisions, or raise."""
     total = sum(counts.values())
     unique = decisions.select(pl.struct("source_file", "source_row").n_unique()).item() if decisions.height else 0
     if not (total == rows_in == decisions.height == unique):
@@ -273,23 +278,27 @@ def stage_folder(
             .otherwise(pl.lit("ask"))
             .alias("action")
         )
-        ordered = records.sort("_row").with_columns(reason_text(pl.col("reason")), action)
+        ordered = (records if records["_row"].is_sorted() else records.sort("_row")).lazy()
+        ordered = ordered.with_columns(reason_text(pl.col("reason")), action)
         partitions = {name: ordered.filter(pl.col("class") == name).select(PARTITION_COLUMNS) for name in PARTITIONS}
-        partitions[Klass.QUARANTINE.value] = quarantine.with_columns(
+        partitions[Klass.QUARANTINE.value] = quarantine.lazy().with_columns(
             pl.lit(Reason.UNREADABLE_ROW.value).alias("reason"), reason_text(pl.lit(Reason.UNREADABLE_ROW.value))
         )
         decisions = decisions_frame(records, quarantine)
         Decisions.validate(decisions)
-        counts = check_conservation(rows_in, decisions, partitions)
-        # Every table once per format, all written at once by polars' engine.
-        sinks = [decisions.lazy().sink_parquet(tmp / "decisions.parquet", lazy=True)]
-        for name, frame in partitions.items():
-            sinks.append(frame.lazy().sink_parquet(tmp / f"{name}.parquet", lazy=True))
-            sinks.append(guard_formulas(_flat(frame)).lazy().sink_csv(tmp / f"{name}.csv", lazy=True))
-        pl.collect_all(sinks)
-        if spreadsheets:
-            for name in PARTITIONS:
-                write_xlsx(partitions[name], tmp / f"{name}.xlsx")
+        decisions.write_parquet(tmp / "decisions.parquet")
+        # A partition at a time, in every format, and let go before the next: one partition's copy of the
+        # records is held at a time.
+        written = {}
+        for name, lazy in partitions.items():
+            frame = lazy.collect()
+            written[name] = frame.height
+            frame.write_parquet(tmp / f"{name}.parquet")
+            guard_formulas(_flat(frame)).write_csv(tmp / f"{name}.csv")
+            if spreadsheets and name in PARTITIONS:
+                write_xlsx(frame, tmp / f"{name}.xlsx")
+            del frame
+        counts = check_conservation(rows_in, decisions, written)
         extra(tmp, counts, decisions)
         (tmp / WRITER_FILE).unlink()
         for child in tmp.iterdir():
