@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -390,12 +390,18 @@ class Pairs:
 
     left: np.ndarray
     right: np.ndarray
+    _ends: dict[int, tuple[Column, np.ndarray, np.ndarray]] = field(default_factory=dict, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.left)
 
     def ends(self, column: Column) -> tuple[np.ndarray, np.ndarray]:
-        return column.codes[self.left], column.codes[self.right]
+        """``column``'s codes at the left and at the right of every pair (int32), looked up once."""
+        if id(column) not in self._ends:
+            at = (column.codes[self.left].astype(np.int32), column.codes[self.right].astype(np.int32))
+            self._ends[id(column)] = (column, *at)
+        _, left, right = self._ends[id(column)]
+        return left, right
 
     def exact(self, column: Column) -> np.ndarray:
         a, b = self.ends(column)
@@ -416,7 +422,7 @@ class Pairs:
         """``scorer`` between ``a`` at the left and ``b`` at the right of every pair, computed in parallel
         by rapidfuzz; a missing value counts as the empty string. Where the values repeat (names,
         cities) each distinct pair of values is scored once."""
-        left, right = a.codes[self.left], b.codes[self.right]
+        left, right = self.ends(a)[0], self.ends(b)[1]
         width = len(b.values) + 1
         space = (len(a.values) + 1) * width
         if space > 4 * len(self):  # values that rarely repeat (postcodes, local parts): every pair,
@@ -430,7 +436,7 @@ class Pairs:
             differ = ~same
             scores[differ] = process.cpdist(a.texts[left[differ]], b.texts[right[differ]], scorer=scorer, workers=-1)
             return scores
-        key = (left + 1) * width + (right + 1)
+        key = (left.astype(np.int64) + 1) * width + (right + 1)
         seen = np.zeros(space, dtype=bool)
         seen[key] = True
         keys = np.flatnonzero(seen)
@@ -501,13 +507,13 @@ def _initials(column: Column, pairs: Pairs, other: Column | None = None) -> tupl
     """Per pair, whether either name (``column`` at the left, ``other`` or ``column`` at the right) is a
     single letter, and whether it is then the other's initial."""
     other = column if other is None else other
-    short_a = column.per_value(pl.col("v").str.len_chars() == 1, False)[column.codes[pairs.left]]
-    short_b = other.per_value(pl.col("v").str.len_chars() == 1, False)[other.codes[pairs.right]]
+    short_a = column.per_value(pl.col("v").str.len_chars() == 1, False)[pairs.ends(column)[0]]
+    short_b = other.per_value(pl.col("v").str.len_chars() == 1, False)[pairs.ends(other)[1]]
     # The first letter as a number (its UTF-8 bytes read as one integer), -1 where the name is missing.
     hexadecimal = pl.col("v").str.slice(0, 1).cast(pl.Binary).bin.encode("hex")
     letter = hexadecimal.str.to_integer(base=16, strict=False).fill_null(-1)
-    letter_a = column.per_value(letter, -1)[column.codes[pairs.left]]
-    letter_b = other.per_value(letter, -1)[other.codes[pairs.right]]
+    letter_a = column.per_value(letter, -1)[pairs.ends(column)[0]]
+    letter_b = other.per_value(letter, -1)[pairs.ends(other)[1]]
     abbreviated: np.ndarray = short_a | short_b
     initial: np.ndarray = abbreviated & (letter_a == letter_b) & (letter_a >= 0)
     return abbreviated, initial
@@ -517,7 +523,7 @@ def _same_sound(column: Column, pairs: Pairs) -> np.ndarray:
     """Per pair, whether both names begin with the same sound (c and k, w and v, z and s alike)."""
     sound = pl.col("v").str.slice(0, 1).replace({"c": "k", "w": "v", "z": "s", "q": "k"})
     _, code = np.unique(column.per_value(sound, ""), return_inverse=True)
-    same: np.ndarray = code[column.codes[pairs.left]] == code[column.codes[pairs.right]]
+    same: np.ndarray = code[pairs.ends(column)[0]] == code[pairs.ends(column)[1]]
     return same
 
 
@@ -525,8 +531,8 @@ def _cut_short(column: Column, pairs: Pairs, other: Column) -> np.ndarray:
     """Per pair, whether one name is the other cut short by a form or an export (``sjob`` for
     ``sjoberg``, ``jos`` for ``josefin``): at least three letters, all of them the other's beginning."""
     common = pairs.similarity(column, other, Prefix.similarity)
-    length_a = column.per_value(pl.col("v").str.len_chars(), 0)[column.codes[pairs.left]]
-    length_b = other.per_value(pl.col("v").str.len_chars(), 0)[other.codes[pairs.right]]
+    length_a = column.per_value(pl.col("v").str.len_chars(), 0)[pairs.ends(column)[0]]
+    length_b = other.per_value(pl.col("v").str.len_chars(), 0)[pairs.ends(other)[1]]
     shorter = np.minimum(length_a, length_b)
     cut: np.ndarray = (shorter >= 3) & (common >= shorter)
     return cut
@@ -639,7 +645,7 @@ def names_differ(columns: dict[str, Column], pairs: Pairs, sims: dict[str, np.nd
             osa = pairs.similarity(a, b, OSA.distance) if osa is None else osa
             scored[key] = (jw, osa)
         if key not in alike:
-            present = (a.codes[pairs.left] >= 0) & (b.codes[pairs.right] >= 0)
+            present = (pairs.ends(a)[0] >= 0) & (pairs.ends(b)[1] >= 0)
             alike[key] = ~present | _initials(a, pairs, b)[1]
             if a is b:  # (a first name may well begin a surname: Lars Larsson)
                 alike[key] |= _cut_short(a, pairs, b)
@@ -648,15 +654,15 @@ def names_differ(columns: dict[str, Column], pairs: Pairs, sims: dict[str, np.nd
         return different
 
     nickname = pairs.exact(columns["first_canon"])
-    long_first = first.per_value(pl.col("v").str.len_chars() > 1, False)[first.codes[pairs.left]]
-    long_last = last.per_value(pl.col("v").str.len_chars() > 1, False)[last.codes[pairs.right]]
+    long_first = first.per_value(pl.col("v").str.len_chars() > 1, False)[pairs.ends(first)[0]]
+    long_last = last.per_value(pl.col("v").str.len_chars() > 1, False)[pairs.ends(last)[1]]
     first_last_differ = differ(first, last, sims.get("first_last_jw"), None)
     last_first_differ = differ(last, first, sims.get("last_first_jw"), None)
     swapped = ~first_last_differ & ~last_first_differ & long_first & long_last
     # One name of a record like a name of the other's in the other place: half of a swap ("R." "Marcus"
     # for Marcus Rosgren), not a different first name.
-    present_fl = (first.codes[pairs.left] >= 0) & (last.codes[pairs.right] >= 0)
-    present_lf = (last.codes[pairs.left] >= 0) & (first.codes[pairs.right] >= 0)
+    present_fl = (pairs.ends(first)[0] >= 0) & (pairs.ends(last)[1] >= 0)
+    present_lf = (pairs.ends(last)[0] >= 0) & (pairs.ends(first)[1] >= 0)
     crosswise = (present_fl & ~first_last_differ) | (present_lf & ~last_first_differ)
     first_differs = differ(first, first, sims.get("first_jw"), sims.get("first_osa"))
     last_differs = differ(last, last, sims.get("last_jw"), sims.get("last_osa"))
@@ -1011,7 +1017,7 @@ def persons_and_review(
         weights = np.where(strangers, -np.inf, weights)
         # The same address is the same person, unless it is a role mailbox colleagues share (info@) or a
         # mailbox that people of different first names share.
-        personal = columns["mailbox"].codes[pairs.left] >= 0
+        personal = pairs.ends(columns["mailbox"])[0] >= 0
         weights = np.where(same_address & personal & ~strangers, np.inf, weights)
         low = model.threshold(REVIEW_FROM)
         prior = math.log2(model.match_share / (1 - model.match_share))
