@@ -225,26 +225,15 @@ def known_typos(domains: Sequence[str]) -> dict[str, str]:
 
 def _with_suggestions(contacts: pl.DataFrame, suggestions: dict[str, str]) -> pl.DataFrame:
     """``suggested_email`` (the address at the suggested domain) and the flag TYPO_SUSPECTED."""
-    table = pl.DataFrame(
-        {"email_domain": list(suggestions), "_suggested_domain": list(suggestions.values())},
-        schema={"email_domain": pl.String, "_suggested_domain": pl.String},
-    )
+    # A lookup by value, not a join: the records' columns stay where they are.
+    suggested = pl.col("email_domain").replace_strict(suggestions, default=None, return_dtype=pl.String)
     local = pl.col("email_normalized").str.slice(
         0, pl.col("email_normalized").str.len_chars() - pl.col("email_domain").str.len_chars() - 1
     )
-    return (
-        contacts.join(table, on="email_domain", how="left", maintain_order="left")
-        .with_columns(
-            pl.when(pl.col("_suggested_domain").is_not_null())
-            .then(pl.concat_str([local, pl.lit("@"), pl.col("_suggested_domain")]))
-            .alias("suggested_email")
-        )
-        .with_columns(
-            with_flags(pl.col("flags"), (pl.col("suggested_email").is_not_null(), Flag.TYPO_SUSPECTED.value)).alias(
-                "flags"
-            )
-        )
-        .drop("_suggested_domain")
+    return contacts.with_columns(
+        pl.when(suggested.is_not_null()).then(pl.concat_str([local, pl.lit("@"), suggested])).alias("suggested_email")
+    ).with_columns(
+        with_flags(pl.col("flags"), (pl.col("suggested_email").is_not_null(), Flag.TYPO_SUSPECTED.value)).alias("flags")
     )
 
 
@@ -334,14 +323,13 @@ def check_domains(
                 suggestion = typo_suggestion(domain)
                 if suggestion:
                     suggestions[domain] = suggestion
-    table = pl.DataFrame(
-        {"email_domain": list(statuses), "mx_status": list(statuses.values()) if healthy else UNVERIFIED},
-        schema={"email_domain": pl.String, "mx_status": pl.String},
-    )
+    mx_status = statuses if healthy else dict.fromkeys(statuses, UNVERIFIED)
     unverified = pl.col("mx_status").is_in([UNKNOWN, UNVERIFIED])
     out = _with_suggestions(
-        out.join(table, on="email_domain", how="left", maintain_order="left").with_columns(
-            pl.col("mx_status").fill_null(NOT_CHECKED)
+        out.with_columns(
+            pl.col("email_domain")
+            .replace_strict(mx_status, default=NOT_CHECKED, return_dtype=pl.String)
+            .alias("mx_status")
         ),
         suggestions,
     ).with_columns(

@@ -288,16 +288,19 @@ def validate(contacts: pl.DataFrame, region: str = "SE") -> pl.DataFrame:
     )
     emails = emails.with_columns(address_key(pl.col("email_normalized")).alias("address_key"))  # once per email
     phones = normalize_phones(contacts["phone"], region)
-    out = (
-        contacts.join(emails, on="email", how="left", nulls_equal=False, maintain_order="left")
+    # One row per distinct email and phone: looked up by those two columns alone and set beside the
+    # records, so that the records' other columns are not gathered again.
+    looked_up = (
+        contacts.select("email", "phone")
+        .join(emails, on="email", how="left", nulls_equal=False, maintain_order="left")
         .join(phones, on="phone", how="left", nulls_equal=False, maintain_order="left")
-        .with_columns(
-            pl.col("email_normalized").is_not_null().alias("email_valid"),
-            pl.when(pl.col("email").is_null())
-            .then(pl.lit("the email address is missing"))
-            .otherwise(pl.col("email_error"))
-            .alias("email_error"),
-        )
+    )
+    out = contacts.hstack(looked_up.drop("email", "phone")).with_columns(
+        pl.col("email_normalized").is_not_null().alias("email_valid"),
+        pl.when(pl.col("email").is_null())
+        .then(pl.lit("the email address is missing"))
+        .otherwise(pl.col("email_error"))
+        .alias("email_error"),
     )
     # In the order the columns had when the key was computed per row.
     return out.select(pl.exclude("address_key"), "address_key")
