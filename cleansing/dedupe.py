@@ -1105,6 +1105,12 @@ def _review(
     else:
         kept_apart = np.zeros((0, 2), dtype=np.int64)
     at = np.flatnonzero(unsure)
+    posterior = np.round(1.0 / (1.0 + np.exp2(-(weights[at] + prior))), 3)
+    pending = len(at)
+    if pending > REVIEW_LIMIT:  # only pairs that can be among the first REVIEW_LIMIT are written out
+        cut = np.partition(posterior, pending - REVIEW_LIMIT)[pending - REVIEW_LIMIT]
+        listed = posterior >= cut
+        at, posterior = at[listed], posterior[listed]
     agreed = pl.DataFrame({name: lv[name][at] >= 2 for name in lv}).select(
         pl.concat_str([pl.when(pl.col(name)).then(pl.lit(name)) for name in lv], separator=";", ignore_nulls=True)
     )
@@ -1113,7 +1119,7 @@ def _review(
             "record_a": ids[pairs.left[at]].astype(str),
             "record_b": ids[pairs.right[at]].astype(str),
             "why": np.full(len(at), "unsure"),
-            "posterior": np.round(1.0 / (1.0 + np.exp2(-(weights[at] + prior))), 3),
+            "posterior": posterior,
             "agreed": agreed.to_series() if len(at) else pl.Series([], dtype=pl.String),
         },
         schema=REVIEW_COLUMNS,
@@ -1128,4 +1134,4 @@ def _review(
         },
         schema=REVIEW_COLUMNS,
     ).unique(maintain_order=True)
-    return pl.concat([unsure_rows.head(REVIEW_LIMIT), split_rows]), unsure_rows.height
+    return pl.concat([unsure_rows.head(REVIEW_LIMIT), split_rows]), pending

@@ -117,6 +117,8 @@ def _new_ids(fresh: pl.DataFrame, in_use: pl.Series) -> pl.DataFrame:
             pl.col("person_id").is_first_distinct()
         )
         assigned.append(fine.select("person_key", "person_id"))
+        if fine.height == pending.height:  # the usual case: every id was new and distinct at once
+            break
         used = pl.concat([used, fine.select("person_id")])
         pending = pending.join(fine, on="person_key", how="anti")
         attempt += 1
@@ -135,7 +137,7 @@ def person_ids(names: pl.Series) -> pl.Series:
     if texts.null_count():
         raise ValueError("a person id needs a name")
     lengths = texts.str.len_bytes().cast(pl.Int64).to_numpy()
-    data = np.frombuffer("".join(texts.to_list()).encode("utf-8"), dtype=np.uint8)
+    data = np.frombuffer((texts.str.join("").item() or "").encode("utf-8"), dtype=np.uint8)
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
     hashed = np.full(len(texts), _FNV_OFFSET, dtype=np.uint64)
     for position in range(int(lengths.max()) if len(texts) else 0):
