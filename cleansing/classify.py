@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from .domains import PERMANENT_FAILURES
-from .flags import FLAG_LIST, with_flags
+from .flags import with_flags
 from .policy import Policy
 from .reasons import Flag, Klass, Reason, unparseable_flag
 from .rules import decision_table
@@ -432,13 +432,6 @@ def classify(
     addresses = addresses.join(asked, on="address_hash", how="left")
     addresses = judge_addresses(addresses, policy, as_of, dns_healthy)
     addresses = judge_persons(addresses, policy, shared_members(recs, addresses))
-    addresses = addresses.with_columns(
-        with_flags(
-            pl.lit([], FLAG_LIST),
-            (pl.col("_status_conflict"), Flag.SOURCE_CONFLICT.value),
-            (pl.col("via_duplicate"), Flag.VIA_DUPLICATE.value),
-        ).alias("address_flags")
-    )
     # One row per address key: its verdict is looked up by the key alone and set beside the records, so
     # that the records' many columns are not gathered again.
     verdicts = recs.select("address_key").join(
@@ -449,7 +442,8 @@ def classify(
             "rep_record_id",
             "rep_row",
             "address_survivor_id",
-            "address_flags",
+            pl.col("_status_conflict").alias("_conflict"),
+            pl.col("via_duplicate").alias("_via_duplicate"),
             "ref",
         ),
         on="address_key",
@@ -479,6 +473,10 @@ def classify(
         .otherwise(pl.col("address_survivor_id"))
         .alias("survivor_id"),
         # A record's own flags never name these two, which belong to its address.
-        pl.col("flags").list.concat(pl.col("address_flags").fill_null(pl.lit([], FLAG_LIST))).alias("flags"),
-    ).drop("_aclass", "_areason", "rep_record_id", "rep_row", "address_survivor_id", "address_flags")
+        with_flags(
+            pl.col("flags"),
+            (pl.col("_conflict"), Flag.SOURCE_CONFLICT.value),
+            (pl.col("_via_duplicate"), Flag.VIA_DUPLICATE.value),
+        ).alias("flags"),
+    ).drop("_aclass", "_areason", "rep_record_id", "rep_row", "address_survivor_id", "_conflict", "_via_duplicate")
     return out, addresses
