@@ -343,9 +343,14 @@ def _through_shared_mailboxes(frame: pl.DataFrame, members: pl.DataFrame) -> pl.
     into_mailbox = (
         members.join(persons, on="person_key").group_by("address_key").agg(pl.col("_person").min().alias("_users"))
     )
-    return (
-        frame.join(persons, on="person_key", how="left", maintain_order="left")
+    # One row per person and per mailbox: looked up by the keys alone and set beside the addresses.
+    looked_up = (
+        frame.select("person_key", "address_key")
+        .join(persons, on="person_key", how="left", maintain_order="left")
         .join(into_mailbox, on="address_key", how="left", maintain_order="left")
+    )
+    return (
+        frame.hstack(looked_up.select("_person", "_users"))
         .with_columns(
             pl.when(shared)
             .then(pl.min_horizontal("_own_objection", "_users"))
@@ -384,15 +389,20 @@ def judge_persons(addresses: pl.DataFrame, policy: Policy, members: pl.DataFrame
     else:
         frame = frame.with_columns(pl.lit(False).alias("via_duplicate"))
     rank = pl.col("class").replace_strict(_CLASS_RANK, return_dtype=pl.Int8)
-    ordered = frame.with_columns(rank.alias("_rank")).sort(
-        by=["_rank", "ref", "last_activity_at", "rep_row"], descending=[False, True, True, False], nulls_last=True
-    )
+    # Only the columns the choice needs are sorted; every address has its own representative row, so
+    # the order has no ties.
     survivors = (
-        ordered.filter(pl.col("class") != DISCARD)
+        frame.lazy()
+        .filter(pl.col("class") != DISCARD)
+        .select("person_key", "address_key", "rep_record_id", rank.alias("_rank"), "ref", "last_activity_at", "rep_row")
+        .sort(
+            by=["_rank", "ref", "last_activity_at", "rep_row"], descending=[False, True, True, False], nulls_last=True
+        )
         .group_by("person_key", maintain_order=True)
         .agg(pl.col("address_key").first().alias("_survivor_key"), pl.col("rep_record_id").first().alias("survivor_id"))
     )
-    frame = frame.join(survivors, on="person_key", how="left")
+    chosen = frame.lazy().select("person_key").join(survivors, on="person_key", how="left", maintain_order="left")
+    frame = frame.hstack(chosen.drop("person_key").collect())
     loser = (pl.col("class") != DISCARD) & (pl.col("address_key") != pl.col("_survivor_key"))
     return frame.with_columns(
         pl.when(loser).then(pl.lit(DISCARD)).otherwise(pl.col("class")).alias("class"),
