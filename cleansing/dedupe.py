@@ -563,11 +563,28 @@ class Model:
         return math.log2(probability / (1 - probability)) - prior_log_odds
 
 
-def _distribution(level: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    chosen = level[mask & (level >= 0)]
-    counts = np.bincount(chosen, minlength=LEVELS).astype(np.float64) + 0.5
+def _distribution(level: np.ndarray, mask: np.ndarray, times: np.ndarray | None = None) -> np.ndarray:
+    """The share of each agreement level among the ``mask``ed pairs (each counted ``times`` over)."""
+    chosen = mask & (level >= 0)
+    weights = None if times is None else times[chosen]
+    counts = np.bincount(level[chosen], weights=weights, minlength=LEVELS).astype(np.float64) + 0.5
     share: np.ndarray = counts / counts.sum()
     return share
+
+
+def _patterns(lv: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The distinct agreement patterns (a level per field) among the pairs, and how many pairs have each:
+    a million pairs show a few thousand patterns, and learning needs each pattern once."""
+    code = np.zeros(len(next(iter(lv.values()))), dtype=np.int64)
+    for level in lv.values():
+        code = code * (LEVELS + 1) + (level.astype(np.int64) + 1)
+    unique, times = np.unique(code, return_counts=True)
+    patterns: dict[str, np.ndarray] = {}
+    rest = unique
+    for name in reversed(list(lv)):
+        rest, digit = np.divmod(rest, LEVELS + 1)
+        patterns[name] = (digit - 1).astype(np.int8)
+    return {name: patterns[name] for name in lv}, times
 
 
 # Weights for inputs too small to learn from (a few hundred rows): rounded from what the model learns on
@@ -608,13 +625,13 @@ def estimate(
     m = {name: np.array([0.02, 0.05, 0.15, 0.78]) for name in lv}
     count = len(next(iter(lv.values())))
     sample = rng.choice(count, size=TRAINING_PAIRS, replace=False) if count > TRAINING_PAIRS else slice(None)
-    train = {name: level[sample] for name, level in lv.items()}
+    train, times = _patterns({name: level[sample] for name, level in lv.items()})
     for _ in range(TRAINING_ROUNDS):
         model = Model({name: np.log2(m[name] / u[name]) for name in lv}, PRIOR)
         total = model.score(train)
         for name, level in train.items():
             others = total - model._part(name, level)
-            m[name] = _distribution(level, others >= CERTAIN)
+            m[name] = _distribution(level, others >= CERTAIN, times)
     model = Model({name: np.log2(m[name] / u[name]) for name in lv}, PRIOR)
     weights = model.score(lv)
     all_pairs = n * (n - 1) / 2
