@@ -858,21 +858,20 @@ def map_table(
         if date_col:
             dates = [pl.col(f"{c}__d") for c in src(target)]
             out.append((pl.max_horizontal(dates) if dates else pl.lit(None, UTC_DATETIME)).alias(date_col))
-    flags = [pl.when(pl.col(f"{c}__bad")).then(pl.lit(unparseable_flag(t))) for t, c in bad]
     notes = [pl.when(pl.col(f"{c}__bad")).then(pl.concat_str([pl.lit(f"{t}="), pl.col(c)])) for t, c in bad]
     joined_notes = pl.concat_str(notes, separator="; ", ignore_nulls=True) if notes else pl.lit("")
     file_key = hashlib.sha256(table.source_file.encode()).hexdigest()[:8]
     base = table.frame.lazy().select(pl.col(ROW), *[e.alias(c) for c, e in texts.items()]).collect()
+    per_value = _parse_per_value(base, parsed)
     mapped = (
-        _parse_per_value(base, parsed)
-        .lazy()
+        per_value.lazy()
         .select(
             pl.lit(table.source_file).alias("source_file"),
             pl.col(ROW).alias("source_row"),
             pl.lit(table.input_index, pl.Int32).alias("input_index"),
             pl.lit(name).alias("preset"),
             *out,
-            (pl.concat_list(flags).list.drop_nulls() if flags else pl.lit([], pl.List(pl.String))).alias("flags"),
+            _unreadable_flags(per_value, bad).alias("flags"),
             pl.when(joined_notes != "").then(joined_notes).alias("unparsed"),
         )
         .collect()
@@ -887,12 +886,39 @@ def map_table(
         pl.coalesce(pl.col("record_id"), pl.format("r{}-{}", pl.lit(file_key), pl.col("source_row"))).alias(
             "record_id"
         ),
-        pl.col("flags").list.unique(maintain_order=True),
     )
     if table.nul_rows:  # NUL bytes were removed from these rows when the file was read
         removed = pl.col("source_row").is_in(table.nul_rows)
         mapped = mapped.with_columns(with_flags(pl.col("flags"), (removed, Flag.NUL_REMOVED.value)).alias("flags"))
     return preset.post(mapped), name
+
+
+def _unreadable_flags(frame: pl.DataFrame, bad: Sequence[tuple[str, str]]) -> pl.Expr:
+    """Per row, the flag of each field one of whose sources (``bad``: field and source column, whose
+    ``__bad`` column says the value could not be read) could not be read, once each, in the order of
+    ``bad``. Rows share a handful of combinations of unreadable sources: each combination present is
+    written as one literal list, and a row picks its own by the combination's number."""
+    flag_list = pl.List(pl.String)
+    if not bad:
+        return pl.lit([], flag_list)
+    if len(bad) > 62:  # more sources than bits of a number: each flag where it applies, row by row
+        flags = [pl.when(pl.col(f"{c}__bad")).then(pl.lit(unparseable_flag(t))) for t, c in bad]
+        return pl.concat_list(flags).list.drop_nulls().list.unique(maintain_order=True)
+    code = pl.sum_horizontal(
+        [pl.col(f"{c}__bad").fill_null(False).cast(pl.Int64) * (1 << i) for i, (_, c) in enumerate(bad)]
+    )
+    combinations = sorted(frame.select(code.unique().alias("code"))["code"].to_list())
+    lists = {
+        number: list(dict.fromkeys(unparseable_flag(t) for i, (t, _) in enumerate(bad) if number >> i & 1))
+        for number in combinations
+    }
+    if len(combinations) > 32:
+        return code.replace_strict(lists, return_dtype=flag_list)
+    chosen = pl.lit([], flag_list)
+    for number in combinations:
+        if number:
+            chosen = pl.when(code == number).then(pl.lit(lists[number], flag_list)).otherwise(chosen)
+    return chosen
 
 
 def _parse_per_value(frame: pl.DataFrame, parsed: Sequence[pl.Expr]) -> pl.DataFrame:

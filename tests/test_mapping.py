@@ -245,6 +245,27 @@ def test_an_unreadable_status_is_flagged_and_unreadable_not_unknown() -> None:
     assert row["consent_status"] == "unreadable" and row["flags"] == ["UNPARSEABLE_CONSENT_STATUS"]
 
 
+def test_each_unreadable_field_is_flagged_once_in_source_order_whatever_the_rows_combine(tmp_path: Path) -> None:
+    path = tmp_path / "mapping.toml"
+    path.write_text(
+        '[columns]\n"Mejl" = "email"\n"Datum" = "consent_at"\n"Datum 2" = "consent_at"\n"Status" = "consent_status"\n'
+    )
+    text = (
+        "Mejl;Datum;Datum 2;Status\n"
+        "a@example.se;igår;i förrgår;kanske\n"  # both dates and the status unreadable
+        "b@example.se;2024-03-01;i förrgår;ja\n"  # the second date alone
+        "c@example.se;2024-03-01;2024-03-02;kanske\n"  # the status alone
+        "d@example.se;2024-03-01;;ja\n"  # nothing
+    )
+    rows, _ = mapped("c.csv", text, mapping=load_mapping(path))
+    assert [r["flags"] for r in rows] == [
+        ["UNPARSEABLE_CONSENT_AT", "UNPARSEABLE_CONSENT_STATUS"],
+        ["UNPARSEABLE_CONSENT_AT"],
+        ["UNPARSEABLE_CONSENT_STATUS"],
+        [],
+    ]
+
+
 def test_records_without_a_source_id_get_a_stable_id_from_file_and_row() -> None:
     rows, _ = mapped("c.csv", "email\na@example.se\nb@example.se\n")
     again, _ = mapped("c.csv", "email\na@example.se\nb@example.se\n")
