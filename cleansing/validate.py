@@ -168,10 +168,18 @@ def normalize_emails(emails: pl.Series) -> pl.DataFrame:
     """
     unique = pl.DataFrame({"email": emails.drop_nulls().unique()}, schema={"email": pl.String})
     e = pl.col("email")
-    routed = unique.with_columns(
-        pl.when(fast_path(e))
-        .then(pl.lit("fast"))
-        .when(fast_reject(e))
+    # The common shape first; only the rest is routed further (most addresses take the first route).
+    common = unique.select(fast_path(e)).to_series()
+    parts = e.str.split_exact("@", 1)  # an address of the common shape has exactly one "@"
+    local, domain = parts.struct.field("field_0"), parts.struct.field("field_1").str.to_lowercase()
+    fast = unique.filter(common).select(
+        "email",
+        pl.concat_str([_normalized_local(local), pl.lit("@"), domain]).alias("email_normalized"),
+        domain.alias("email_domain"),
+        pl.lit(None, pl.String).alias("email_error"),
+    )
+    routed = unique.filter(~common).with_columns(
+        pl.when(fast_reject(e))
         .then(pl.lit("reject"))
         .when(
             _local(e).str.contains(LOCAL_ATOM)
@@ -188,14 +196,6 @@ def normalize_emails(emails: pl.Series) -> pl.DataFrame:
         .then(pl.lit("idn"))
         .otherwise(pl.lit("slow"))
         .alias("route")
-    )
-    fast = routed.filter(pl.col("route") == "fast").select(
-        "email",
-        pl.concat_str([_normalized_local(_local(e)), pl.lit("@"), _domain(e).str.to_lowercase()]).alias(
-            "email_normalized"
-        ),
-        _domain(e).str.to_lowercase().alias("email_domain"),
-        pl.lit(None, pl.String).alias("email_error"),
     )
     rejected = routed.filter(pl.col("route") == "reject").select(
         "email",
