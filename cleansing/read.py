@@ -531,7 +531,8 @@ def parse_delimited(
 
 
 def _parse_fast(name: str, text: str, bad_lines: set[int], nul_lines: set[int]) -> tuple[RawTable, pl.DataFrame]:
-    lines = pl.Series("line", [text], dtype=pl.String).str.split("\n").explode(empty_as_null=True)
+    # Python splits the text into lines in about half the time polars' split of one long string takes.
+    lines = pl.Series("line", text.split("\n"), dtype=pl.String)
     if text.endswith("\n") or not text:
         lines = lines.head(-1)  # the empty piece after the last line break
     if lines.len() == 0:
