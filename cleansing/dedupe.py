@@ -363,8 +363,8 @@ class Column:
 
 
 def code_columns(p: pl.DataFrame) -> dict[str, Column]:
-    """Every prepared field of ``p`` (but ``_row``) as a :class:`Column`, all coded at once."""
-    names = [name for name in p.columns if name not in ("_row", "line", "owner")]
+    """Every prepared field of ``p`` that is compared as a :class:`Column`, all coded at once."""
+    names = [name for name in p.columns if name not in ("_row", "line", "owner", "mailbox")]  # blocking only
     uniques = pl.collect_all(
         [p.lazy().select(pl.col(name).drop_nulls().unique(maintain_order=True).alias("v")) for name in names]
     )
@@ -1034,7 +1034,7 @@ def persons_and_review(
         weights = np.where(strangers, -np.inf, weights)
         # The same address is the same person, unless it is a role mailbox colleagues share (info@) or a
         # mailbox that people of different first names share.
-        personal = pairs.ends(columns["mailbox"])[0] >= 0
+        personal = p["mailbox"].is_not_null().to_numpy()[pairs.left]
         weights = np.where(same_address & personal & ~strangers, np.inf, weights)
         low = model.threshold(REVIEW_FROM)
         prior = math.log2(model.match_share / (1 - model.match_share))
