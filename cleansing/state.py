@@ -313,8 +313,9 @@ class StateStore:
         later one, so the list does not depend on the order in which runs saw the objections."""
         added = _stamp(dt.datetime.now(dt.UTC))
         stamps = {when: _stamp(when) for when in {when for _h, when in entries}}  # few distinct dates
-        # In key order the index takes the rows in one pass: half the time of random order.
-        rows = sorted((h, reason, added, origin, stamps[when]) for h, when in entries)
+        # In key order the index takes the rows in one pass: half the time of random order. Sorted by the
+        # key alone: one address named twice, dated and undated, has no order of its dates.
+        rows = sorted(((h, reason, added, origin, stamps[when]) for h, when in entries), key=lambda row: row[0])
         sql = (
             "INSERT INTO suppression (address_hash, reason, added_at, origin, objection_at) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT(address_hash) DO UPDATE SET objection_at = CASE "

@@ -126,6 +126,14 @@ def test_the_list_keeps_the_stricter_date_whatever_order_the_runs_came_in(tmp_pa
     assert listed[0] == listed[1] == [("h1", None), ("h2", late)]
 
 
+def test_one_batch_that_names_an_address_twice_keeps_the_stricter_date(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "s.sqlite")
+    early, late = dt.datetime(2025, 1, 1, tzinfo=dt.UTC), dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+    added = store.suppress([("h1", early), ("h1", None), ("h2", late), ("h2", early)], "opt-out", "test")
+    assert added == 2
+    assert store.suppression().sort("address_hash").rows() == [("h1", None), ("h2", late)]
+
+
 def test_runs_make_an_entry_stricter_and_never_looser(tmp_path: Path) -> None:
     state = tmp_path / "s.sqlite"
 
