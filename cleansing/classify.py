@@ -15,6 +15,7 @@ import polars as pl
 
 from .domains import PERMANENT_FAILURES
 from .flags import with_flags
+from .frames import look_up
 from .policy import Policy
 from .reasons import Flag, Klass, Reason, unparseable_flag
 from .rules import decision_table
@@ -343,14 +344,8 @@ def _through_shared_mailboxes(frame: pl.DataFrame, members: pl.DataFrame) -> pl.
     into_mailbox = (
         members.join(persons, on="person_key").group_by("address_key").agg(pl.col("_person").min().alias("_users"))
     )
-    # One row per person and per mailbox: looked up by the keys alone and set beside the addresses.
-    looked_up = (
-        frame.select("person_key", "address_key")
-        .join(persons, on="person_key", how="left", maintain_order="left")
-        .join(into_mailbox, on="address_key", how="left", maintain_order="left")
-    )
     return (
-        frame.hstack(looked_up.select("_person", "_users"))
+        look_up(look_up(frame, persons, "person_key"), into_mailbox, "address_key")
         .with_columns(
             pl.when(shared)
             .then(pl.min_horizontal("_own_objection", "_users"))
@@ -400,9 +395,9 @@ def judge_persons(addresses: pl.DataFrame, policy: Policy, members: pl.DataFrame
         )
         .group_by("person_key", maintain_order=True)
         .agg(pl.col("address_key").first().alias("_survivor_key"), pl.col("rep_record_id").first().alias("survivor_id"))
+        .collect()
     )
-    chosen = frame.lazy().select("person_key").join(survivors, on="person_key", how="left", maintain_order="left")
-    frame = frame.hstack(chosen.drop("person_key").collect())
+    frame = look_up(frame, survivors, "person_key")
     loser = (pl.col("class") != DISCARD) & (pl.col("address_key") != pl.col("_survivor_key"))
     return frame.with_columns(
         pl.when(loser).then(pl.lit(DISCARD)).otherwise(pl.col("class")).alias("class"),
@@ -442,9 +437,8 @@ def classify(
     addresses = addresses.join(asked, on="address_hash", how="left")
     addresses = judge_addresses(addresses, policy, as_of, dns_healthy)
     addresses = judge_persons(addresses, policy, shared_members(recs, addresses))
-    # One row per address key: its verdict is looked up by the key alone and set beside the records, so
-    # that the records' many columns are not gathered again.
-    verdicts = recs.select("address_key").join(
+    joined = look_up(
+        recs,
         addresses.select(
             "address_key",
             pl.col("class").alias("_aclass"),
@@ -456,11 +450,8 @@ def classify(
             pl.col("via_duplicate").alias("_via_duplicate"),
             "ref",
         ),
-        on="address_key",
-        how="left",
-        maintain_order="left",
+        "address_key",
     )
-    joined = recs.hstack(verdicts.drop("address_key"))
     invalid = pl.col("address_key").is_null()
     is_rep = pl.col("_row") == pl.col("rep_row")
     kept_address = pl.col("_aclass").is_in([KEEP, RECONFIRM])

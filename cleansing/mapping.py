@@ -18,7 +18,8 @@ from pathlib import Path
 import polars as pl
 
 from .errors import ConfigError, InputError, looks_personal
-from .flags import with_flags
+from .flags import FLAG_LIST, with_flags
+from .frames import look_up
 from .read import ROW, RawTable
 from .reasons import Flag, unparseable_flag
 from .values import (
@@ -898,9 +899,8 @@ def _unreadable_flags(frame: pl.DataFrame, bad: Sequence[tuple[str, str]]) -> pl
     ``__bad`` column says the value could not be read) could not be read, once each, in the order of
     ``bad``. Rows share a handful of combinations of unreadable sources: each combination present is
     written as one literal list, and a row picks its own by the combination's number."""
-    flag_list = pl.List(pl.String)
     if not bad:
-        return pl.lit([], flag_list)
+        return pl.lit([], FLAG_LIST)
     if len(bad) > 62:  # more sources than bits of a number: each flag where it applies, row by row
         flags = [pl.when(pl.col(f"{c}__bad")).then(pl.lit(unparseable_flag(t))) for t, c in bad]
         return pl.concat_list(flags).list.drop_nulls().list.unique(maintain_order=True)
@@ -913,11 +913,11 @@ def _unreadable_flags(frame: pl.DataFrame, bad: Sequence[tuple[str, str]]) -> pl
         for number in combinations
     }
     if len(combinations) > 32:
-        return code.replace_strict(lists, return_dtype=flag_list)
-    chosen = pl.lit([], flag_list)
+        return code.replace_strict(lists, return_dtype=FLAG_LIST)
+    chosen = pl.lit([], FLAG_LIST)
     for number in combinations:
         if number:
-            chosen = pl.when(code == number).then(pl.lit(lists[number], flag_list)).otherwise(chosen)
+            chosen = pl.when(code == number).then(pl.lit(lists[number], FLAG_LIST)).otherwise(chosen)
     return chosen
 
 
@@ -931,7 +931,7 @@ def _parse_per_value(frame: pl.DataFrame, parsed: Sequence[pl.Expr]) -> pl.DataF
     per_row = by_column.pop("", [])
     for column, exprs in by_column.items():
         distinct = frame.select(pl.col(column).unique()).with_columns(exprs)
-        frame = frame.join(distinct, on=column, how="left", nulls_equal=True, maintain_order="left")
+        frame = look_up(frame, distinct, column, nulls_equal=True)
     return frame.with_columns(per_row) if per_row else frame
 
 

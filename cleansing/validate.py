@@ -17,6 +17,8 @@ import polars as pl
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
+from .frames import look_up
+
 _ATOM = r"[A-Za-z0-9_+\-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 LOCAL_ATOM = rf"^{_ATOM}(?:\.{_ATOM})*$"
@@ -288,14 +290,7 @@ def validate(contacts: pl.DataFrame, region: str = "SE") -> pl.DataFrame:
     )
     emails = emails.with_columns(address_key(pl.col("email_normalized")).alias("address_key"))  # once per email
     phones = normalize_phones(contacts["phone"], region)
-    # One row per distinct email and phone: looked up by those two columns alone and set beside the
-    # records, so that the records' other columns are not gathered again.
-    looked_up = (
-        contacts.select("email", "phone")
-        .join(emails, on="email", how="left", nulls_equal=False, maintain_order="left")
-        .join(phones, on="phone", how="left", nulls_equal=False, maintain_order="left")
-    )
-    out = contacts.hstack(looked_up.drop("email", "phone")).with_columns(
+    out = look_up(look_up(contacts, emails, "email"), phones, "phone").with_columns(
         pl.col("email_normalized").is_not_null().alias("email_valid"),
         pl.when(pl.col("email").is_null())
         .then(pl.lit("the email address is missing"))

@@ -1,12 +1,14 @@
 import datetime as dt
+import random
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from cleansing.errors import ConfigError, InputError
-from cleansing.mapping import detect_preset, load_mapping, map_table
+from cleansing.mapping import _unreadable_flags, detect_preset, load_mapping, map_table
 from cleansing.read import parse_delimited
+from cleansing.reasons import unparseable_flag
 from schemas.contacts import MappedContacts
 
 from .records import SALESFORCE_REPORT_FOOTER
@@ -264,6 +266,20 @@ def test_each_unreadable_field_is_flagged_once_in_source_order_whatever_the_rows
         ["UNPARSEABLE_CONSENT_STATUS"],
         [],
     ]
+
+
+@pytest.mark.parametrize("sources", [3, 6, 63], ids=["few combinations", "over 32 combinations", "over 62 sources"])
+def test_unreadable_flags_are_each_fields_flag_once_in_source_order_for_any_number_of_sources(sources: int) -> None:
+    chance = random.Random(sources)
+    bad = [(f"field_{i % 5}", f"c{i}") for i in range(sources)]  # several sources feed each field
+    rows: list[list[bool | None]] = [[chance.random() < 0.4 for _ in range(sources)] for _ in range(300)]
+    rows += [[True] * sources, [False] * sources, [None] * sources]  # a value not read at all is not unreadable
+    frame = pl.DataFrame({f"c{i}__bad": [row[i] for row in rows] for i in range(sources)})
+    flags = frame.select(_unreadable_flags(frame, bad).alias("flags"))["flags"].to_list()
+    expected = [
+        list(dict.fromkeys(unparseable_flag(f) for (f, _), b in zip(bad, row, strict=True) if b)) for row in rows
+    ]
+    assert flags == expected
 
 
 def test_records_without_a_source_id_get_a_stable_id_from_file_and_row() -> None:
