@@ -32,7 +32,8 @@ from pathlib import Path
 
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# After the installed packages: an installed (not editable) cleansing is the one measured.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.generate_crm import write as write_crm  # noqa: E402
 from benchmarks.generate_people import generate  # noqa: E402

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# After the installed packages: an installed (not editable) cleansing is the one measured.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from cleansing.domains import check_domains, lookup_domains  # noqa: E402
 from cleansing.policy import DomainPolicy  # noqa: E402

@@ -38,7 +38,8 @@ from pathlib import Path
 
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# After the installed packages: an installed (not editable) cleansing is the one measured.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.generate_contacts import generate  # noqa: E402
 from benchmarks.generate_generic import generate as generate_generic  # noqa: E402
