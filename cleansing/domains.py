@@ -268,6 +268,15 @@ def health(results: dict[str, str], canaries: dict[str, str], policy: DomainPoli
     return True, f"DNS is healthy: {len(results)} domains checked, {unknown} unknown"
 
 
+DOMAIN_TABLE = {
+    "email_domain": pl.String,
+    "disposable": pl.Boolean,
+    "typo_domain": pl.Boolean,
+    "mx_status": pl.String,
+    "suggested_domain": pl.String,
+}
+
+
 def check_domains(
     contacts: pl.DataFrame,
     policy: DomainPolicy,
@@ -278,26 +287,53 @@ def check_domains(
     progress: Callable[[int], None] | None = None,
     unreachable_raises: bool = False,
 ) -> tuple[pl.DataFrame, DnsHealth]:
-    """Add ``mx_status``, ``disposable`` and ``suggested_email`` per record, and the domain flags.
+    """Add ``mx_status``, ``disposable`` and ``suggested_email`` per record, and the domain flags:
+    ``judge_domains`` on the records' distinct domains, then ``apply_domains``."""
+    domains = contacts["email_domain"].drop_nulls().unique().sort().to_list()
+    table, dns = judge_domains(domains, policy, resolver, cache, now, concurrency, progress, unreachable_raises)
+    return apply_domains(contacts, table), dns
+
+
+def judge_domains(
+    domains: Sequence[str],
+    policy: DomainPolicy,
+    resolver: Resolver | None,
+    cache: DomainCache | None = None,
+    now: dt.datetime | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    progress: Callable[[int], None] | None = None,
+    unreachable_raises: bool = False,
+) -> tuple[pl.DataFrame, DnsHealth]:
+    """The domain check of distinct ``domains``, one row per domain (``DOMAIN_TABLE``): whether it is
+    disposable or a known typo, its ``mx_status`` and the domain an address there was likely meant for.
 
     With ``resolver=None`` (``--no-mx``) or ``check_mx = false`` the lookups are skipped and every
-    record is ``not_checked``; disposable domains and role or free-mail flags need no DNS.
+    domain is ``not_checked``; disposable domains and known typos need no DNS.
 
     The canaries are asked first. With ``unreachable_raises``, a resolver that answers none of them at
     all (timeouts, refused connections: not lies) raises ``TransientError`` before any other lookup,
     so that the caller can try again; otherwise the run goes on with DNS judged unhealthy.
     """
     now = now or dt.datetime.now(dt.UTC)
-    domains = contacts["email_domain"].drop_nulls().unique().sort().to_list()
+    domains = sorted(set(domains))
     throwaway = disposable(domains)
     typos = known_typos(domains)
-    out = local_flags(contacts).with_columns(
-        pl.col("email_domain").is_in(list(throwaway)).fill_null(False).alias("disposable"),
-        pl.col("email_domain").is_in(list(typos)).fill_null(False).alias("typo_domain"),
-    )
+
+    def table(mx_status: dict[str, str], suggestions: dict[str, str]) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "email_domain": domains,
+                "disposable": [d in throwaway for d in domains],
+                "typo_domain": [d in typos for d in domains],
+                "mx_status": [mx_status.get(d, NOT_CHECKED) for d in domains],
+                "suggested_domain": [suggestions.get(d) for d in domains],
+            },
+            schema=DOMAIN_TABLE,
+        )
+
     if resolver is None or not policy.check_mx:
         off = DnsHealth(checked=False, healthy=True, detail="the domain check was switched off")
-        return _with_suggestions(out.with_columns(pl.lit(NOT_CHECKED).alias("mx_status")), typos), off
+        return table({}, typos), off
     cached = cache.cached_domains(domains, now) if cache else {}
     to_check = [d for d in domains if d not in cached]
     canaries = list(policy.canaries)
@@ -324,20 +360,7 @@ def check_domains(
                 if suggestion:
                     suggestions[domain] = suggestion
     mx_status = statuses if healthy else dict.fromkeys(statuses, UNVERIFIED)
-    unverified = pl.col("mx_status").is_in([UNKNOWN, UNVERIFIED])
-    out = _with_suggestions(
-        out.with_columns(
-            pl.col("email_domain")
-            .replace_strict(mx_status, default=NOT_CHECKED, return_dtype=pl.String)
-            .alias("mx_status")
-        ),
-        suggestions,
-    ).with_columns(
-        with_flags(
-            pl.col("flags"), (unverified & pl.col("email_domain").is_not_null(), Flag.MX_UNVERIFIED.value)
-        ).alias("flags"),
-    )
-    return out, DnsHealth(
+    return table(mx_status, suggestions), DnsHealth(
         checked=True,
         healthy=healthy,
         detail=detail,
@@ -345,4 +368,30 @@ def check_domains(
         canaries=canary_status,
         from_cache=len(cached),
         looked_up=len(to_check),
+    )
+
+
+def apply_domains(contacts: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
+    """Add ``mx_status``, ``disposable`` and ``suggested_email`` per record from the domain ``table``
+    (``judge_domains``), and the flags ROLE_ACCOUNT, FREE_MAIL, TYPO_SUSPECTED and MX_UNVERIFIED. Row by
+    row: any rows of the records, with a table that holds their domains, get what the whole would get."""
+    domain = pl.col("email_domain")
+
+    def by_domain(name: str, default: str | bool) -> pl.Expr:
+        # A lookup by value, not a join: the records' columns stay where they are.
+        found = domain.replace_strict(
+            table["email_domain"], table[name], default=default, return_dtype=DOMAIN_TABLE[name]
+        )
+        return found.alias(name)
+
+    out = local_flags(contacts).with_columns(
+        by_domain("disposable", False), by_domain("typo_domain", False), by_domain("mx_status", NOT_CHECKED)
+    )
+    suggested = table.filter(pl.col("suggested_domain").is_not_null())
+    out = _with_suggestions(out, dict(zip(suggested["email_domain"], suggested["suggested_domain"], strict=True)))
+    if not table["mx_status"].is_in([UNKNOWN, UNVERIFIED]).any():
+        return out  # no record's domain is unverified
+    unverified = pl.col("mx_status").is_in([UNKNOWN, UNVERIFIED])
+    return out.with_columns(
+        with_flags(pl.col("flags"), (unverified & domain.is_not_null(), Flag.MX_UNVERIFIED.value)).alias("flags")
     )

@@ -369,3 +369,47 @@ def test_a_canary_answered_deliverable_now_is_never_taken_from_an_older_negative
         )
     ctx = _run_ctx(tmp_path, server, ["cia@gmail.com"])
     assert ctx.contacts["reason"].to_list() == ["CONSENT_VALID"]
+
+
+def _validated(emails: list[str | None]) -> pl.DataFrame:
+    from cleansing.mapping import map_table
+    from cleansing.read import parse_delimited
+    from cleansing.validate import validate
+
+    text = "email,consent date\n" + "".join(f"{e or ''},2026-10-01\n" for e in emails)
+    mapped, _ = map_table(parse_delimited("c.csv", text)[0], require_email=False)
+    return validate(mapped.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64)), "SE")
+
+
+@pytest.mark.parametrize("pieces", [1, 2, 5])
+def test_the_domain_table_applied_to_any_slices_of_the_records_gives_each_row_what_the_whole_gets(
+    server: DnsServer, pieces: int
+) -> None:
+    from cleansing.domains import apply_domains, check_domains, judge_domains
+    from cleansing.policy import Policy
+
+    emails = [
+        "anna@mx.zone.se",
+        "bo@missing.zone.se",
+        "cia@nullmx.zone.se",
+        "dan@servfail.zone.se",
+        "eva@outlok.com",
+        "fia@mailinator.com",
+        "info@mx.zone.se",
+        "gun@gmail.com",
+        "ivo@gmial.com",
+        None,
+        "not an address",
+        f"hans@{idna.decode(IDN)}",
+    ] * 3
+    records = _validated(emails)
+    policy = Policy().domains
+    resolver = DnsResolver((server.address,), lifetimes=FAST)
+    whole, _ = check_domains(records, policy, resolver)
+    assert set(whole["mx_status"]) >= {"deliverable", "domain_missing", "unknown", "not_checked"}
+    assert whole["suggested_email"].drop_nulls().to_list()  # typo suggestions are carried too
+    table, health = judge_domains(records["email_domain"].drop_nulls().to_list(), policy, resolver)
+    assert health.checked and health.healthy
+    size = -(-records.height // pieces)
+    sliced = pl.concat([apply_domains(records.slice(start, size), table) for start in range(0, records.height, size)])
+    assert sliced.equals(whole)
