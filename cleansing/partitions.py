@@ -3,7 +3,9 @@
 A run on a cluster (``--cluster``) reads each input in a task of its own and cuts its rows into
 partitions of at most ``partition_rows`` rows; each partition is then mapped and validated in a task of
 its own, which also sends its rows of every dedupe blocking key to the buckets of a shuffle by key; a task
-per bucket finds the candidate pairs of that bucket's blocks. Partitions and buckets travel between tasks
+per bucket finds the candidate pairs of that bucket's blocks. The distinct email domains of all
+partitions are checked once, in the flow's process, and a task per partition applies the result.
+Partitions and buckets travel between tasks
 as Parquet files in the run's work folder (``OUT/.tmp-work-<run id>``, owner-only, removed when the run
 ends), never as frames through the orchestrator; tasks return only paths and counts.
 
@@ -14,6 +16,7 @@ in the whole input) as in one process, so the stages after these see the same re
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -26,6 +29,7 @@ import polars as pl
 
 from .dedupe import block_pairs, blocking_rows
 from .dedupe import prepare as prepare_for_dedupe
+from .domains import apply_domains
 from .mapping import load_mapping, map_table
 from .read import InputFile, InputUnit, RawTable, ReadResult, read_unit
 from .validate import validate
@@ -187,6 +191,23 @@ def map_partition(job: MapJob, settings: MapSettings) -> Partition:
         for (bucket,), piece in rows.with_columns(bucket_of(settings.buckets)).group_by("bucket"):
             piece.drop("bucket").write_parquet(work / f"block-{bucket:05d}-{number}.parquet")
     return Partition(job.out, contacts.height, job.source_file, preset)
+
+
+def distinct_domains(parts: Sequence[Partition]) -> list[str]:
+    """The distinct email domains of every partition, read from their files one column at a time."""
+    if not parts:
+        return []
+    domains = pl.scan_parquet([part.path for part in parts]).select(pl.col("email_domain").drop_nulls().unique())
+    return domains.collect()["email_domain"].sort().to_list()
+
+
+def apply_domain_table(part: Partition, table: str) -> Partition:
+    """One partition with the domain check's table (a Parquet file of ``judge_domains``) applied, in a
+    new file: a task run twice fails on the missing input rather than apply the table twice."""
+    out = Path(part.path).with_name(Path(part.path).stem + "-domains.parquet")
+    apply_domains(pl.read_parquet(part.path), pl.read_parquet(table)).write_parquet(out)
+    Path(part.path).unlink()
+    return dataclasses.replace(part, path=str(out))
 
 
 @dataclass(frozen=True)

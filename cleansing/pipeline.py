@@ -23,7 +23,7 @@ import polars as pl
 from . import __version__
 from .classify import classify, evidence_at, suppression_entries
 from .dedupe import persons_and_review
-from .domains import DnsHealth, check_domains
+from .domains import DnsHealth, apply_domains, judge_domains
 from .errors import ConfigError, file_error
 from .mapping import empty_contacts, load_mapping, map_tables
 from .partitions import (
@@ -31,10 +31,12 @@ from .partitions import (
     MapSettings,
     PairBucket,
     Partition,
+    apply_domain_table,
     assemble,
     bucket_count,
     bucket_pairs,
     default_partition_rows,
+    distinct_domains,
     gather_pairs,
     map_jobs,
     map_partition,
@@ -86,6 +88,10 @@ class RunContext:
     # Dedupe's candidate pairs when partition tasks found them (codes over ``_row``, see dedupe.pairs_by_row).
     pair_codes: pl.Series | None = None
     dns: DnsHealth = DnsHealth(checked=False, healthy=True, detail="the domain check was not run")
+    # On a cluster, until the partitions are gathered: what the partition tasks left, and the domain check
+    # of their distinct domains (``judge_domains``) for the partition tasks to apply.
+    partitions: PartitionsDone | None = None
+    domain_table: pl.DataFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
     run_dir: Path | None = None
     counts: dict[str, int] = field(default_factory=dict)
@@ -95,6 +101,8 @@ class RunContext:
 
     @property
     def rows(self) -> int:
+        if self.partitions is not None:  # not gathered yet
+            return sum(part.rows for part in self.partitions.parts)
         return self.contacts.height
 
 
@@ -133,15 +141,23 @@ def stage_validate(ctx: RunContext) -> RunContext:
 
 
 def stage_domains(ctx: RunContext) -> RunContext:
+    """The domain check. On a cluster, before the partitions are gathered, only the distinct domains of
+    every partition are checked, here; the partition tasks apply the result (``apply_partitions``)."""
     resolver = DnsResolver(ctx.request.dns_servers) if ctx.request.check_mx else None
-    ctx.contacts, ctx.dns = check_domains(
-        ctx.contacts,
-        ctx.policy.policy.domains,
-        resolver,
-        ctx.state,
+    check = functools.partial(
+        judge_domains,
+        policy=ctx.policy.policy.domains,
+        resolver=resolver,
+        cache=ctx.state,
         # A resolver that answers nothing at all may be back in a moment: worth a retry while one is left.
         unreachable_raises=not ctx.final_attempt,
     )
+    if ctx.partitions is not None:
+        ctx.domain_table, ctx.dns = check(distinct_domains(ctx.partitions.parts))
+        return ctx
+    domains = ctx.contacts["email_domain"].drop_nulls().unique().sort().to_list()
+    table, ctx.dns = check(domains)
+    ctx.contacts = apply_domains(ctx.contacts, table)
     return ctx
 
 
@@ -501,6 +517,7 @@ class PartitionsDone:
     pairs: list[PairBucket]
     warnings: list[str]
     timings: dict[str, float]
+    work: str
 
 
 def partition_local(
@@ -529,7 +546,19 @@ def partition_local(
     width = sum(part.rows for part in parts)
     pairs = run_all("pairs", bucket_pairs, [(bucket, work, width) for bucket in range(settings.buckets)])
     timings["pairs"] = time.perf_counter() - started
-    return PartitionsDone(reads, parts, pairs, warnings, timings)
+    return PartitionsDone(reads, parts, pairs, warnings, timings, str(work))
+
+
+def domain_table_file(done: PartitionsDone, table: pl.DataFrame) -> str:
+    """The domain check's table (``stage_domains``) as a file in the work folder, for the partition tasks."""
+    path = Path(done.work) / "domains.parquet"
+    table.write_parquet(path)
+    return str(path)
+
+
+def apply_partitions(parts: Sequence[Partition], table: str, run_all: RunAll) -> list[Partition]:
+    """The domain check's table (a file of ``domain_table_file``) applied to every partition in a task."""
+    return list(run_all("domains", apply_domain_table, [(part, table) for part in parts]))
 
 
 def map_settings(ctx: RunContext) -> MapSettings:
@@ -537,11 +566,15 @@ def map_settings(ctx: RunContext) -> MapSettings:
     return MapSettings(ctx.request.preset, ctx.request.mapping, contacts.local_timezone, contacts.default_region)
 
 
-def with_partitions(ctx: RunContext, done: PartitionsDone) -> RunContext:
-    """The context as ``stage_read``, ``stage_map`` and ``stage_validate`` leave it, from the partitions."""
+def with_partitions(ctx: RunContext, done: PartitionsDone | None = None) -> RunContext:
+    """The context as the stages up to ``stage_validate`` (``stage_domains`` too, once its table was applied
+    to the partitions) leave it, from the partitions (``done``, else ``ctx.partitions``)."""
+    done = done or ctx.partitions
+    assert done is not None
     started = time.perf_counter()
     ctx.read, ctx.contacts, ctx.presets = assemble(done.reads, done.parts, done.warnings)
     ctx.pair_codes = gather_pairs(done.pairs)
+    ctx.partitions = None
     ctx.timings.update(done.timings)
     ctx.timings["map"] += time.perf_counter() - started
     return ctx

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -20,17 +21,29 @@ from prefect.runtime import flow_run, task_run
 from prefect.states import Completed
 
 from cleansing.errors import CleansingError, InternalError, TransientError
-from cleansing.partitions import InputRead, MapSettings, bucket_pairs, map_partition, read_input, work_folder
+from cleansing.partitions import (
+    InputRead,
+    MapSettings,
+    Partition,
+    apply_domain_table,
+    bucket_pairs,
+    map_partition,
+    read_input,
+    work_folder,
+)
 from cleansing.pipeline import (
     STAGES,
     PartitionsDone,
     Progress,
     RunContext,
     RunRequest,
+    apply_partitions,
+    domain_table_file,
     map_settings,
     partition_local,
     prepare,
     run_stage,
+    stage_domains,
     with_partitions,
 )
 from cleansing.preflight import local_workers
@@ -76,7 +89,8 @@ def masked_errors() -> Iterator[None]:
         raise safe from None
 
 
-def _stage_task(name: str, stage: Callable[[RunContext], RunContext]) -> Any:
+def _stage_task(name: str, stage: Callable[[RunContext], RunContext], shown: bool = True) -> Any:
+    """``stage`` as a task; ``shown``: its progress shown on the terminal as it ends."""
     retries = 2 if name in IO_STAGES else 0
 
     def run(ctx: RunContext) -> RunContext:
@@ -84,7 +98,7 @@ def _stage_task(name: str, stage: Callable[[RunContext], RunContext]) -> Any:
         attempt = task_run.run_count or 1
         ctx = dataclasses.replace(ctx, final_attempt=attempt > retries)
         with masked_errors():
-            ctx = run_stage(name, stage, ctx, terminal_progress)
+            ctx = run_stage(name, stage, ctx, terminal_progress if shown else None)
         logger.info(
             "stage %s: %d rows in %.2f s", name, ctx.rows if name != "read" else ctx.read.rows_in, ctx.timings[name]
         )
@@ -109,7 +123,11 @@ def _task(name: str, retries: int) -> Any:
 
 
 TASKS = [(name, _stage_task(name, stage)) for name, stage in STAGES]
-PARTITION_LOCAL = ("read", "map", "validate")  # the stages a run on a cluster does in partition tasks
+# On a cluster, the domain check of the partitions' distinct domains; shown when the partitions have it.
+DOMAIN_CHECK = _stage_task("domains", stage_domains, shown=False)
+# The stages a run on a cluster does over partitions (the domain check: its distinct domains in the flow's
+# process, then a task per partition).
+PARTITION_LOCAL = ("read", "map", "validate", "domains")
 
 
 def _partition_task(name: str, function: Callable[..., Any], retries: int = 0) -> Any:
@@ -126,6 +144,7 @@ PARTITION_TASKS = {
     read_input: _partition_task("read-input", read_input, retries=2),
     map_partition: _partition_task("map-partition", map_partition),
     bucket_pairs: _partition_task("pair-bucket", bucket_pairs),
+    apply_domain_table: _partition_task("apply-domains", apply_domain_table),
 }
 
 
@@ -160,24 +179,38 @@ def cleanse_partitions(
     return partition_local(sources, Path(work), partition_rows, settings, _run_tasks)
 
 
-def dask_runner(cluster: str) -> Any:
-    """The task runner for ``--cluster``: a local cluster of N single-threaded worker processes for
-    ``local:N``, else the running cluster at the address."""
-    from prefect_dask.task_runners import DaskTaskRunner
+@flow(name="cleanse-partition-domains", persist_result=False, log_prints=False)
+def cleanse_partition_domains(parts: list[Partition], table: str) -> list[Partition]:
+    """The domain check's table (a Parquet file in the work folder) applied to every partition in tasks,
+    on the Dask cluster the caller gives as task runner."""
+    return apply_partitions(parts, table, _run_tasks)
 
+
+@contextlib.contextmanager
+def dask_cluster(cluster: str) -> Iterator[str]:
+    """The address of the run's Dask cluster: a local cluster of N single-threaded worker processes for
+    ``local:N``, started for the run and closed after it, else the running cluster at the address."""
     workers = local_workers(cluster)
     if workers is None:
-        return DaskTaskRunner(address=cluster)
-    return DaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
-        cluster_kwargs={
-            "n_workers": workers,
-            "threads_per_worker": 1,
-            "processes": True,
-            "dashboard_address": ":0",  # a free port: two runs on one machine do not clash
-            "silence_logs": logging.ERROR,  # a task cancelled when another failed is no news
-        },
-    )
+        yield cluster
+        return
+    from distributed import LocalCluster
+
+    with LocalCluster(  # type: ignore[no-untyped-call]
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",  # a free port: two runs on one machine do not clash
+        silence_logs=logging.ERROR,  # a task cancelled when another failed is no news
+    ) as local:
+        yield local.scheduler_address
+
+
+def dask_runner(address: str) -> Any:
+    """The task runner of a subflow on the Dask cluster at ``address``."""
+    from prefect_dask.task_runners import DaskTaskRunner
+
+    return DaskTaskRunner(address=address)
 
 
 def _on_cluster(ctx: RunContext) -> RunContext:
@@ -186,24 +219,35 @@ def _on_cluster(ctx: RunContext) -> RunContext:
     assert ctx.request.cluster is not None
     work = work_folder(Path(ctx.request.out_dir), ctx.run_id)
     try:
-        with masked_errors():
-            settings = map_settings(ctx)
-            done = cleanse_partitions.with_options(task_runner=dask_runner(ctx.request.cluster))(
-                # Absolute, so that workers on other machines find them on the shared file system.
-                sources=[str(Path(source).absolute()) for source in ctx.request.sources],
-                work=str(work),
-                partition_rows=ctx.request.partition_rows,
-                preset=settings.preset,
-                mapping=str(Path(settings.mapping).absolute()) if settings.mapping else None,
-                local_zone=settings.local_zone,
-                region=settings.region,
-            )
-            ctx = with_partitions(ctx, done)
+        with dask_cluster(ctx.request.cluster) as address:
+            with masked_errors():
+                settings = map_settings(ctx)
+                ctx.partitions = cleanse_partitions.with_options(task_runner=dask_runner(address))(
+                    # Absolute, so that workers on other machines find them on the shared file system.
+                    sources=[str(Path(source).absolute()) for source in ctx.request.sources],
+                    work=str(work),
+                    partition_rows=ctx.request.partition_rows,
+                    preset=settings.preset,
+                    mapping=str(Path(settings.mapping).absolute()) if settings.mapping else None,
+                    local_zone=settings.local_zone,
+                    region=settings.region,
+                )
+            ctx = DOMAIN_CHECK(ctx)  # the distinct domains, here, with the stage's retries
+            with masked_errors():
+                started = time.perf_counter()
+                assert ctx.partitions is not None and ctx.domain_table is not None
+                table = domain_table_file(ctx.partitions, ctx.domain_table)
+                parts = cleanse_partition_domains.with_options(task_runner=dask_runner(address))(
+                    ctx.partitions.parts, table
+                )
+                ctx.partitions, ctx.domain_table = dataclasses.replace(ctx.partitions, parts=parts), None
+                ctx.timings["domains"] += time.perf_counter() - started
+                ctx = with_partitions(ctx)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    get_run_logger().info("stages read, map, validate: %d rows on cluster %s", ctx.rows, ctx.request.cluster)
+    get_run_logger().info("stages read, map, validate, domains: %d rows on cluster %s", ctx.rows, ctx.request.cluster)
     if terminal_progress:
-        for name in ("read", "map"):
+        for name in ("read", "map", "domains"):
             terminal_progress(name, ctx, ctx.timings[name])
     return ctx
 

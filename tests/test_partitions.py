@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -22,10 +23,13 @@ from cleansing.pipeline import (
     STAGES,
     RunContext,
     RunRequest,
+    apply_partitions,
+    domain_table_file,
     map_settings,
     partition_local,
     prepare,
     run_stage,
+    stage_domains,
     with_partitions,
 )
 from cleansing.write import decisions_frame
@@ -61,28 +65,29 @@ def _on(client: Any) -> Callable[[str, Callable[..., Any], list[tuple[Any, ...]]
     return run_all
 
 
-def _request(tmp: Path, sources: tuple[str, ...], partition_rows: int | None) -> RunRequest:
+def _request(tmp: Path, sources: tuple[str, ...], partition_rows: int | None, dns: str | None = None) -> RunRequest:
     return RunRequest(
         sources=sources,
         as_of=AS_OF,
         out_dir=str(tmp / "out"),
         state=str(tmp / "s.sqlite"),
-        check_mx=False,
+        check_mx=dns is not None,
+        dns_servers=(dns,) if dns else (),
         cluster="local:2" if partition_rows else None,
         partition_rows=partition_rows,
     )
 
 
-def _decisions(ctx: RunContext) -> pl.DataFrame:
+def _decisions(ctx: RunContext, judged: tuple[str, ...] = JUDGED) -> pl.DataFrame:
     """Every row's class, reason, flags, cluster, person and survivor, as ``decisions.parquet`` has them."""
     for name, stage in STAGES:
-        if name in JUDGED:
+        if name in judged:
             ctx = run_stage(name, stage, ctx)
     return decisions_frame(ctx.contacts, ctx.read.quarantine).sort("source_file", "source_row")
 
 
-def one_process(tmp: Path, sources: tuple[str, ...]) -> pl.DataFrame:
-    ctx = prepare(_request(tmp, sources, None))
+def one_process(tmp: Path, sources: tuple[str, ...], dns: str | None = None) -> pl.DataFrame:
+    ctx = prepare(_request(tmp, sources, None, dns))
     for name, stage in STAGES:
         if name in ONE_PROCESS:
             ctx = run_stage(name, stage, ctx)
@@ -90,21 +95,27 @@ def one_process(tmp: Path, sources: tuple[str, ...]) -> pl.DataFrame:
 
 
 def partitioned(
-    tmp: Path, sources: tuple[str, ...], rows: int, client: Any, buckets: int | None = None
+    tmp: Path, sources: tuple[str, ...], rows: int, client: Any, buckets: int | None = None, dns: str | None = None
 ) -> tuple[pl.DataFrame, int]:
     """The decisions, and how many partitions the input was cut into. The candidate pairs the shuffle by
     blocking key found must be the pairs one process finds, and dedupe must take them."""
-    request = _request(tmp, sources, rows)
+    request = _request(tmp, sources, rows, dns)
     ctx = prepare(request)
     work = work_folder(Path(request.out_dir), ctx.run_id)
     done = partition_local(sources, work, rows, map_settings(ctx), _on(client), buckets)
     assert len(done.pairs) == (buckets or 1)
-    ctx = with_partitions(ctx, done)
+    # The domain check: the partitions' distinct domains here, its table applied by a task per partition.
+    ctx.partitions = done
+    ctx = run_stage("domains", stage_domains, ctx)
+    assert ctx.domain_table is not None and ctx.rows == sum(part.rows for part in done.parts)
+    parts = apply_partitions(done.parts, domain_table_file(done, ctx.domain_table), _on(client))
+    ctx.partitions = dataclasses.replace(done, parts=parts)
+    ctx = with_partitions(ctx)
     assert ctx.pair_codes is not None
     p = dedupe.prepare(ctx.contacts)
     shuffled, whole = dedupe.pairs_by_row(ctx.pair_codes, p["_row"].to_numpy()), dedupe.candidate_pairs(p)
     assert np.array_equal(shuffled.left, whole.left) and np.array_equal(shuffled.right, whole.right)
-    return _decisions(ctx), len(done.parts)
+    return _decisions(ctx, judged=("dedupe", "classify")), len(done.parts)
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +162,35 @@ def test_generated_exports_whose_people_span_files_and_partitions_get_the_decisi
         decisions.filter(pl.col("person_id").is_not_null()).group_by("person_id").agg(pl.col("source_file").n_unique())
     )
     assert (persons["source_file"] > 1).any()
+
+
+# Domains of the generated exports as DNS answers them: deliverable, no mail (null MX), a lookup that
+# fails (SERVFAIL), and, for the rest (bredband.net, comhem.se, live.se …), no such domain.
+GENERATED_ZONE = """
+gmail.com. 3600 IN MX 5 mx.gmail.com.
+mx.gmail.com. 3600 IN A 142.250.150.26
+outlook.com. 3600 IN MX 10 mx.outlook.com.
+mx.outlook.com. 3600 IN A 52.101.68.1
+yahoo.com. 3600 IN MX 1 mx.yahoo.com.
+mx.yahoo.com. 3600 IN A 67.195.204.72
+icloud.com. 3600 IN A 17.253.144.10
+hotmail.com. 3600 IN MX 10 mx.outlook.com.
+telia.com. 3600 IN MX 0 .
+nordvik.se. 3600 IN MX 10 mx.gmail.com.
+"""
+
+
+def test_the_domain_check_on_partitions_gets_the_decisions_of_one_process(
+    dask_client: Any, generated: tuple[str, ...], tmp_path: Path
+) -> None:
+    from .dns_server import DnsServer
+
+    with DnsServer(GENERATED_ZONE, {"granitdata.se": "servfail"}) as dns:
+        whole = one_process(tmp_path / "one", generated, dns.address)
+        decisions, _ = partitioned(tmp_path / "parts", generated, 97, dask_client, 3, dns.address)
+    assert decisions.equals(whole)
+    # What the domain check found reached the decisions: dead domains discarded, a failed lookup flagged.
+    assert {"NO_MAIL_DOMAIN"} <= set(whole["reason"]) and whole["flags"].str.contains("MX_UNVERIFIED").any()
 
 
 def expected_parts(decisions: pl.DataFrame, rows: int) -> int:
@@ -203,8 +243,12 @@ def test_cleanse_run_on_a_local_cluster_publishes_the_decisions_of_one_process_a
         subflows = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["cleanse-partitions"])))
         assert subflows, "the partition stages run as a subflow"
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[f.id for f in subflows])))
+        domains = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["cleanse-partition-domains"])))
+        assert domains, "the domain check's table is applied to the partitions in a subflow"
+        applied = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[domains[0].id])))
     names = [r.name.rsplit("-", 1)[0] for r in runs]
     assert names.count("read-input") >= 7 and names.count("map-partition") >= 11 and "pair-bucket" in names
+    assert [r.name.rsplit("-", 1)[0] for r in applied] == ["apply-domains"] * names.count("map-partition")
 
 
 @pytest.mark.flow
