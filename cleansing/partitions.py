@@ -4,7 +4,8 @@ A run on a cluster (``--cluster``) reads each input in a task of its own and cut
 partitions of at most ``partition_rows`` rows; each partition is then mapped and validated in a task of
 its own, which also sends its rows of every dedupe blocking key to the buckets of a shuffle by key; a task
 per bucket finds the candidate pairs of that bucket's blocks. The distinct email domains of all
-partitions are checked once, in the flow's process, and a task per partition applies the result.
+partitions are checked once, and dedupe scores and clusters the candidate pairs over the columns it
+reads of every partition, both in the flow's process; a task per partition then applies both results.
 Partitions and buckets travel between tasks
 as Parquet files in the run's work folder (``OUT/.tmp-work-<run id>``, owner-only, removed when the run
 ends), never as frames through the orchestrator; tasks return only paths and counts.
@@ -30,6 +31,7 @@ import polars as pl
 from .dedupe import block_pairs, blocking_rows
 from .dedupe import prepare as prepare_for_dedupe
 from .domains import apply_domains
+from .frames import look_up
 from .mapping import load_mapping, map_table
 from .read import InputFile, InputUnit, RawTable, ReadResult, read_unit
 from .validate import validate
@@ -201,11 +203,24 @@ def distinct_domains(parts: Sequence[Partition]) -> list[str]:
     return domains.collect()["email_domain"].sort().to_list()
 
 
-def apply_domain_table(part: Partition, table: str) -> Partition:
-    """One partition with the domain check's table (a Parquet file of ``judge_domains``) applied, in a
-    new file: a task run twice fails on the missing input rather than apply the table twice."""
-    out = Path(part.path).with_name(Path(part.path).stem + "-domains.parquet")
-    apply_domains(pl.read_parquet(part.path), pl.read_parquet(table)).write_parquet(out)
+def gather_columns(parts: Sequence[Partition], columns: Sequence[str]) -> pl.DataFrame:
+    """``columns`` (those the records have) of every partition, in input order."""
+    scan = pl.scan_parquet([part.path for part in parts])
+    present = scan.collect_schema().names()
+    return scan.select([c for c in columns if c in present]).collect()
+
+
+def apply_to_partition(part: Partition, domains: str, persons: str) -> Partition:
+    """One partition with the domain check's table (``judge_domains``) and dedupe's table (``_row`` and
+    what dedupe gave the record) applied, in a new file: a task run twice fails on the missing input
+    rather than apply the tables twice. Only this partition's rows of dedupe's table are read."""
+    frame = apply_domains(pl.read_parquet(part.path), pl.read_parquet(domains))
+    rows = pl.scan_parquet(persons)
+    if frame.height:
+        rows = rows.filter(pl.col("_row").is_between(frame["_row"].min(), frame["_row"].max()))
+    frame = look_up(frame, rows.collect() if frame.height else rows.head(0).collect(), "_row")
+    out = Path(part.path).with_name(Path(part.path).stem + "-applied.parquet")
+    frame.write_parquet(out)
     Path(part.path).unlink()
     return dataclasses.replace(part, path=str(out))
 

@@ -31,12 +31,13 @@ from .partitions import (
     MapSettings,
     PairBucket,
     Partition,
-    apply_domain_table,
+    apply_to_partition,
     assemble,
     bucket_count,
     bucket_pairs,
     default_partition_rows,
     distinct_domains,
+    gather_columns,
     gather_pairs,
     map_jobs,
     map_partition,
@@ -85,13 +86,13 @@ class RunContext:
     review: pl.DataFrame | None = None  # dedupe's review list (review_table), written as review.csv
     review_counts: dict[str, int] = field(default_factory=dict)
     persons: PersonIds | None = None  # lasting person ids: each record's, and what the state must record
-    # Dedupe's candidate pairs when partition tasks found them (codes over ``_row``, see dedupe.pairs_by_row).
-    pair_codes: pl.Series | None = None
     dns: DnsHealth = DnsHealth(checked=False, healthy=True, detail="the domain check was not run")
     # On a cluster, until the partitions are gathered: what the partition tasks left, and the domain check
     # of their distinct domains (``judge_domains``) for the partition tasks to apply.
     partitions: PartitionsDone | None = None
     domain_table: pl.DataFrame | None = None
+    # Likewise, what dedupe gave every record (``_row`` and ``PERSON_COLUMNS``), for the partition tasks.
+    person_table: pl.DataFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
     run_dir: Path | None = None
     counts: dict[str, int] = field(default_factory=dict)
@@ -161,17 +162,44 @@ def stage_domains(ctx: RunContext) -> RunContext:
     return ctx
 
 
+# What dedupe reads of the records: the fields it compares and what the review list shows.
+DEDUPE_COLUMNS = (
+    "_row",
+    "record_id",
+    "email",
+    "address_key",
+    "full_name",
+    "first_name",
+    "last_name",
+    "street",
+    "street2",
+    "postcode",
+    "city",
+    "region",
+    "company",
+    "phone",
+    "phone_e164",
+)
+PERSON_COLUMNS = ("owns_mailbox", "person_key", "person_id")  # what it adds to every record
+
+
 def stage_dedupe(ctx: RunContext, lasting_ids: bool = True) -> RunContext:
     """Clusters (``person_key``) and the review list; with ``lasting_ids`` also each cluster's ``person_id``,
-    taken over from the records' earlier runs (persons.py) and recorded when the run publishes."""
-    ctx.contacts, review = persons_and_review(
-        ctx.contacts, decisions=ctx.state.person_decisions(), pair_codes=ctx.pair_codes
-    )
-    ctx.pair_codes = None
+    taken over from the records' earlier runs (persons.py) and recorded when the run publishes.
+
+    On a cluster, before the partitions are gathered, only ``DEDUPE_COLUMNS`` of every partition are
+    read, the candidate pairs are those the partition tasks found, and what dedupe gives every record is
+    left in ``person_table`` for the partition tasks to apply (``apply_partitions``)."""
+    if ctx.partitions is not None:
+        records = gather_columns(ctx.partitions.parts, DEDUPE_COLUMNS)
+        pair_codes: pl.Series | None = gather_pairs(ctx.partitions.pairs)
+    else:
+        records, pair_codes = ctx.contacts, None
+    persons, review = persons_and_review(records, decisions=ctx.state.person_decisions(), pair_codes=pair_codes)
     if lasting_ids:
-        ctx.persons = assign_person_ids(ctx.contacts, ctx.state.persons())
-        ctx.contacts = ctx.contacts.with_columns(ctx.persons.person_id)
-    ctx.review = review_table(review.pairs, ctx.contacts)
+        ctx.persons = assign_person_ids(persons, ctx.state.persons())
+        persons = persons.with_columns(ctx.persons.person_id)
+    ctx.review = review_table(review.pairs, persons)
     ctx.review_counts = {
         "pending": review.unsure,
         "listed": ctx.review.filter(pl.col("why") == "unsure").height,
@@ -179,6 +207,10 @@ def stage_dedupe(ctx: RunContext, lasting_ids: bool = True) -> RunContext:
         "decided": review.decided,
         "overridden": review.overridden,
     }
+    if ctx.partitions is not None:
+        ctx.person_table = persons.select("_row", *(c for c in PERSON_COLUMNS if c in persons.columns))
+    else:
+        ctx.contacts = persons
     return ctx
 
 
@@ -549,16 +581,21 @@ def partition_local(
     return PartitionsDone(reads, parts, pairs, warnings, timings, str(work))
 
 
-def domain_table_file(done: PartitionsDone, table: pl.DataFrame) -> str:
-    """The domain check's table (``stage_domains``) as a file in the work folder, for the partition tasks."""
-    path = Path(done.work) / "domains.parquet"
-    table.write_parquet(path)
-    return str(path)
+def partition_tables(ctx: RunContext) -> tuple[str, str]:
+    """The domain check's table and dedupe's table (``stage_domains``, ``stage_dedupe`` on partitions) as
+    files in the work folder, for the partition tasks; the context lets go of them."""
+    assert ctx.partitions is not None and ctx.domain_table is not None and ctx.person_table is not None
+    work = Path(ctx.partitions.work)
+    ctx.domain_table.write_parquet(work / "domains.parquet")
+    ctx.person_table.write_parquet(work / "persons.parquet")
+    ctx.domain_table = ctx.person_table = None
+    return str(work / "domains.parquet"), str(work / "persons.parquet")
 
 
-def apply_partitions(parts: Sequence[Partition], table: str, run_all: RunAll) -> list[Partition]:
-    """The domain check's table (a file of ``domain_table_file``) applied to every partition in a task."""
-    return list(run_all("domains", apply_domain_table, [(part, table) for part in parts]))
+def apply_partitions(parts: Sequence[Partition], domains: str, persons: str, run_all: RunAll) -> list[Partition]:
+    """The domain check's and dedupe's tables (files of ``partition_tables``) applied to every partition
+    in a task of its own."""
+    return list(run_all("apply", apply_to_partition, [(part, domains, persons) for part in parts]))
 
 
 def map_settings(ctx: RunContext) -> MapSettings:
@@ -566,14 +603,13 @@ def map_settings(ctx: RunContext) -> MapSettings:
     return MapSettings(ctx.request.preset, ctx.request.mapping, contacts.local_timezone, contacts.default_region)
 
 
-def with_partitions(ctx: RunContext, done: PartitionsDone | None = None) -> RunContext:
-    """The context as the stages up to ``stage_validate`` (``stage_domains`` too, once its table was applied
-    to the partitions) leave it, from the partitions (``done``, else ``ctx.partitions``)."""
-    done = done or ctx.partitions
+def with_partitions(ctx: RunContext) -> RunContext:
+    """The context as the stages up to ``stage_dedupe`` leave it, from the partitions they were applied to
+    (``apply_partitions``): the records gathered in input order."""
+    done = ctx.partitions
     assert done is not None
     started = time.perf_counter()
     ctx.read, ctx.contacts, ctx.presets = assemble(done.reads, done.parts, done.warnings)
-    ctx.pair_codes = gather_pairs(done.pairs)
     ctx.partitions = None
     ctx.timings.update(done.timings)
     ctx.timings["map"] += time.perf_counter() - started

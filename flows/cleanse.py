@@ -25,7 +25,7 @@ from cleansing.partitions import (
     InputRead,
     MapSettings,
     Partition,
-    apply_domain_table,
+    apply_to_partition,
     bucket_pairs,
     map_partition,
     read_input,
@@ -38,11 +38,12 @@ from cleansing.pipeline import (
     RunContext,
     RunRequest,
     apply_partitions,
-    domain_table_file,
     map_settings,
     partition_local,
+    partition_tables,
     prepare,
     run_stage,
+    stage_dedupe,
     stage_domains,
     with_partitions,
 )
@@ -123,11 +124,12 @@ def _task(name: str, retries: int) -> Any:
 
 
 TASKS = [(name, _stage_task(name, stage)) for name, stage in STAGES]
-# On a cluster, the domain check of the partitions' distinct domains; shown when the partitions have it.
-DOMAIN_CHECK = _stage_task("domains", stage_domains, shown=False)
-# The stages a run on a cluster does over partitions (the domain check: its distinct domains in the flow's
-# process, then a task per partition).
-PARTITION_LOCAL = ("read", "map", "validate", "domains")
+# On a cluster, the domain check of the partitions' distinct domains and dedupe over the columns it reads
+# of them, in the flow's process; shown when the partitions have what they found.
+ON_PARTITIONS = [("domains", _stage_task("domains", stage_domains, shown=False))]
+ON_PARTITIONS += [("dedupe", _stage_task("dedupe", stage_dedupe, shown=False))]
+# The stages a run on a cluster does over partitions.
+PARTITION_LOCAL = ("read", "map", "validate", "domains", "dedupe")
 
 
 def _partition_task(name: str, function: Callable[..., Any], retries: int = 0) -> Any:
@@ -144,7 +146,7 @@ PARTITION_TASKS = {
     read_input: _partition_task("read-input", read_input, retries=2),
     map_partition: _partition_task("map-partition", map_partition),
     bucket_pairs: _partition_task("pair-bucket", bucket_pairs),
-    apply_domain_table: _partition_task("apply-domains", apply_domain_table),
+    apply_to_partition: _partition_task("apply-partition", apply_to_partition),
 }
 
 
@@ -179,11 +181,11 @@ def cleanse_partitions(
     return partition_local(sources, Path(work), partition_rows, settings, _run_tasks)
 
 
-@flow(name="cleanse-partition-domains", persist_result=False, log_prints=False)
-def cleanse_partition_domains(parts: list[Partition], table: str) -> list[Partition]:
-    """The domain check's table (a Parquet file in the work folder) applied to every partition in tasks,
-    on the Dask cluster the caller gives as task runner."""
-    return apply_partitions(parts, table, _run_tasks)
+@flow(name="cleanse-partitions-apply", persist_result=False, log_prints=False)
+def cleanse_partitions_apply(parts: list[Partition], domains: str, persons: str) -> list[Partition]:
+    """The domain check's and dedupe's tables (Parquet files in the work folder) applied to every partition
+    in tasks, on the Dask cluster the caller gives as task runner."""
+    return apply_partitions(parts, domains, persons, _run_tasks)
 
 
 @contextlib.contextmanager
@@ -232,22 +234,24 @@ def _on_cluster(ctx: RunContext) -> RunContext:
                     local_zone=settings.local_zone,
                     region=settings.region,
                 )
-            ctx = DOMAIN_CHECK(ctx)  # the distinct domains, here, with the stage's retries
+            for _name, stage_task in ON_PARTITIONS:  # in this process, with the stages' retries
+                ctx = stage_task(ctx)
             with masked_errors():
                 started = time.perf_counter()
-                assert ctx.partitions is not None and ctx.domain_table is not None
-                table = domain_table_file(ctx.partitions, ctx.domain_table)
-                parts = cleanse_partition_domains.with_options(task_runner=dask_runner(address))(
-                    ctx.partitions.parts, table
+                assert ctx.partitions is not None
+                parts = cleanse_partitions_apply.with_options(task_runner=dask_runner(address))(
+                    ctx.partitions.parts, *partition_tables(ctx)
                 )
-                ctx.partitions, ctx.domain_table = dataclasses.replace(ctx.partitions, parts=parts), None
-                ctx.timings["domains"] += time.perf_counter() - started
+                ctx.partitions = dataclasses.replace(ctx.partitions, parts=parts)
+                ctx.timings["dedupe"] += time.perf_counter() - started
                 ctx = with_partitions(ctx)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    get_run_logger().info("stages read, map, validate, domains: %d rows on cluster %s", ctx.rows, ctx.request.cluster)
+    get_run_logger().info(
+        "stages read, map, validate, domains, dedupe: %d rows on cluster %s", ctx.rows, ctx.request.cluster
+    )
     if terminal_progress:
-        for name in ("read", "map", "domains"):
+        for name in ("read", "map", "domains", "dedupe"):
             terminal_progress(name, ctx, ctx.timings[name])
     return ctx
 
