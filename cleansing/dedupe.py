@@ -861,7 +861,7 @@ def _frequency_adjustment(columns: dict[str, Column], pairs: Pairs, lv: dict[str
     return adjust
 
 
-def _components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Connected components of ``n`` nodes: every node gets the smallest node index of its component.
     Min-label propagation over all edges at once, with pointer jumping, in numpy."""
     labels = np.arange(n)
@@ -910,7 +910,7 @@ def cluster(
     the pairs of strangers that had to be kept apart so."""
     left, right = pairs.left, pairs.right
     strong = weights >= threshold
-    labels = _components(n, left[strong], right[strong])
+    labels = components(n, left[strong], right[strong])
     strangers = (weights < STRANGERS) & (labels[left] == labels[right])
     if strangers.any():
         suspicious = distinct(labels[left[strangers]])

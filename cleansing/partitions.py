@@ -4,8 +4,10 @@ A run on a cluster (``--cluster``) reads each input in a task of its own and cut
 partitions of at most ``partition_rows`` rows; each partition is then mapped and validated in a task of
 its own, which also sends its rows of every dedupe blocking key to the buckets of a shuffle by key; a task
 per bucket finds the candidate pairs of that bucket's blocks. The distinct email domains of all
-partitions are checked once, and dedupe scores and clusters the candidate pairs over the columns it
-reads of every partition, both in the flow's process; a task per partition then applies both results.
+partitions are checked once, dedupe scores and clusters the candidate pairs over the columns it reads
+of every partition, and each record's unit (records linked by a person or a shared mailbox) is found,
+all in the flow's process; a task per partition then applies these and sends each record to its unit's
+bucket of a second shuffle, and a task per bucket classifies it.
 Partitions and buckets travel between tasks
 as Parquet files in the run's work folder (``OUT/.tmp-work-<run id>``, owner-only, removed when the run
 ends), never as frames through the orchestrator; tasks return only paths and counts.
@@ -17,7 +19,7 @@ in the whole input) as in one process, so the stages after these see the same re
 
 from __future__ import annotations
 
-import dataclasses
+import datetime as dt
 import math
 import os
 import shutil
@@ -28,11 +30,13 @@ from pathlib import Path
 
 import polars as pl
 
-from .dedupe import block_pairs, blocking_rows
+from .classify import classify
+from .dedupe import block_pairs, blocking_rows, components
 from .dedupe import prepare as prepare_for_dedupe
 from .domains import apply_domains
 from .frames import look_up
 from .mapping import load_mapping, map_table
+from .policy import Policy
 from .read import InputFile, InputUnit, RawTable, ReadResult, read_unit
 from .validate import validate
 from .write import TMP_PREFIX, WRITER_FILE
@@ -210,19 +214,84 @@ def gather_columns(parts: Sequence[Partition], columns: Sequence[str]) -> pl.Dat
     return scan.select([c for c in columns if c in present]).collect()
 
 
-def apply_to_partition(part: Partition, domains: str, persons: str) -> Partition:
-    """One partition with the domain check's table (``judge_domains``) and dedupe's table (``_row`` and
-    what dedupe gave the record) applied, in a new file: a task run twice fails on the missing input
-    rather than apply the tables twice. Only this partition's rows of dedupe's table are read."""
+@dataclass(frozen=True)
+class Shuffled:
+    """A partition's records sent to the buckets of the shuffle by unit (``apply_to_partition``)."""
+
+    rows: int
+
+
+def apply_to_partition(part: Partition, domains: str, persons: str) -> Shuffled:
+    """One partition with the domain check's table (``judge_domains``) and the records' table (``_row``,
+    what dedupe gave each record, its address's hash and ``_bucket``, its unit's bucket) applied, each
+    record then sent to its unit's bucket (``unit-<bucket>-<partition>.parquet``). Only this partition's
+    rows of the records' table are read. An empty partition leaves an empty file in bucket 0, which
+    carries the records' columns."""
     frame = apply_domains(pl.read_parquet(part.path), pl.read_parquet(domains))
     rows = pl.scan_parquet(persons)
     if frame.height:
         rows = rows.filter(pl.col("_row").is_between(frame["_row"].min(), frame["_row"].max()))
     frame = look_up(frame, rows.collect() if frame.height else rows.head(0).collect(), "_row")
-    out = Path(part.path).with_name(Path(part.path).stem + "-applied.parquet")
-    frame.write_parquet(out)
+    work, number = Path(part.path).parent, Path(part.path).stem.removeprefix("part-")
+    pieces = frame.group_by("_bucket") if frame.height else [((0,), frame)]
+    for (bucket,), piece in pieces:
+        piece.drop("_bucket").write_parquet(work / f"unit-{bucket:05d}-{number}.parquet")
     Path(part.path).unlink()
-    return dataclasses.replace(part, path=str(out))
+    return Shuffled(frame.height)
+
+
+@dataclass(frozen=True)
+class ClassifySettings:
+    """What classifying a bucket needs besides its records: the policy, the as-of date, whether DNS was
+    healthy, and the state's suppression list and reconfirmation requests (Parquet files)."""
+
+    policy: Policy
+    as_of: dt.date
+    dns_healthy: bool
+    suppression: str
+    requests: str
+
+
+@dataclass(frozen=True)
+class Classified:
+    """One bucket's records as classify leaves them and its addresses (Parquet files; None: no records)."""
+
+    path: str | None
+    addresses: str | None
+    rows: int
+
+
+def classify_bucket(bucket: int, work: Path, settings: ClassifySettings) -> Classified:
+    """Classify the records of one bucket of the shuffle by unit: a unit (records linked by a person or by
+    an address) lies wholly in one bucket, so each record is judged with everything it is judged with in
+    one process."""
+    files = sorted(work.glob(f"unit-{bucket:05d}-*.parquet"))
+    if not files:
+        return Classified(None, None, 0)
+    records = pl.concat([pl.read_parquet(f) for f in files]).sort("_row")
+    suppression, requests = pl.read_parquet(settings.suppression), pl.read_parquet(settings.requests)
+    out, addresses = classify(
+        records, settings.policy, settings.as_of, suppression, settings.dns_healthy, requests=requests
+    )
+    path, merged = work / f"classified-{bucket:05d}.parquet", work / f"addresses-{bucket:05d}.parquet"
+    out.write_parquet(path)
+    addresses.write_parquet(merged)
+    for file in files:
+        file.unlink()
+    return Classified(str(path), str(merged), out.height)
+
+
+def unit_buckets(person_key: pl.Series, address_key: pl.Series, buckets: int) -> pl.Series:
+    """Per record, the bucket of its unit: the records linked by a person or by an address (a mailbox
+    two persons share), which classify judges together."""
+    persons = person_key.rank("dense").cast(pl.Int64).to_numpy() - 1
+    ranked = address_key.rank("dense").cast(pl.Int64)
+    has = ranked.is_not_null().to_numpy()
+    addresses = ranked.fill_null(0).to_numpy() - 1
+    width = int(persons.max()) + 1 if len(persons) else 0
+    nodes = width + (int(addresses.max()) + 1 if has.any() else 0)
+    labels = components(nodes, persons[has], width + addresses[has])[persons]
+    return (pl.Series(labels).hash(seed=0) % buckets).cast(pl.Int32).alias("_bucket")
 
 
 @dataclass(frozen=True)
@@ -247,18 +316,21 @@ def bucket_pairs(bucket: int, work: Path, width: int) -> PairBucket:
     return PairBucket(str(out), codes.height)
 
 
-def assemble(
-    reads: Sequence[InputRead], parts: Sequence[Partition], warnings: Sequence[str]
-) -> tuple[ReadResult, pl.DataFrame, dict[str, str]]:
-    """The read result (without tables), the validated records in input order and the preset per file,
-    from the partitions, as the one-process stages would have left them."""
+def read_result(reads: Sequence[InputRead], warnings: Sequence[str]) -> ReadResult:
+    """The read result (without tables) as the one-process read leaves it, from the inputs' reads."""
     read = ReadResult(warnings=list(warnings))
     read.inputs = [r.described for r in reads if r.described is not None]
     read.rows_in = sum(r.rows_in for r in reads)
     quarantined = [pl.read_parquet(r.quarantine) for r in reads if r.quarantine]
     read.quarantine = pl.concat([read.quarantine, *quarantined])
-    contacts = pl.concat([pl.read_parquet(p.path) for p in parts], how="vertical")
-    return read, contacts, {p.source_file: p.preset for p in parts}
+    return read
+
+
+def gather_classified(buckets: Sequence[Classified]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every bucket's classified records, in input order, and their addresses."""
+    done = [b for b in buckets if b.path is not None and b.addresses is not None]
+    records = pl.concat([pl.read_parquet(b.path) for b in done if b.path]).sort("_row")
+    return records, pl.concat([pl.read_parquet(b.addresses) for b in done if b.addresses])
 
 
 def gather_pairs(buckets: Sequence[PairBucket]) -> pl.Series:

@@ -27,21 +27,26 @@ from .domains import DnsHealth, apply_domains, judge_domains
 from .errors import ConfigError, file_error
 from .mapping import empty_contacts, load_mapping, map_tables
 from .partitions import (
+    Classified,
+    ClassifySettings,
     InputRead,
     MapSettings,
     PairBucket,
     Partition,
     apply_to_partition,
-    assemble,
     bucket_count,
     bucket_pairs,
+    classify_bucket,
     default_partition_rows,
     distinct_domains,
+    gather_classified,
     gather_columns,
     gather_pairs,
     map_jobs,
     map_partition,
     read_input,
+    read_result,
+    unit_buckets,
 )
 from .persons import PersonIds, assign_person_ids
 from .policy import LoadedPolicy
@@ -91,8 +96,10 @@ class RunContext:
     # of their distinct domains (``judge_domains``) for the partition tasks to apply.
     partitions: PartitionsDone | None = None
     domain_table: pl.DataFrame | None = None
-    # Likewise, what dedupe gave every record (``_row`` and ``PERSON_COLUMNS``), for the partition tasks.
+    # Likewise, what dedupe gave every record (``_row`` and ``PERSON_COLUMNS``, then the hash of its address
+    # and the bucket of its unit), and the state's suppression list and requests, for the partition tasks.
     person_table: pl.DataFrame | None = None
+    classify_inputs: tuple[pl.DataFrame, pl.DataFrame] | None = None
     timings: dict[str, float] = field(default_factory=dict)
     run_dir: Path | None = None
     counts: dict[str, int] = field(default_factory=dict)
@@ -256,7 +263,22 @@ def review_table(review: pl.DataFrame, contacts: pl.DataFrame) -> pl.DataFrame:
 
 
 def stage_classify(ctx: RunContext) -> RunContext:
+    """Judge every record. On a cluster, before the partitions are gathered, only every record's address
+    hash and the bucket of its unit are found here (``unit_buckets``), for the partition tasks to send
+    the records to and classify each bucket (``apply_partitions``)."""
     suppression, requests = ctx.state.suppression(), ctx.state.requests()
+    if ctx.partitions is not None:
+        assert ctx.person_table is not None
+        addresses = gather_columns(ctx.partitions.parts, ["address_key"])["address_key"]
+        hashes = (
+            hash_keys(addresses, ctx.state.hmac_key())
+            if suppression.height or requests.height
+            else pl.repeat(None, len(addresses), dtype=pl.String, eager=True)
+        )
+        buckets = unit_buckets(ctx.person_table["person_key"], addresses, max(1, len(ctx.partitions.pairs)))
+        ctx.person_table = ctx.person_table.with_columns(hashes.alias("address_hash"), buckets)
+        ctx.classify_inputs = (suppression, requests)
+        return ctx
     if suppression.height or requests.height:
         hashes = hash_keys(ctx.contacts["address_key"], ctx.state.hmac_key())
         contacts = ctx.contacts.with_columns(hashes.alias("address_hash"))
@@ -581,21 +603,33 @@ def partition_local(
     return PartitionsDone(reads, parts, pairs, warnings, timings, str(work))
 
 
-def partition_tables(ctx: RunContext) -> tuple[str, str]:
-    """The domain check's table and dedupe's table (``stage_domains``, ``stage_dedupe`` on partitions) as
-    files in the work folder, for the partition tasks; the context lets go of them."""
+def partition_tables(ctx: RunContext) -> tuple[str, str, ClassifySettings]:
+    """What the domain check, dedupe and classify found in the flow's process (``stage_domains``,
+    ``stage_dedupe``, ``stage_classify`` on partitions) as files in the work folder, for the partition
+    tasks; the context lets go of them."""
     assert ctx.partitions is not None and ctx.domain_table is not None and ctx.person_table is not None
+    assert ctx.classify_inputs is not None
     work = Path(ctx.partitions.work)
     ctx.domain_table.write_parquet(work / "domains.parquet")
     ctx.person_table.write_parquet(work / "persons.parquet")
-    ctx.domain_table = ctx.person_table = None
-    return str(work / "domains.parquet"), str(work / "persons.parquet")
+    suppression, requests = ctx.classify_inputs
+    suppression.write_parquet(work / "suppression.parquet")
+    requests.write_parquet(work / "requests.parquet")
+    ctx.domain_table = ctx.person_table = ctx.classify_inputs = None
+    settings = ClassifySettings(
+        ctx.policy.policy, ctx.as_of, ctx.dns.healthy, str(work / "suppression.parquet"), str(work / "requests.parquet")
+    )
+    return str(work / "domains.parquet"), str(work / "persons.parquet"), settings
 
 
-def apply_partitions(parts: Sequence[Partition], domains: str, persons: str, run_all: RunAll) -> list[Partition]:
-    """The domain check's and dedupe's tables (files of ``partition_tables``) applied to every partition
-    in a task of its own."""
-    return list(run_all("apply", apply_to_partition, [(part, domains, persons) for part in parts]))
+def apply_partitions(
+    done: PartitionsDone, domains: str, persons: str, settings: ClassifySettings, run_all: RunAll
+) -> list[Classified]:
+    """The tables of ``partition_tables`` applied to every partition in a task of its own, which sends each
+    record to the bucket of its unit; then each bucket classified in a task of its own."""
+    run_all("apply", apply_to_partition, [(part, domains, persons) for part in done.parts])
+    work = Path(done.work)
+    return list(run_all("classify", classify_bucket, [(b, work, settings) for b in range(max(1, len(done.pairs)))]))
 
 
 def map_settings(ctx: RunContext) -> MapSettings:
@@ -603,16 +637,18 @@ def map_settings(ctx: RunContext) -> MapSettings:
     return MapSettings(ctx.request.preset, ctx.request.mapping, contacts.local_timezone, contacts.default_region)
 
 
-def with_partitions(ctx: RunContext) -> RunContext:
-    """The context as the stages up to ``stage_dedupe`` leave it, from the partitions they were applied to
-    (``apply_partitions``): the records gathered in input order."""
+def with_partitions(ctx: RunContext, classified: Sequence[Classified]) -> RunContext:
+    """The context as the stages up to ``stage_classify`` leave it, from the buckets classified on the
+    cluster (``apply_partitions``): the records gathered in input order, and their addresses."""
     done = ctx.partitions
     assert done is not None
     started = time.perf_counter()
-    ctx.read, ctx.contacts, ctx.presets = assemble(done.reads, done.parts, done.warnings)
+    ctx.read = read_result(done.reads, done.warnings)
+    ctx.presets = {p.source_file: p.preset for p in done.parts}
+    ctx.contacts, ctx.addresses = gather_classified(classified)
     ctx.partitions = None
     ctx.timings.update(done.timings)
-    ctx.timings["map"] += time.perf_counter() - started
+    ctx.timings["classify"] = ctx.timings.get("classify", 0.0) + time.perf_counter() - started
     return ctx
 
 

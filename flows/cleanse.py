@@ -22,11 +22,13 @@ from prefect.states import Completed
 
 from cleansing.errors import CleansingError, InternalError, TransientError
 from cleansing.partitions import (
+    Classified,
+    ClassifySettings,
     InputRead,
     MapSettings,
-    Partition,
     apply_to_partition,
     bucket_pairs,
+    classify_bucket,
     map_partition,
     read_input,
     work_folder,
@@ -43,6 +45,7 @@ from cleansing.pipeline import (
     partition_tables,
     prepare,
     run_stage,
+    stage_classify,
     stage_dedupe,
     stage_domains,
     with_partitions,
@@ -128,8 +131,9 @@ TASKS = [(name, _stage_task(name, stage)) for name, stage in STAGES]
 # of them, in the flow's process; shown when the partitions have what they found.
 ON_PARTITIONS = [("domains", _stage_task("domains", stage_domains, shown=False))]
 ON_PARTITIONS += [("dedupe", _stage_task("dedupe", stage_dedupe, shown=False))]
+ON_PARTITIONS += [("classify", _stage_task("classify", stage_classify, shown=False))]
 # The stages a run on a cluster does over partitions.
-PARTITION_LOCAL = ("read", "map", "validate", "domains", "dedupe")
+PARTITION_LOCAL = ("read", "map", "validate", "domains", "dedupe", "classify")
 
 
 def _partition_task(name: str, function: Callable[..., Any], retries: int = 0) -> Any:
@@ -147,6 +151,7 @@ PARTITION_TASKS = {
     map_partition: _partition_task("map-partition", map_partition),
     bucket_pairs: _partition_task("pair-bucket", bucket_pairs),
     apply_to_partition: _partition_task("apply-partition", apply_to_partition),
+    classify_bucket: _partition_task("classify-bucket", classify_bucket),
 }
 
 
@@ -181,11 +186,14 @@ def cleanse_partitions(
     return partition_local(sources, Path(work), partition_rows, settings, _run_tasks)
 
 
-@flow(name="cleanse-partitions-apply", persist_result=False, log_prints=False)
-def cleanse_partitions_apply(parts: list[Partition], domains: str, persons: str) -> list[Partition]:
-    """The domain check's and dedupe's tables (Parquet files in the work folder) applied to every partition
-    in tasks, on the Dask cluster the caller gives as task runner."""
-    return apply_partitions(parts, domains, persons, _run_tasks)
+@flow(name="cleanse-partitions-classify", persist_result=False, log_prints=False, validate_parameters=False)
+def cleanse_partitions_classify(
+    partitions: PartitionsDone, domains: str, persons: str, settings: ClassifySettings
+) -> list[Classified]:
+    """What the domain check, dedupe and classify found in the flow's process (Parquet files in the work
+    folder) applied to every partition in tasks, which send each record to its unit's bucket; then a task
+    per bucket classifies it; on the Dask cluster the caller gives as task runner."""
+    return apply_partitions(partitions, domains, persons, settings, _run_tasks)
 
 
 @contextlib.contextmanager
@@ -239,19 +247,18 @@ def _on_cluster(ctx: RunContext) -> RunContext:
             with masked_errors():
                 started = time.perf_counter()
                 assert ctx.partitions is not None
-                parts = cleanse_partitions_apply.with_options(task_runner=dask_runner(address))(
-                    ctx.partitions.parts, *partition_tables(ctx)
+                classified = cleanse_partitions_classify.with_options(task_runner=dask_runner(address))(
+                    ctx.partitions, *partition_tables(ctx)
                 )
-                ctx.partitions = dataclasses.replace(ctx.partitions, parts=parts)
-                ctx.timings["dedupe"] += time.perf_counter() - started
-                ctx = with_partitions(ctx)
+                ctx.timings["classify"] += time.perf_counter() - started
+                ctx = with_partitions(ctx, classified)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     get_run_logger().info(
-        "stages read, map, validate, domains, dedupe: %d rows on cluster %s", ctx.rows, ctx.request.cluster
+        "stages read, map, validate, domains, dedupe, classify: %d rows on cluster %s", ctx.rows, ctx.request.cluster
     )
     if terminal_progress:
-        for name in ("read", "map", "domains", "dedupe"):
+        for name in ("read", "map", "domains", "dedupe", "classify"):
             terminal_progress(name, ctx, ctx.timings[name])
     return ctx
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -29,6 +28,7 @@ from cleansing.pipeline import (
     partition_tables,
     prepare,
     run_stage,
+    stage_classify,
     stage_dedupe,
     stage_domains,
     with_partitions,
@@ -105,19 +105,20 @@ def partitioned(
     work = work_folder(Path(request.out_dir), ctx.run_id)
     done = partition_local(sources, work, rows, map_settings(ctx), _on(client), buckets)
     assert len(done.pairs) == (buckets or 1)
-    # The domain check and dedupe over the partitions, here; their tables applied by a task per partition.
+    # The domain check, dedupe and the units classify needs, over the partitions, here; a task per partition
+    # applies what they found and sends its records to their units' buckets; a task per bucket classifies.
     ctx.partitions = done
-    ctx = run_stage("domains", stage_domains, ctx)
-    ctx = run_stage("dedupe", stage_dedupe, ctx)
-    assert ctx.domain_table is not None and ctx.person_table is not None
+    for name, stage in (("domains", stage_domains), ("dedupe", stage_dedupe), ("classify", stage_classify)):
+        ctx = run_stage(name, stage, ctx)
+    assert ctx.person_table is not None
     assert ctx.rows == ctx.person_table.height == sum(part.rows for part in done.parts)
-    parts = apply_partitions(done.parts, *partition_tables(ctx), _on(client))
-    ctx.partitions = dataclasses.replace(done, parts=parts)
-    ctx = with_partitions(ctx)
+    classified = apply_partitions(done, *partition_tables(ctx), _on(client))
+    assert len(classified) == len(done.pairs)
+    ctx = with_partitions(ctx, classified)
     p = dedupe.prepare(ctx.contacts)
     shuffled, whole = dedupe.pairs_by_row(gather_pairs(done.pairs), p["_row"].to_numpy()), dedupe.candidate_pairs(p)
     assert np.array_equal(shuffled.left, whole.left) and np.array_equal(shuffled.right, whole.right)
-    return _decisions(ctx, judged=("classify",)), len(done.parts)
+    return _decisions(ctx, judged=()), len(done.parts)
 
 
 @pytest.fixture(scope="module")
@@ -245,12 +246,14 @@ def test_cleanse_run_on_a_local_cluster_publishes_the_decisions_of_one_process_a
         subflows = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["cleanse-partitions"])))
         assert subflows, "the partition stages run as a subflow"
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[f.id for f in subflows])))
-        apply = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["cleanse-partitions-apply"])))
-        assert apply, "what the domain check and dedupe found is applied to the partitions in a subflow"
+        apply = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["cleanse-partitions-classify"])))
+        assert apply, "the partitions are shuffled by unit and classified in a subflow"
         applied = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[apply[0].id])))
     names = [r.name.rsplit("-", 1)[0] for r in runs]
     assert names.count("read-input") >= 7 and names.count("map-partition") >= 11 and "pair-bucket" in names
-    assert [r.name.rsplit("-", 1)[0] for r in applied] == ["apply-partition"] * names.count("map-partition")
+    applied_names = [r.name.rsplit("-", 1)[0] for r in applied]
+    assert applied_names.count("apply-partition") == names.count("map-partition")
+    assert applied_names.count("classify-bucket") == names.count("pair-bucket")
 
 
 @pytest.mark.flow
@@ -375,3 +378,17 @@ def test_a_work_folder_a_killed_run_left_is_removed_by_the_next_run(tmp_path: Pa
     (work / WRITER_FILE).write_text(f"{socket.gethostname()} 999999999\n")  # a process that no longer runs
     assert remove_stale(tmp_path / "out") == [work.name]
     assert not work.exists()
+
+
+def test_records_linked_by_a_person_or_by_a_mailbox_two_persons_share_are_sent_to_one_bucket() -> None:
+    from cleansing.partitions import unit_buckets
+
+    persons = pl.Series(["p:1", "p:1", "p:2", "p:3", "p:4", "p:4", "p:5", "p:6"])
+    addresses = pl.Series(["a@x.se", "b@x.se", "b@x.se", "c@x.se", None, "d@x.se", "e@x.se", "e@x.se"])
+    for buckets in (1, 7, 1000):
+        b = unit_buckets(persons, addresses, buckets).to_list()
+        assert b[0] == b[1] == b[2] and b[4] == b[5] and b[6] == b[7]  # p:1 and p:2 share b@x.se
+        assert all(0 <= x < buckets for x in b)
+    # Units are spread: a thousand units of one record each do not all land in one of seven buckets.
+    many = pl.Series([f"p:{i}" for i in range(1000)])
+    assert unit_buckets(many, many.str.replace("p:", "a@"), 7).n_unique() == 7
