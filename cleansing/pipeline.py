@@ -275,7 +275,7 @@ def stage_classify(ctx: RunContext) -> RunContext:
             if suppression.height or requests.height
             else pl.repeat(None, len(addresses), dtype=pl.String, eager=True)
         )
-        buckets = unit_buckets(ctx.person_table["person_key"], addresses, max(1, len(ctx.partitions.pairs)))
+        buckets = unit_buckets(ctx.person_table["person_key"], addresses, unit_bucket_count(ctx.partitions))
         ctx.person_table = ctx.person_table.with_columns(hashes.alias("address_hash"), buckets)
         ctx.classify_inputs = (suppression, requests)
         return ctx
@@ -603,6 +603,11 @@ def partition_local(
     return PartitionsDone(reads, parts, pairs, warnings, timings, str(work))
 
 
+def unit_bucket_count(done: PartitionsDone) -> int:
+    """Buckets of the shuffle by unit: as many as of the shuffle by blocking key, for the same reason."""
+    return max(1, len(done.pairs))
+
+
 def partition_tables(ctx: RunContext) -> tuple[str, str, ClassifySettings]:
     """What the domain check, dedupe and classify found in the flow's process (``stage_domains``,
     ``stage_dedupe``, ``stage_classify`` on partitions) as files in the work folder, for the partition
@@ -623,13 +628,13 @@ def partition_tables(ctx: RunContext) -> tuple[str, str, ClassifySettings]:
 
 
 def apply_partitions(
-    done: PartitionsDone, domains: str, persons: str, settings: ClassifySettings, run_all: RunAll
+    parts: Sequence[Partition], buckets: int, domains: str, persons: str, settings: ClassifySettings, run_all: RunAll
 ) -> list[Classified]:
     """The tables of ``partition_tables`` applied to every partition in a task of its own, which sends each
-    record to the bucket of its unit; then each bucket classified in a task of its own."""
-    run_all("apply", apply_to_partition, [(part, domains, persons) for part in done.parts])
-    work = Path(done.work)
-    return list(run_all("classify", classify_bucket, [(b, work, settings) for b in range(max(1, len(done.pairs)))]))
+    record to the bucket of its unit (one of ``buckets``); then each bucket classified in a task of its own."""
+    run_all("apply", apply_to_partition, [(part, domains, persons) for part in parts])
+    work = Path(parts[0].path).parent
+    return list(run_all("classify", classify_bucket, [(b, work, settings) for b in range(buckets)]))
 
 
 def map_settings(ctx: RunContext) -> MapSettings:

@@ -26,6 +26,7 @@ from cleansing.partitions import (
     ClassifySettings,
     InputRead,
     MapSettings,
+    Partition,
     apply_to_partition,
     bucket_pairs,
     classify_bucket,
@@ -48,6 +49,7 @@ from cleansing.pipeline import (
     stage_classify,
     stage_dedupe,
     stage_domains,
+    unit_bucket_count,
     with_partitions,
 )
 from cleansing.preflight import local_workers
@@ -188,12 +190,12 @@ def cleanse_partitions(
 
 @flow(name="cleanse-partitions-classify", persist_result=False, log_prints=False, validate_parameters=False)
 def cleanse_partitions_classify(
-    partitions: PartitionsDone, domains: str, persons: str, settings: ClassifySettings
+    parts: list[Partition], buckets: int, domains: str, persons: str, settings: ClassifySettings
 ) -> list[Classified]:
     """What the domain check, dedupe and classify found in the flow's process (Parquet files in the work
     folder) applied to every partition in tasks, which send each record to its unit's bucket; then a task
     per bucket classifies it; on the Dask cluster the caller gives as task runner."""
-    return apply_partitions(partitions, domains, persons, settings, _run_tasks)
+    return apply_partitions(parts, buckets, domains, persons, settings, _run_tasks)
 
 
 @contextlib.contextmanager
@@ -247,11 +249,14 @@ def _on_cluster(ctx: RunContext) -> RunContext:
             with masked_errors():
                 started = time.perf_counter()
                 assert ctx.partitions is not None
+                parts, buckets = ctx.partitions.parts, unit_bucket_count(ctx.partitions)
                 classified = cleanse_partitions_classify.with_options(task_runner=dask_runner(address))(
-                    ctx.partitions, *partition_tables(ctx)
+                    parts, buckets, *partition_tables(ctx)
                 )
                 ctx.timings["classify"] += time.perf_counter() - started
-                ctx = with_partitions(ctx, classified)
+        # Gathered once a local cluster is closed: its workers' memory is given back first.
+        with masked_errors():
+            ctx = with_partitions(ctx, classified)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     get_run_logger().info(

@@ -31,6 +31,7 @@ from cleansing.pipeline import (
     stage_classify,
     stage_dedupe,
     stage_domains,
+    unit_bucket_count,
     with_partitions,
 )
 from cleansing.write import decisions_frame
@@ -112,7 +113,7 @@ def partitioned(
         ctx = run_stage(name, stage, ctx)
     assert ctx.person_table is not None
     assert ctx.rows == ctx.person_table.height == sum(part.rows for part in done.parts)
-    classified = apply_partitions(done, *partition_tables(ctx), _on(client))
+    classified = apply_partitions(done.parts, unit_bucket_count(done), *partition_tables(ctx), _on(client))
     assert len(classified) == len(done.pairs)
     ctx = with_partitions(ctx, classified)
     p = dedupe.prepare(ctx.contacts)
