@@ -19,7 +19,7 @@ import ipaddress
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import disposable_email_domains
 import polars as pl
@@ -277,20 +277,12 @@ DOMAIN_TABLE = {
 }
 
 
-def check_domains(
-    contacts: pl.DataFrame,
-    policy: DomainPolicy,
-    resolver: Resolver | None,
-    cache: DomainCache | None = None,
-    now: dt.datetime | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    progress: Callable[[int], None] | None = None,
-    unreachable_raises: bool = False,
-) -> tuple[pl.DataFrame, DnsHealth]:
+def check_domains(contacts: pl.DataFrame, *args: Any, **options: Any) -> tuple[pl.DataFrame, DnsHealth]:
     """Add ``mx_status``, ``disposable`` and ``suggested_email`` per record, and the domain flags:
-    ``judge_domains`` on the records' distinct domains, then ``apply_domains``."""
+    ``judge_domains`` (with ``args`` and ``options``) on the records' distinct domains, then
+    ``apply_domains``."""
     domains = contacts["email_domain"].drop_nulls().unique().sort().to_list()
-    table, dns = judge_domains(domains, policy, resolver, cache, now, concurrency, progress, unreachable_raises)
+    table, dns = judge_domains(domains, *args, **options)
     return apply_domains(contacts, table), dns
 
 

@@ -23,7 +23,7 @@ import polars as pl
 from . import __version__
 from .classify import classify, evidence_at, suppression_entries
 from .dedupe import persons_and_review
-from .domains import DnsHealth, apply_domains, judge_domains
+from .domains import DnsHealth, check_domains, judge_domains
 from .errors import ConfigError, file_error
 from .mapping import empty_contacts, load_mapping, map_tables
 from .partitions import (
@@ -151,21 +151,17 @@ def stage_validate(ctx: RunContext) -> RunContext:
 def stage_domains(ctx: RunContext) -> RunContext:
     """The domain check. On a cluster, before the partitions are gathered, only the distinct domains of
     every partition are checked, here; the partition tasks apply the result (``apply_partitions``)."""
-    resolver = DnsResolver(ctx.request.dns_servers) if ctx.request.check_mx else None
-    check = functools.partial(
-        judge_domains,
-        policy=ctx.policy.policy.domains,
-        resolver=resolver,
-        cache=ctx.state,
+    options: dict[str, Any] = {
+        "policy": ctx.policy.policy.domains,
+        "resolver": DnsResolver(ctx.request.dns_servers) if ctx.request.check_mx else None,
+        "cache": ctx.state,
         # A resolver that answers nothing at all may be back in a moment: worth a retry while one is left.
-        unreachable_raises=not ctx.final_attempt,
-    )
+        "unreachable_raises": not ctx.final_attempt,
+    }
     if ctx.partitions is not None:
-        ctx.domain_table, ctx.dns = check(distinct_domains(ctx.partitions.parts))
-        return ctx
-    domains = ctx.contacts["email_domain"].drop_nulls().unique().sort().to_list()
-    table, ctx.dns = check(domains)
-    ctx.contacts = apply_domains(ctx.contacts, table)
+        ctx.domain_table, ctx.dns = judge_domains(distinct_domains(ctx.partitions.parts), **options)
+    else:
+        ctx.contacts, ctx.dns = check_domains(ctx.contacts, **options)
     return ctx
 
 
