@@ -119,9 +119,7 @@ def run_cli(files: list[Path], out: Path, extra: Sequence[str] = ()) -> tuple[fl
     """``cleanse run --no-mx`` as a process of its own: its wall time and the peak of the memory of it and
     every process it starts (the temporary Prefect server, a Dask cluster), summed, in MB."""
     command = [
-        sys.executable,
-        "-m",
-        "flows.cli",
+        str(Path(sys.executable).with_name("cleanse")),  # the installed command, as a user runs it
         "run",
         *map(str, files),
         "--no-mx",
@@ -134,7 +132,7 @@ def run_cli(files: list[Path], out: Path, extra: Sequence[str] = ()) -> tuple[fl
         *extra,
     ]
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1])
+    process = subprocess.Popen(command, cwd=out.parent)
     peak = 0.0
     while process.poll() is None:
         peak = max(peak, _tree_rss_mb(process.pid))
