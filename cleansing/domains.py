@@ -281,8 +281,7 @@ def check_domains(contacts: pl.DataFrame, *args: Any, **options: Any) -> tuple[p
     """Add ``mx_status``, ``disposable`` and ``suggested_email`` per record, and the domain flags:
     ``judge_domains`` (with ``args`` and ``options``) on the records' distinct domains, then
     ``apply_domains``."""
-    domains = contacts["email_domain"].drop_nulls().unique().sort().to_list()
-    table, dns = judge_domains(domains, *args, **options)
+    table, dns = judge_domains(contacts["email_domain"].drop_nulls().unique().to_list(), *args, **options)
     return apply_domains(contacts, table), dns
 
 
@@ -296,8 +295,9 @@ def judge_domains(
     progress: Callable[[int], None] | None = None,
     unreachable_raises: bool = False,
 ) -> tuple[pl.DataFrame, DnsHealth]:
-    """The domain check of distinct ``domains``, one row per domain (``DOMAIN_TABLE``): whether it is
-    disposable or a known typo, its ``mx_status`` and the domain an address there was likely meant for.
+    """The domain check of ``domains`` (in any order), one row per distinct domain (``DOMAIN_TABLE``,
+    sorted by domain): whether it is disposable or a known typo, its ``mx_status`` and the domain an
+    address there was likely meant for.
 
     With ``resolver=None`` (``--no-mx``) or ``check_mx = false`` the lookups are skipped and every
     domain is ``not_checked``; disposable domains and known typos need no DNS.

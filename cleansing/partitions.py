@@ -204,7 +204,7 @@ def distinct_domains(parts: Sequence[Partition]) -> list[str]:
     if not parts:
         return []
     domains = pl.scan_parquet([part.path for part in parts]).select(pl.col("email_domain").drop_nulls().unique())
-    return domains.collect()["email_domain"].sort().to_list()
+    return domains.collect()["email_domain"].to_list()
 
 
 def gather_columns(parts: Sequence[Partition], columns: Sequence[str]) -> pl.DataFrame:
@@ -229,9 +229,12 @@ def apply_to_partition(part: Partition, domains: str, persons: str) -> Shuffled:
     carries the records' columns."""
     frame = apply_domains(pl.read_parquet(part.path), pl.read_parquet(domains))
     rows = pl.scan_parquet(persons)
-    if frame.height:
-        rows = rows.filter(pl.col("_row").is_between(frame["_row"].min(), frame["_row"].max()))
-    frame = look_up(frame, rows.collect() if frame.height else rows.head(0).collect(), "_row")
+    rows = (
+        rows.filter(pl.col("_row").is_between(frame["_row"].min(), frame["_row"].max()))
+        if frame.height
+        else rows.head(0)
+    )
+    frame = look_up(frame, rows.collect(), "_row")
     work, number = Path(part.path).parent, Path(part.path).stem.removeprefix("part-")
     pieces = frame.group_by("_bucket") if frame.height else [((0,), frame)]
     for (bucket,), piece in pieces:
@@ -328,9 +331,8 @@ def read_result(reads: Sequence[InputRead], warnings: Sequence[str]) -> ReadResu
 
 def gather_classified(buckets: Sequence[Classified]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Every bucket's classified records, in input order, and their addresses."""
-    done = [b for b in buckets if b.path is not None and b.addresses is not None]
-    records = pl.concat([pl.read_parquet(b.path) for b in done if b.path]).sort("_row")
-    return records, pl.concat([pl.read_parquet(b.addresses) for b in done if b.addresses])
+    records = pl.concat([pl.read_parquet(b.path) for b in buckets if b.path]).sort("_row")
+    return records, pl.concat([pl.read_parquet(b.addresses) for b in buckets if b.addresses])
 
 
 def gather_pairs(buckets: Sequence[PairBucket]) -> pl.Series:

@@ -129,8 +129,8 @@ def _task(name: str, retries: int) -> Any:
 
 
 TASKS = [(name, _stage_task(name, stage)) for name, stage in STAGES]
-# On a cluster, the domain check of the partitions' distinct domains and dedupe over the columns it reads
-# of them, in the flow's process; shown when the partitions have what they found.
+# On a cluster, the domain check of the partitions' distinct domains, dedupe over the columns it reads of
+# them and the units classify needs, in the flow's process; shown once the partitions are classified.
 ON_PARTITIONS = [("domains", _stage_task("domains", stage_domains, shown=False))]
 ON_PARTITIONS += [("dedupe", _stage_task("dedupe", stage_dedupe, shown=False))]
 ON_PARTITIONS += [("classify", _stage_task("classify", stage_classify, shown=False))]
@@ -259,11 +259,10 @@ def _on_cluster(ctx: RunContext) -> RunContext:
             ctx = with_partitions(ctx, classified)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    get_run_logger().info(
-        "stages read, map, validate, domains, dedupe, classify: %d rows on cluster %s", ctx.rows, ctx.request.cluster
-    )
+    done = [name for name in PARTITION_LOCAL if name in ctx.timings]  # validate is timed with map
+    get_run_logger().info("stages %s: %d rows on cluster %s", ", ".join(done), ctx.rows, ctx.request.cluster)
     if terminal_progress:
-        for name in ("read", "map", "domains", "dedupe", "classify"):
+        for name in done:
             terminal_progress(name, ctx, ctx.timings[name])
     return ctx
 
