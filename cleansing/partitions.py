@@ -30,7 +30,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .classify import classify
+from .classify import classify, suppression_entries
 from .dedupe import block_pairs, blocking_rows, components
 from .dedupe import prepare as prepare_for_dedupe
 from .domains import apply_domains
@@ -39,7 +39,7 @@ from .mapping import load_mapping, map_table
 from .policy import Policy
 from .read import InputFile, InputUnit, RawTable, ReadResult, read_unit
 from .validate import validate
-from .write import TMP_PREFIX, WRITER_FILE
+from .write import PARTITIONS, TMP_PREFIX, WRITER_FILE, by_class
 
 BYTES_PER_ROW = 100  # an export's size per contact, to plan partitions before anything is read
 MAX_PARTITION_ROWS = 250_000  # about 0.75 GB in a worker through map and validate
@@ -257,31 +257,36 @@ class ClassifySettings:
 
 @dataclass(frozen=True)
 class Classified:
-    """One bucket's records as classify leaves them and its addresses (Parquet files; None: no records)."""
+    """One bucket's records as classify leaves them, a Parquet file per class (``PARTITIONS``) in input
+    order, and the objections its addresses add to the suppression list (``suppression_entries``); no
+    files for a bucket without records."""
 
-    path: str | None
-    addresses: str | None
+    paths: dict[str, str]
+    objections: str | None
     rows: int
 
 
 def classify_bucket(bucket: int, work: Path, settings: ClassifySettings) -> Classified:
-    """Classify the records of one bucket of the shuffle by unit: a unit (records linked by a person or by
-    an address) lies wholly in one bucket, so each record is judged with everything it is judged with in
-    one process."""
+    """Classify the records of one bucket of the shuffle by unit: a unit
+    (records linked by a person or by an address) lies wholly in one bucket, so each record is judged with
+    everything it is judged with in one process."""
     files = sorted(work.glob(f"unit-{bucket:05d}-*.parquet"))
     if not files:
-        return Classified(None, None, 0)
+        return Classified({}, None, 0)
     records = pl.concat([pl.read_parquet(f) for f in files]).sort("_row")
     suppression, requests = pl.read_parquet(settings.suppression), pl.read_parquet(settings.requests)
     out, addresses = classify(
         records, settings.policy, settings.as_of, suppression, settings.dns_healthy, requests=requests
     )
-    path, merged = work / f"classified-{bucket:05d}.parquet", work / f"addresses-{bucket:05d}.parquet"
-    out.write_parquet(path)
-    addresses.write_parquet(merged)
+    paths = {}
+    for name, lazy in by_class(out).items():
+        paths[name] = str(work / f"classified-{bucket:05d}-{name}.parquet")
+        lazy.collect().write_parquet(paths[name])
+    objections = work / f"objections-{bucket:05d}.parquet"
+    suppression_entries(addresses).write_parquet(objections)
     for file in files:
         file.unlink()
-    return Classified(str(path), str(merged), out.height)
+    return Classified(paths, str(objections), out.height)
 
 
 def unit_buckets(person_key: pl.Series, address_key: pl.Series, buckets: int) -> pl.Series:
@@ -329,10 +334,14 @@ def read_result(reads: Sequence[InputRead], warnings: Sequence[str]) -> ReadResu
     return read
 
 
-def gather_classified(buckets: Sequence[Classified]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Every bucket's classified records, in input order, and their addresses."""
-    records = pl.concat([pl.read_parquet(b.path) for b in buckets if b.path]).sort("_row")
-    return records, pl.concat([pl.read_parquet(b.addresses) for b in buckets if b.addresses])
+def classified_records(buckets: Sequence[Classified]) -> dict[str, pl.LazyFrame]:
+    """Each class's records of every classified bucket, read as they are streamed."""
+    return {name: pl.scan_parquet([b.paths[name] for b in buckets if b.paths]) for name in PARTITIONS}
+
+
+def gather_objections(buckets: Sequence[Classified]) -> pl.DataFrame:
+    """The objections of every classified bucket, by address key."""
+    return pl.concat([pl.read_parquet(b.objections) for b in buckets if b.objections]).sort("address_key")
 
 
 def gather_pairs(buckets: Sequence[PairBucket]) -> pl.Series:

@@ -36,11 +36,12 @@ from .partitions import (
     apply_to_partition,
     bucket_count,
     bucket_pairs,
+    classified_records,
     classify_bucket,
     default_partition_rows,
     distinct_domains,
-    gather_classified,
     gather_columns,
+    gather_objections,
     gather_pairs,
     map_jobs,
     map_partition,
@@ -67,6 +68,7 @@ from .validate import validate
 from .write import (
     FIELD_CATEGORIES,
     Rewrite,
+    by_class,
     guard_formulas,
     mask_email,
     new_run_id,
@@ -87,7 +89,8 @@ class RunContext:
     read: ReadResult = field(default_factory=ReadResult)
     presets: dict[str, str] = field(default_factory=dict)
     contacts: pl.DataFrame = field(default_factory=empty_contacts)
-    addresses: pl.DataFrame | None = None
+    # The addresses whose records object (opt-out, erasure) and the list does not yet hold as strictly.
+    objections: pl.DataFrame | None = None
     review: pl.DataFrame | None = None  # dedupe's review list (review_table), written as review.csv
     review_counts: dict[str, int] = field(default_factory=dict)
     persons: PersonIds | None = None  # lasting person ids: each record's, and what the state must record
@@ -100,6 +103,8 @@ class RunContext:
     # and the bucket of its unit), and the state's suppression list and requests, for the partition tasks.
     person_table: pl.DataFrame | None = None
     classify_inputs: tuple[pl.DataFrame, pl.DataFrame] | None = None
+    # On a cluster, once classified: the buckets' files of judged records, which the write stage streams.
+    classified: list[Classified] | None = None
     timings: dict[str, float] = field(default_factory=dict)
     run_dir: Path | None = None
     counts: dict[str, int] = field(default_factory=dict)
@@ -109,9 +114,20 @@ class RunContext:
 
     @property
     def rows(self) -> int:
-        if self.partitions is not None:  # not gathered yet
+        if self.partitions is not None:  # on a cluster, not classified yet
             return sum(part.rows for part in self.partitions.parts)
+        if self.classified is not None:
+            return sum(bucket.rows for bucket in self.classified)
         return self.contacts.height
+
+    def judged(self) -> dict[str, pl.LazyFrame]:
+        """Each class's judged records, in input order: of those in memory, or on a cluster of the
+        classified buckets' files, bucket by bucket."""
+        return by_class(self.contacts) if self.classified is None else classified_records(self.classified)
+
+    def records(self) -> pl.LazyFrame:
+        """Every judged record, in no particular order."""
+        return self.contacts.lazy() if self.classified is None else pl.concat(list(self.judged().values()))
 
 
 def prepare(request: RunRequest) -> RunContext:
@@ -265,13 +281,13 @@ def stage_classify(ctx: RunContext) -> RunContext:
     suppression, requests = ctx.state.suppression(), ctx.state.requests()
     if ctx.partitions is not None:
         assert ctx.person_table is not None
-        addresses = gather_columns(ctx.partitions.parts, ["address_key"])["address_key"]
+        keys = gather_columns(ctx.partitions.parts, ["address_key"])["address_key"]
         hashes = (
-            hash_keys(addresses, ctx.state.hmac_key())
+            hash_keys(keys, ctx.state.hmac_key())
             if suppression.height or requests.height
-            else pl.repeat(None, len(addresses), dtype=pl.String, eager=True)
+            else pl.repeat(None, len(keys), dtype=pl.String, eager=True)
         )
-        buckets = unit_buckets(ctx.person_table["person_key"], addresses, unit_bucket_count(ctx.partitions))
+        buckets = unit_buckets(ctx.person_table["person_key"], keys, unit_bucket_count(ctx.partitions))
         ctx.person_table = ctx.person_table.with_columns(hashes.alias("address_hash"), buckets)
         ctx.classify_inputs = (suppression, requests)
         return ctx
@@ -280,9 +296,10 @@ def stage_classify(ctx: RunContext) -> RunContext:
         contacts = ctx.contacts.with_columns(hashes.alias("address_hash"))
     else:
         contacts = ctx.contacts.with_columns(pl.lit(None, pl.String).alias("address_hash"))
-    ctx.contacts, ctx.addresses = classify(
+    ctx.contacts, addresses = classify(
         contacts, ctx.policy.policy, ctx.as_of, suppression, ctx.dns.healthy, requests=requests
     )
+    ctx.objections = suppression_entries(addresses)
     return ctx
 
 
@@ -290,7 +307,7 @@ def spreadsheets(ctx: RunContext) -> bool:
     """Whether this run writes keep/reconfirm/discard.xlsx (policy ``[output]``)."""
     output = ctx.policy.policy.output
     if output.spreadsheets == "auto":
-        return ctx.contacts.height <= output.spreadsheet_max_records
+        return ctx.rows <= output.spreadsheet_max_records
     return output.spreadsheets == "always"
 
 
@@ -374,13 +391,13 @@ def stage_write(ctx: RunContext) -> RunContext:
             "purged": [run["run_id"] for run in plan],  # once this run is published
         }
         manifest["processing"] = {
-            "fields_by_source": fields_by_source(ctx.contacts),
+            "fields_by_source": fields_by_source(ctx.records()),
             "run_folder": str((out_dir / ctx.run_id).resolve()),
             "objections_listed": len(entries),
         }
         write_json(folder / "manifest.json", manifest)
         report = build_report(
-            ctx.contacts.select(RECORD_COLUMNS), decisions, ctx.read.quarantine, manifest, ctx.policy.policy
+            ctx.records().select(RECORD_COLUMNS), decisions, ctx.read.quarantine, manifest, ctx.policy.policy
         )
         write_json(folder / "report.json", report)
         if ctx.review is not None:
@@ -402,18 +419,17 @@ def stage_write(ctx: RunContext) -> RunContext:
         runs = ctx.state.runs()  # read once the lock is held: the runs published before this one
         plan = plan_purge(runs, retention, now)
         entries: list[tuple[str, dt.datetime | None]] = []
-        if ctx.addresses is not None:
-            objections = suppression_entries(ctx.addresses)
-            if objections.height:
-                # Classify hashed every address when the list was not empty; otherwise they are hashed here.
-                hashes = objections["address_hash"]
-                if hashes.null_count():
-                    hashes = hash_keys(objections["address_key"], ctx.state.hmac_key())
-                entries = list(zip(hashes.to_list(), objections["objection_at"].to_list(), strict=True))
+        objections = ctx.objections
+        if objections is not None and objections.height:
+            # Classify hashed every address when the list was not empty; otherwise they are hashed here.
+            hashes = objections["address_hash"]
+            if hashes.null_count():
+                hashes = hash_keys(objections["address_key"], ctx.state.hmac_key())
+            entries = list(zip(hashes.to_list(), objections["objection_at"].to_list(), strict=True))
         try:
             remove_stale(out_dir)
             tmp, counts = stage_folder(
-                out_dir, ctx.run_id, ctx.contacts, ctx.read.quarantine, ctx.read.rows_in, extra, spreadsheets(ctx)
+                out_dir, ctx.run_id, ctx.judged(), ctx.read.quarantine, ctx.read.rows_in, extra, spreadsheets(ctx)
             )
         except OSError as exc:
             raise file_error(exc, out_dir, "writing the run folder") from exc
@@ -440,19 +456,22 @@ def stage_write(ctx: RunContext) -> RunContext:
     return ctx
 
 
-def fields_by_source(contacts: pl.DataFrame) -> dict[str, dict[str, list[str]]]:
+def fields_by_source(contacts: pl.DataFrame | pl.LazyFrame) -> dict[str, dict[str, list[str]]]:
     """Per source file, the canonical fields that hold a value in any of its records, by category."""
-    fields = [f for names in FIELD_CATEGORIES.values() for f in names if f in contacts.columns]
+    schema = contacts.collect_schema()
+    fields = [f for names in FIELD_CATEGORIES.values() for f in names if f in schema]
 
     def held(name: str) -> pl.Expr:
         column = pl.col(name)
-        if isinstance(contacts.schema[name], pl.List):
+        if isinstance(schema[name], pl.List):
             return (column.list.len() > 0).any()
-        if contacts.schema[name] == pl.Boolean:
+        if schema[name] == pl.Boolean:
             return column.fill_null(False).any()
         return column.is_not_null().any()
 
-    present = contacts.group_by("source_file").agg(held(f).alias(f) for f in fields).sort("source_file")
+    present = (
+        contacts.lazy().group_by("source_file").agg(held(f).alias(f) for f in fields).sort("source_file").collect()
+    )
     return {
         row["source_file"]: {category: [f for f in names if row.get(f)] for category, names in FIELD_CATEGORIES.items()}
         for row in present.iter_rows(named=True)
@@ -640,16 +659,15 @@ def map_settings(ctx: RunContext) -> MapSettings:
 
 def with_partitions(ctx: RunContext, classified: Sequence[Classified]) -> RunContext:
     """The context as the stages up to ``stage_classify`` leave it, from the buckets classified on the
-    cluster (``apply_partitions``): the records gathered in input order, and their addresses."""
+    cluster (``apply_partitions``): their files of judged records, which the write stage streams, and their
+    objections."""
     done = ctx.partitions
     assert done is not None
-    started = time.perf_counter()
     ctx.read = read_result(done.reads, done.warnings)
     ctx.presets = {p.source_file: p.preset for p in done.parts}
-    ctx.contacts, ctx.addresses = gather_classified(classified)
+    ctx.classified, ctx.objections = list(classified), gather_objections(classified)
     ctx.partitions = None
     ctx.timings.update(done.timings)
-    ctx.timings["classify"] = ctx.timings.get("classify", 0.0) + time.perf_counter() - started
     return ctx
 
 

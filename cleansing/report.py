@@ -58,7 +58,11 @@ def rule_table(policy: Policy) -> list[dict[str, str]]:
 
 
 def build_report(
-    records: pl.DataFrame, decisions: pl.DataFrame, quarantine: pl.DataFrame, meta: dict[str, Any], policy: Policy
+    records: pl.DataFrame | pl.LazyFrame,
+    decisions: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    meta: dict[str, Any],
+    policy: Policy,
 ) -> dict[str, Any]:
     """Every number of the report. ``meta`` is the run's manifest (run id, inputs, policy, DNS, previous run)."""
     as_of = dt.date.fromisoformat(meta["as_of"])
@@ -137,16 +141,17 @@ def _by_source(decisions: pl.DataFrame, presets: dict[str, str]) -> list[dict[st
     return sorted(by_source, key=lambda s: s["source_file"])
 
 
-def _record_queries(records: pl.DataFrame, as_of: dt.date, policy: Policy) -> dict[str, pl.DataFrame]:
+def _record_queries(records: pl.DataFrame | pl.LazyFrame, as_of: dt.date, policy: Policy) -> dict[str, pl.DataFrame]:
     """Every query over the records at once, in parallel, each reading the frame once."""
     evidence = evidence_at()
     lazy = records.lazy()
     months = ((pl.lit(as_of) - evidence.dt.date()).dt.total_days() / 30.44).alias("months")
     domain = pl.col("email_normalized").str.extract(r"@([^@]*)$")
+    # The file of each cluster's survivor, whatever order the records come in (ids may repeat across files).
     survivor_files = (
         lazy.filter(pl.col("class").is_in([Klass.KEEP.value, Klass.RECONFIRM.value]))
-        .select(pl.col("record_id").alias("survivor_id"), pl.col("source_file").alias("survivor_file"))
-        .unique("survivor_id", keep="first", maintain_order=True)
+        .group_by("cluster_id", pl.col("record_id").alias("survivor_id"))
+        .agg(pl.col("source_file").min().alias("survivor_file"))
     )
     queries = {
         "ages": lazy.filter(pl.col("reason") != Reason.DUPLICATE.value)
@@ -170,7 +175,7 @@ def _record_queries(records: pl.DataFrame, as_of: dt.date, policy: Policy) -> di
         "discarded": lazy.filter(pl.col("reason").is_in(DOMAIN_REASONS) & pl.col("email_normalized").is_not_null())
         .group_by(domain.alias("domain"), "reason")
         .len()
-        .sort(["len", "domain"], descending=[True, False])
+        .sort(["len", "domain", "reason"], descending=[True, False, False])
         .head(10),
         "typos": lazy.filter(pl.col("suggested_email").is_not_null())
         .group_by(domain.alias("domain"), pl.col("suggested_email").str.extract(r"@([^@]*)$").alias("suggested"))
@@ -178,7 +183,7 @@ def _record_queries(records: pl.DataFrame, as_of: dt.date, policy: Policy) -> di
             pl.len().alias("records"),
             *[(pl.col("class") == k).sum().alias(k) for k in (Klass.KEEP, Klass.RECONFIRM, Klass.DISCARD)],
         )
-        .sort(["records", "domain"], descending=[True, False]),
+        .sort(["records", "domain", "suggested"], descending=[True, False, False]),
         "statuses": lazy.group_by("mx_status").len().sort("mx_status"),
         "sizes": lazy.filter(pl.col("cluster_id").is_not_null())
         .group_by("cluster_id")
@@ -187,10 +192,10 @@ def _record_queries(records: pl.DataFrame, as_of: dt.date, policy: Policy) -> di
         .len()
         .sort("size"),
         "pairs": lazy.filter(pl.col("reason") == Reason.DUPLICATE.value)
-        .join(survivor_files, on="survivor_id", how="left")
+        .join(survivor_files, on=["cluster_id", "survivor_id"], how="left")
         .group_by("source_file", "survivor_file")
         .len()
-        .sort(["len", "source_file"], descending=[True, False]),
+        .sort(["len", "source_file", "survivor_file"], descending=[True, False, False]),
     }
     return dict(zip(queries, pl.collect_all(list(queries.values())), strict=True))
 

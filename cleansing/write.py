@@ -15,8 +15,9 @@ import secrets
 import shutil
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 
@@ -93,6 +94,7 @@ TMP_PREFIX = ".tmp-"
 # A run writes its temporary folder within minutes; one untouched for this long was left by a killed run.
 STALE_AFTER_S = 6 * 3600.0
 WRITER_FILE = ".writer"  # host and pid of the process writing a temporary run folder
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -114,13 +116,14 @@ def reason_text(reason: pl.Expr) -> pl.Expr:
     return reason.replace_strict(words, default=None, return_dtype=pl.String).alias("reason_text")
 
 
-def guard_formulas(frame: pl.DataFrame) -> pl.DataFrame:
+def guard_formulas(frame: Frame) -> Frame:
     """Prefix ``'`` to text cells a spreadsheet would treat as a formula; a plain number is left as it is."""
-    text = [c for c, t in frame.schema.items() if t == pl.String]
-    if not text or frame.height == 0:
+    text = [c for c, t in frame.collect_schema().items() if t == pl.String]
+    if not text:
         return frame
     # Only columns with a cell that starts like a formula are rewritten (most have none).
-    starts = frame.select(pl.col(c).str.contains(FORMULA_START).any() for c in text).row(0)
+    found = frame.select(pl.col(c).str.contains(FORMULA_START).any() for c in text)
+    starts = (found.collect() if isinstance(found, pl.LazyFrame) else found).row(0)
     return frame.with_columns(
         pl.when((pl.col(c).str.contains(FORMULA_START) & ~pl.col(c).str.contains(PLAIN_NUMBER)).fill_null(False))
         .then(pl.concat_str([pl.lit("'"), pl.col(c)]))
@@ -131,10 +134,10 @@ def guard_formulas(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _flat(frame: pl.DataFrame) -> pl.DataFrame:
+def _flat(frame: Frame) -> Frame:
     """Lists joined with ``;`` and times in ISO 8601, for CSV."""
     out = []
-    for name, dtype in frame.schema.items():
+    for name, dtype in frame.collect_schema().items():
         if isinstance(dtype, pl.List):
             out.append(pl.col(name).list.join(";").alias(name))
         elif isinstance(dtype, pl.Datetime):
@@ -173,20 +176,24 @@ def write_xlsx(frame: pl.DataFrame, path: Path, sheet: str | None = None, sheet_
     workbook.close()
 
 
-def decisions_frame(records: pl.DataFrame, quarantine: pl.DataFrame) -> pl.DataFrame:
+def decisions_frame(records: pl.DataFrame | pl.LazyFrame, quarantine: pl.DataFrame) -> pl.DataFrame:
     """One row per input row, quarantine included."""
-    judged = records.select(
-        "source_file",
-        "source_row",
-        "record_id",
-        "class",
-        "reason",
-        pl.col("flags").list.join(";").alias("flags"),
-        "cluster_id",
-        "person_id",
-        "survivor_id",
-        "mx_status",
-        mask_email(pl.col("email")).alias("email_masked"),
+    judged = (
+        records.lazy()
+        .select(
+            "source_file",
+            "source_row",
+            "record_id",
+            "class",
+            "reason",
+            pl.col("flags").list.join(";").alias("flags"),
+            "cluster_id",
+            "person_id",
+            "survivor_id",
+            "mx_status",
+            mask_email(pl.col("email")).alias("email_masked"),
+        )
+        .collect()
     )
     quarantined = quarantine.select(
         "source_file",
@@ -248,10 +255,16 @@ def _owner_only(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
+def by_class(records: pl.DataFrame) -> dict[str, pl.LazyFrame]:
+    """Each class's records (``PARTITIONS``) of the judged records in memory, in input order."""
+    ordered = (records if records["_row"].is_sorted() else records.sort("_row")).lazy()
+    return {name: ordered.filter(pl.col("class") == name) for name in PARTITIONS}
+
+
 def stage_folder(
     out_dir: Path,
     run_id: str,
-    records: pl.DataFrame,
+    classes: Mapping[str, pl.LazyFrame],
     quarantine: pl.DataFrame,
     rows_in: int,
     extra: Callable[[Path, dict[str, int], pl.DataFrame], None],
@@ -259,9 +272,10 @@ def stage_folder(
 ) -> tuple[Path, dict[str, int]]:
     """Write every file of the run folder into ``OUT/.tmp-<run_id>`` (owner-only) and check conservation.
 
-    ``extra(tmp_dir, counts, decisions)`` writes the manifest and the report into the same folder; with
-    ``spreadsheets`` keep, reconfirm and discard are also written as ``.xlsx``. On any error the temporary
-    folder is removed. Nothing is visible under the run's name yet.
+    ``classes``: each class's judged records (``PARTITIONS``, see ``by_class``), which are streamed into
+    their files, never held whole. ``extra(tmp_dir, counts, decisions)`` writes the manifest and the report
+    into the same folder; with ``spreadsheets`` keep, reconfirm and discard are also written as ``.xlsx``.
+    On any error the temporary folder is removed. Nothing is visible under the run's name yet.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f"{TMP_PREFIX}{run_id}"
@@ -278,26 +292,24 @@ def stage_folder(
             .otherwise(pl.lit("ask"))
             .alias("action")
         )
-        ordered = (records if records["_row"].is_sorted() else records.sort("_row")).lazy()
-        ordered = ordered.with_columns(reason_text(pl.col("reason")), action)
-        partitions = {name: ordered.filter(pl.col("class") == name).select(PARTITION_COLUMNS) for name in PARTITIONS}
+        partitions = {
+            name: classes[name].with_columns(reason_text(pl.col("reason")), action).select(PARTITION_COLUMNS)
+            for name in PARTITIONS
+        }
         partitions[Klass.QUARANTINE.value] = quarantine.lazy().with_columns(
             pl.lit(Reason.UNREADABLE_ROW.value).alias("reason"), reason_text(pl.lit(Reason.UNREADABLE_ROW.value))
         )
-        decisions = decisions_frame(records, quarantine)
+        decisions = decisions_frame(pl.concat([classes[name] for name in PARTITIONS]), quarantine)
         Decisions.validate(decisions)
         decisions.write_parquet(tmp / "decisions.parquet")
-        # A partition at a time, in every format, and let go before the next: one partition's copy of the
-        # records is held at a time.
+        # A partition at a time, in every format, each streamed from the records into its file.
         written = {}
         for name, lazy in partitions.items():
-            frame = lazy.collect()
-            written[name] = frame.height
-            frame.write_parquet(tmp / f"{name}.parquet")
-            guard_formulas(_flat(frame)).write_csv(tmp / f"{name}.csv")
+            lazy.sink_parquet(tmp / f"{name}.parquet")
+            written[name] = pl.scan_parquet(tmp / f"{name}.parquet").select(pl.len()).collect().item()
+            guard_formulas(_flat(lazy)).sink_csv(tmp / f"{name}.csv")
             if spreadsheets and name in PARTITIONS:
-                write_xlsx(frame, tmp / f"{name}.xlsx")
-            del frame
+                write_xlsx(lazy.collect(), tmp / f"{name}.xlsx")
         counts = check_conservation(rows_in, decisions, written)
         extra(tmp, counts, decisions)
         (tmp / WRITER_FILE).unlink()

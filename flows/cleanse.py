@@ -225,40 +225,33 @@ def dask_runner(address: str) -> Any:
     return DaskTaskRunner(address=address)
 
 
-def _on_cluster(ctx: RunContext) -> RunContext:
-    """The partition-local stages on the run's cluster; their partitions live in a work folder that is
-    removed when they are gathered, whatever happens."""
+def _on_cluster(ctx: RunContext, work: Path) -> RunContext:
+    """The stages up to classify over partitions on the run's cluster, which live in the ``work`` folder."""
     assert ctx.request.cluster is not None
-    work = work_folder(Path(ctx.request.out_dir), ctx.run_id)
-    try:
-        with dask_cluster(ctx.request.cluster) as address:
-            with masked_errors():
-                settings = map_settings(ctx)
-                ctx.partitions = cleanse_partitions.with_options(task_runner=dask_runner(address))(
-                    # Absolute, so that workers on other machines find them on the shared file system.
-                    sources=[str(Path(source).absolute()) for source in ctx.request.sources],
-                    work=str(work),
-                    partition_rows=ctx.request.partition_rows,
-                    preset=settings.preset,
-                    mapping=str(Path(settings.mapping).absolute()) if settings.mapping else None,
-                    local_zone=settings.local_zone,
-                    region=settings.region,
-                )
-            for _name, stage_task in ON_PARTITIONS:  # in this process, with the stages' retries
-                ctx = stage_task(ctx)
-            with masked_errors():
-                started = time.perf_counter()
-                assert ctx.partitions is not None
-                parts, buckets = ctx.partitions.parts, unit_bucket_count(ctx.partitions)
-                classified = cleanse_partitions_classify.with_options(task_runner=dask_runner(address))(
-                    parts, buckets, *partition_tables(ctx)
-                )
-                ctx.timings["classify"] += time.perf_counter() - started
-        # Gathered once a local cluster is closed: its workers' memory is given back first.
+    with dask_cluster(ctx.request.cluster) as address:
         with masked_errors():
-            ctx = with_partitions(ctx, classified)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            settings = map_settings(ctx)
+            ctx.partitions = cleanse_partitions.with_options(task_runner=dask_runner(address))(
+                # Absolute, so that workers on other machines find them on the shared file system.
+                sources=[str(Path(source).absolute()) for source in ctx.request.sources],
+                work=str(work),
+                partition_rows=ctx.request.partition_rows,
+                preset=settings.preset,
+                mapping=str(Path(settings.mapping).absolute()) if settings.mapping else None,
+                local_zone=settings.local_zone,
+                region=settings.region,
+            )
+        for _name, stage_task in ON_PARTITIONS:  # in this process, with the stages' retries
+            ctx = stage_task(ctx)
+        with masked_errors():
+            started = time.perf_counter()
+            assert ctx.partitions is not None
+            parts, buckets = ctx.partitions.parts, unit_bucket_count(ctx.partitions)
+            classified = cleanse_partitions_classify.with_options(task_runner=dask_runner(address))(
+                parts, buckets, *partition_tables(ctx)
+            )
+            ctx.timings["classify"] += time.perf_counter() - started
+    ctx = with_partitions(ctx, classified)
     done = [name for name in PARTITION_LOCAL if name in ctx.timings]  # validate is timed with map
     get_run_logger().info("stages %s: %d rows on cluster %s", ", ".join(done), ctx.rows, ctx.request.cluster)
     if terminal_progress:
@@ -321,11 +314,18 @@ def cleanse_contacts(
         ctx = prepare(request)
         current["run_id"] = ctx.run_id
     stages = TASKS
-    if request.cluster:
-        ctx = _on_cluster(ctx)
-        stages = [(name, stage_task) for name, stage_task in TASKS if name not in PARTITION_LOCAL]
-    for _name, stage_task in stages:
-        ctx = stage_task(ctx)
+    # On a cluster, the partitions and the classified buckets the write stage streams from are files in a
+    # work folder, removed when the run ends, whatever happens.
+    work = work_folder(Path(request.out_dir), ctx.run_id) if request.cluster else None
+    try:
+        if work is not None:
+            ctx = _on_cluster(ctx, work)
+            stages = [(name, stage_task) for name, stage_task in TASKS if name not in PARTITION_LOCAL]
+        for _name, stage_task in stages:
+            ctx = stage_task(ctx)
+    finally:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
     logger = get_run_logger()
     logger.info("published run %s: %s", ctx.run_id, ctx.counts)
     publish_artifacts(ctx)

@@ -15,7 +15,7 @@ import pytest
 from cleansing.errors import ConfigError, TransientError
 from cleansing.pipeline import STAGES, RunContext, RunRequest, prepare, run_pipeline, stage_write
 from cleansing.state import StateStore
-from cleansing.write import promote, stage_folder
+from cleansing.write import by_class, promote, stage_folder
 from flows.cli import main
 
 AS_OF = dt.date(2026, 11, 2)
@@ -99,7 +99,7 @@ def test_an_undone_promotion_puts_latest_back_and_removes_the_folder(tmp_path: P
     )
     ctx = ready_to_write(tmp_path)
     out = tmp_path / "out"
-    stage_folder(out, ctx.run_id, ctx.contacts, ctx.read.quarantine, ctx.read.rows_in, lambda *_: None)
+    stage_folder(out, ctx.run_id, by_class(ctx.contacts), ctx.read.quarantine, ctx.read.rows_in, lambda *_: None)
     undo = promote(out, ctx.run_id)
     assert os.readlink(out / "latest") == ctx.run_id
     undo()

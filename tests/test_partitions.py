@@ -85,7 +85,7 @@ def _decisions(ctx: RunContext, judged: tuple[str, ...] = JUDGED) -> pl.DataFram
     for name, stage in STAGES:
         if name in judged:
             ctx = run_stage(name, stage, ctx)
-    return decisions_frame(ctx.contacts, ctx.read.quarantine).sort("source_file", "source_row")
+    return decisions_frame(ctx.records(), ctx.read.quarantine).sort("source_file", "source_row")
 
 
 def one_process(tmp: Path, sources: tuple[str, ...], dns: str | None = None) -> pl.DataFrame:
@@ -116,7 +116,7 @@ def partitioned(
     classified = apply_partitions(done.parts, unit_bucket_count(done), *partition_tables(ctx), _on(client))
     assert len(classified) == len(done.pairs)
     ctx = with_partitions(ctx, classified)
-    p = dedupe.prepare(ctx.contacts)
+    p = dedupe.prepare(ctx.records().collect().sort("_row"))
     shuffled, whole = dedupe.pairs_by_row(gather_pairs(done.pairs), p["_row"].to_numpy()), dedupe.candidate_pairs(p)
     assert np.array_equal(shuffled.left, whole.left) and np.array_equal(shuffled.right, whole.right)
     return _decisions(ctx, judged=()), len(done.parts)
@@ -236,6 +236,20 @@ def test_cleanse_run_on_a_local_cluster_publishes_the_decisions_of_one_process_a
     assert _run(tmp_path / "cluster", "--cluster", "local:2", "--partition-rows", "400") == 0
     _, err = capsys.readouterr()
     assert _published(tmp_path / "cluster").equals(_published(tmp_path / "one"))
+    # Each partition streamed from the classified buckets holds the rows one process writes, in both formats,
+    # and the report counts the same.
+    one, cluster = tmp_path / "one" / "out" / "latest", tmp_path / "cluster" / "out" / "latest"
+    for name in ("keep", "reconfirm", "discard", "quarantine"):
+        ours, theirs = (
+            pl.read_parquet(d / f"{name}.parquet").sort("source_file", "source_row") for d in (cluster, one)
+        )
+        assert ours.equals(theirs), name
+        assert sorted((cluster / f"{name}.csv").read_text().splitlines()) == sorted(
+            (one / f"{name}.csv").read_text().splitlines()
+        )
+    reports = [json.loads((d / "report.json").read_text()) for d in (cluster, one)]
+    for part in ("by_class", "by_reason", "by_source", "consent_age", "domains", "duplicates", "flags"):
+        assert reports[0][part] == reports[1][part], part
     manifest = json.loads((tmp_path / "cluster" / "out" / "latest" / "manifest.json").read_text())
     assert (
         manifest["counts"] == json.loads((tmp_path / "one" / "out" / "latest" / "manifest.json").read_text())["counts"]
