@@ -982,17 +982,20 @@ def persons_and_review(
     probability: float = MATCH_PROBABILITY,
     decisions: pl.DataFrame | None = None,
     pair_codes: pl.Series | None = None,
+    prepared: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, Review]:
     """``assign_persons`` and the review list: ``record_a, record_b, why, posterior, agreed`` for the
     pairs the model is unsure about (posterior from ``REVIEW_FROM`` up to ``probability``, ``why`` =
     ``unsure``) and the pairs of clearly different people that had to be kept apart inside one chain
     (``why`` = ``split``); pairs a person decided are not listed again. ``pair_codes`` are the candidate
-    pairs when a shuffle by blocking key found them already (codes over ``_row``: ``block_pairs``)."""
+    pairs when a shuffle by blocking key found them already (codes over ``_row``: ``block_pairs``);
+    ``prepared`` is ``prepare(contacts)`` when the partitions prepared it already (``contacts`` then need
+    hold only ``_row`` and ``record_id``)."""
     review = pl.DataFrame(schema=REVIEW_COLUMNS)
     if contacts.height == 0:
         empty = contacts.with_columns(pl.lit(False).alias("owns_mailbox"), pl.lit(None, pl.String).alias("person_key"))
         return empty, Review(review)
-    p = prepare(contacts)
+    p = prepare(contacts) if prepared is None else prepared
     fields = [f for f in FIELDS if p[f.name].null_count() < p.height]
     rows = p["_row"].to_numpy()
     whole = pair_codes is not None and len(rows) and rows.min() == 0 and rows.max() == len(rows) - 1

@@ -170,6 +170,7 @@ class Partition:
     rows: int
     source_file: str
     preset: str
+    prepared: str | None = None  # its records' fields as dedupe compares them (``record_id`` and ``prepare``)
 
 
 def map_partition(job: MapJob, settings: MapSettings) -> Partition:
@@ -190,13 +191,18 @@ def map_partition(job: MapJob, settings: MapSettings) -> Partition:
     contacts = validate(contacts, settings.region)
     contacts.write_parquet(job.out)
     Path(job.raw.path).unlink(missing_ok=True)
-    if settings.buckets:
-        # Dedupe's shuffle by blocking key: this partition's rows of every block, each to its bucket.
-        rows = pl.concat(blocking_rows(prepare_for_dedupe(contacts), pl.col("_row"))).collect()
-        work, number = Path(job.out).parent, Path(job.out).stem.removeprefix("part-")
-        for (bucket,), piece in rows.with_columns(bucket_of(settings.buckets)).group_by("bucket"):
-            piece.drop("bucket").write_parquet(work / f"block-{bucket:05d}-{number}.parquet")
-    return Partition(job.out, contacts.height, job.source_file, preset)
+    if not settings.buckets:
+        return Partition(job.out, contacts.height, job.source_file, preset)
+    # Dedupe's fields, prepared here, row by row, and its shuffle by blocking key: this partition's rows
+    # of every block, each to its bucket.
+    work, number = Path(job.out).parent, Path(job.out).stem.removeprefix("part-")
+    prepared = prepare_for_dedupe(contacts)
+    rows = pl.concat(blocking_rows(prepared, pl.col("_row"))).collect()
+    for (bucket,), piece in rows.with_columns(bucket_of(settings.buckets)).group_by("bucket"):
+        piece.drop("bucket").write_parquet(work / f"block-{bucket:05d}-{number}.parquet")
+    path = work / f"prepared-{number}.parquet"
+    prepared.with_columns(contacts["record_id"]).write_parquet(path)
+    return Partition(job.out, contacts.height, job.source_file, preset, str(path))
 
 
 def distinct_domains(parts: Sequence[Partition]) -> list[str]:
@@ -204,14 +210,19 @@ def distinct_domains(parts: Sequence[Partition]) -> list[str]:
     if not parts:
         return []
     domains = pl.scan_parquet([part.path for part in parts]).select(pl.col("email_domain").drop_nulls().unique())
-    return domains.collect()["email_domain"].to_list()
+    return domains.collect(engine="streaming")["email_domain"].to_list()
 
 
 def gather_columns(parts: Sequence[Partition], columns: Sequence[str]) -> pl.DataFrame:
     """``columns`` (those the records have) of every partition, in input order."""
     scan = pl.scan_parquet([part.path for part in parts])
     present = scan.collect_schema().names()
-    return scan.select([c for c in columns if c in present]).collect()
+    return scan.select([c for c in columns if c in present]).collect(engine="streaming")
+
+
+def gather_prepared(parts: Sequence[Partition]) -> pl.DataFrame:
+    """Dedupe's prepared fields of every partition's records, in input order."""
+    return pl.scan_parquet([part.prepared for part in parts if part.prepared]).collect(engine="streaming")
 
 
 @dataclass(frozen=True)
@@ -234,7 +245,7 @@ def apply_to_partition(part: Partition, domains: str, persons: str) -> Shuffled:
         if frame.height
         else rows.head(0)
     )
-    frame = look_up(frame, rows.collect(), "_row")
+    frame = look_up(frame, rows.collect(engine="streaming"), "_row")
     work, number = Path(part.path).parent, Path(part.path).stem.removeprefix("part-")
     pieces = frame.group_by("_bucket") if frame.height else [((0,), frame)]
     for (bucket,), piece in pieces:

@@ -43,6 +43,7 @@ from .partitions import (
     gather_columns,
     gather_objections,
     gather_pairs,
+    gather_prepared,
     map_jobs,
     map_partition,
     read_input,
@@ -181,24 +182,6 @@ def stage_domains(ctx: RunContext) -> RunContext:
     return ctx
 
 
-# What dedupe reads of the records: the fields it compares and what the review list shows.
-DEDUPE_COLUMNS = (
-    "_row",
-    "record_id",
-    "email",
-    "address_key",
-    "full_name",
-    "first_name",
-    "last_name",
-    "street",
-    "street2",
-    "postcode",
-    "city",
-    "region",
-    "company",
-    "phone",
-    "phone_e164",
-)
 PERSON_COLUMNS = ("owns_mailbox", "person_key", "person_id")  # what it adds to every record
 
 
@@ -206,19 +189,26 @@ def stage_dedupe(ctx: RunContext, lasting_ids: bool = True) -> RunContext:
     """Clusters (``person_key``) and the review list; with ``lasting_ids`` also each cluster's ``person_id``,
     taken over from the records' earlier runs (persons.py) and recorded when the run publishes.
 
-    On a cluster, before the partitions are gathered, only ``DEDUPE_COLUMNS`` of every partition are
-    read, the candidate pairs are those the partition tasks found, and what dedupe gives every record is
-    left in ``person_table`` for the partition tasks to apply (``apply_partitions``)."""
+    On a cluster, before the partitions are gathered, dedupe reads the fields the partition tasks prepared
+    and takes the candidate pairs they found; the review list reads the fields it shows of its own records
+    only; what dedupe gives every record is left in ``person_table`` for the partition tasks to apply
+    (``apply_partitions``)."""
+    prepared: pl.DataFrame | None = None
+    pair_codes: pl.Series | None = None
     if ctx.partitions is not None:
-        records = gather_columns(ctx.partitions.parts, DEDUPE_COLUMNS)
-        pair_codes: pl.Series | None = gather_pairs(ctx.partitions.pairs)
+        prepared = gather_prepared(ctx.partitions.parts)
+        records, prepared = prepared.select("_row", "record_id"), prepared.drop("record_id")
+        pair_codes = gather_pairs(ctx.partitions.pairs)
+        shown: pl.DataFrame | pl.LazyFrame = pl.scan_parquet([part.path for part in ctx.partitions.parts])
     else:
-        records, pair_codes = ctx.contacts, None
-    persons, review = persons_and_review(records, decisions=ctx.state.person_decisions(), pair_codes=pair_codes)
+        records = shown = ctx.contacts
+    decided = ctx.state.person_decisions()
+    persons, review = persons_and_review(records, decisions=decided, pair_codes=pair_codes, prepared=prepared)
+    del prepared
     if lasting_ids:
         ctx.persons = assign_person_ids(persons, ctx.state.persons())
         persons = persons.with_columns(ctx.persons.person_id)
-    ctx.review = review_table(review.pairs, persons)
+    ctx.review = review_table(review.pairs, shown)
     ctx.review_counts = {
         "pending": review.unsure,
         "listed": ctx.review.filter(pl.col("why") == "unsure").height,
@@ -233,12 +223,13 @@ def stage_dedupe(ctx: RunContext, lasting_ids: bool = True) -> RunContext:
     return ctx
 
 
-def review_table(review: pl.DataFrame, contacts: pl.DataFrame) -> pl.DataFrame:
+def review_table(review: pl.DataFrame, contacts: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """The review list with both records' fields side by side, masked: initials for names, the first
     letter and domain of an address, the last two digits of a phone; company and city as written."""
     listed = pl.concat([review["record_a"], review["record_b"]]).unique()
     masked = (
-        contacts.filter(pl.col("record_id").is_in(listed.implode()))
+        contacts.lazy()
+        .filter(pl.col("record_id").is_in(listed.implode()))
         .select(
             "record_id",
             pl.concat_str(
@@ -257,6 +248,7 @@ def review_table(review: pl.DataFrame, contacts: pl.DataFrame) -> pl.DataFrame:
             "city",
         )
         .unique("record_id", keep="first", maintain_order=True)
+        .collect()
     )
     fields = [c for c in masked.columns if c != "record_id"]
     side = {name: masked.rename({c: f"{c}_{name}" for c in fields}) for name in ("a", "b")}
@@ -470,7 +462,11 @@ def fields_by_source(contacts: pl.DataFrame | pl.LazyFrame) -> dict[str, dict[st
         return column.is_not_null().any()
 
     present = (
-        contacts.lazy().group_by("source_file").agg(held(f).alias(f) for f in fields).sort("source_file").collect()
+        contacts.lazy()
+        .group_by("source_file")
+        .agg(held(f).alias(f) for f in fields)
+        .sort("source_file")
+        .collect(engine="streaming")
     )
     return {
         row["source_file"]: {category: [f for f in names if row.get(f)] for category, names in FIELD_CATEGORIES.items()}

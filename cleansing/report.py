@@ -197,7 +197,7 @@ def _record_queries(records: pl.DataFrame | pl.LazyFrame, as_of: dt.date, policy
         .len()
         .sort(["len", "source_file", "survivor_file"], descending=[True, False, False]),
     }
-    return dict(zip(queries, pl.collect_all(list(queries.values())), strict=True))
+    return dict(zip(queries, pl.collect_all(list(queries.values()), engine="streaming"), strict=True))
 
 
 def _consent_age(found: dict[str, pl.DataFrame], policy: Policy) -> dict[str, Any]:

@@ -123,7 +123,7 @@ def guard_formulas(frame: Frame) -> Frame:
         return frame
     # Only columns with a cell that starts like a formula are rewritten (most have none).
     found = frame.select(pl.col(c).str.contains(FORMULA_START).any() for c in text)
-    starts = (found.collect() if isinstance(found, pl.LazyFrame) else found).row(0)
+    starts = (found.collect(engine="streaming") if isinstance(found, pl.LazyFrame) else found).row(0)
     return frame.with_columns(
         pl.when((pl.col(c).str.contains(FORMULA_START) & ~pl.col(c).str.contains(PLAIN_NUMBER)).fill_null(False))
         .then(pl.concat_str([pl.lit("'"), pl.col(c)]))
@@ -193,7 +193,7 @@ def decisions_frame(records: pl.DataFrame | pl.LazyFrame, quarantine: pl.DataFra
             "mx_status",
             mask_email(pl.col("email")).alias("email_masked"),
         )
-        .collect()
+        .collect(engine="streaming")
     )
     quarantined = quarantine.select(
         "source_file",
