@@ -24,6 +24,7 @@ person, except where people of clearly different first names share the mailbox (
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -37,6 +38,9 @@ from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein, Prefix
 from .providers import FREE_MAIL_DOMAINS, HOUSEHOLD_WORDS, ROLE_LOCAL_PARTS
 
 MAX_BLOCK = 30
+# The columns whose codes at both ends of every pair are held at once: the fields are compared one after
+# another, and held for all of them the codes would cost more than the records.
+ENDS_HELD = 4
 EXTENSION = r"(?i)\b(?:ext|extension|ankn|anknytning)\.?\s*(\d{1,6})\s*$"
 COARSE_KEYS = (0, 1, 4, 5, 10)  # names alone, postcode with two letters, phone (switchboards)
 RANDOM_PAIRS = 200_000
@@ -390,17 +394,24 @@ class Pairs:
 
     left: np.ndarray
     right: np.ndarray
-    _ends: dict[int, tuple[Column, np.ndarray, np.ndarray]] = field(default_factory=dict, compare=False, repr=False)
+    _ends: OrderedDict[int, tuple[Column, np.ndarray, np.ndarray]] = field(
+        default_factory=OrderedDict, compare=False, repr=False
+    )
 
     def __len__(self) -> int:
         return len(self.left)
 
     def ends(self, column: Column) -> tuple[np.ndarray, np.ndarray]:
         """``column``'s codes at the left and at the right of every pair (int32), looked up once."""
-        if id(column) not in self._ends:
+        key = id(column)
+        if key in self._ends:
+            self._ends.move_to_end(key)
+        else:
             at = (column.codes[self.left].astype(np.int32), column.codes[self.right].astype(np.int32))
-            self._ends[id(column)] = (column, *at)
-        _, left, right = self._ends[id(column)]
+            self._ends[key] = (column, *at)
+            if len(self._ends) > ENDS_HELD:
+                self._ends.popitem(last=False)
+        _, left, right = self._ends[key]
         return left, right
 
     def exact(self, column: Column) -> np.ndarray:
