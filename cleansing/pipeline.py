@@ -204,7 +204,7 @@ def stage_dedupe(ctx: RunContext, lasting_ids: bool = True) -> RunContext:
         records = shown = ctx.contacts
     decided = ctx.state.person_decisions()
     persons, review = persons_and_review(records, decisions=decided, pair_codes=pair_codes, prepared=prepared)
-    del prepared
+    del prepared  # let go of the prepared fields before the person ids are assigned
     if lasting_ids:
         ctx.persons = assign_person_ids(persons, ctx.state.persons())
         persons = persons.with_columns(ctx.persons.person_id)
