@@ -214,10 +214,8 @@ def distinct_domains(parts: Sequence[Partition]) -> list[str]:
 
 
 def gather_columns(parts: Sequence[Partition], columns: Sequence[str]) -> pl.DataFrame:
-    """``columns`` (those the records have) of every partition, in input order."""
-    scan = pl.scan_parquet([part.path for part in parts])
-    present = scan.collect_schema().names()
-    return scan.select([c for c in columns if c in present]).collect(engine="streaming")
+    """``columns`` of every partition, in input order."""
+    return pl.scan_parquet([part.path for part in parts]).select(columns).collect(engine="streaming")
 
 
 def gather_prepared(parts: Sequence[Partition]) -> pl.DataFrame:
