@@ -14,12 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from .errors import os_errno
 from .state import StateStore
 from .validate import address_key, normalize_emails
 from .write import PARTITIONS, Rewrite, _flat, guard_formulas, write_json, write_xlsx
@@ -155,8 +157,11 @@ def erase_everywhere(keys: set[str], store: StateStore, at: dt.datetime) -> Eras
             rows = erase_in_folder(folder, keys, at)
             if rows:
                 rebuild_report(folder)
-        except OSError as exc:
-            done.failed[str(folder)] = exc.strerror or type(exc).__name__
+        except Exception as exc:  # a file system's error, whichever writer raised it; anything else is a bug
+            number = os_errno(exc)
+            if number is None and not isinstance(exc, OSError):
+                raise
+            done.failed[str(folder)] = os.strerror(number) if number is not None else type(exc).__name__
             continue
         if rows:
             done.removed[str(folder)] = rows

@@ -7,7 +7,10 @@ retry (DNS, I/O); anything else is a bug (exit code 1).
 from __future__ import annotations
 
 import errno
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # What must never reach a terminal, a log or Prefect: addresses, phone numbers and long digit strings
 # (personal and account numbers). Dates and short numbers (a row, a count) stay readable.
@@ -80,12 +83,52 @@ class ConservationError(CleansingError):
 TRANSIENT_ERRNOS = frozenset({errno.EIO, errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ESTALE, errno.ETIMEDOUT})
 
 
-def file_error(exc: OSError, path: object, doing: str) -> CleansingError:
-    """What an ``OSError`` while reading or writing means for the run: a retry (transient), the user's
-    to fix (exit 2), or a full disk."""
-    reason = exc.strerror or type(exc).__name__
-    if exc.errno in TRANSIENT_ERRNOS:
+# How libraries that do their own I/O carry the OS error in their text: polars (Rust) and Python.
+_OS_ERROR = re.compile(r"\(os error (\d+)\)|\[Errno (\d+)\]")
+
+
+def os_errno(exc: BaseException) -> int | None:
+    """The OS error number behind ``exc``: its own, one it wraps (xlsxwriter's ``FileCreateError``), or one
+    told only in its text (polars' writers raise ``ComputeError``, or ``OSError`` without an errno)."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        here = todo.pop(0)
+        if id(here) in seen:
+            continue
+        seen.add(id(here))
+        if isinstance(here, OSError) and here.errno is not None:
+            return int(here.errno)
+        found = _OS_ERROR.search(str(here))
+        if found:
+            return int(found.group(1) or found.group(2))
+        todo += [a for a in here.args if isinstance(a, BaseException)]
+        todo += [e for e in (here.__cause__, here.__context__) if e is not None]
+    return None
+
+
+def file_error(exc: BaseException, path: object, doing: str) -> CleansingError:
+    """What an error of the file system while reading or writing means for the run: a retry (transient),
+    a full disk, or the user's to fix (exit 2)."""
+    number = os_errno(exc)
+    reason = os.strerror(number) if number is not None else type(exc).__name__
+    if number in TRANSIENT_ERRNOS:
         return TransientError(f"{path}: {doing} failed for now ({reason}); it is tried again.")
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if number in (errno.ENOSPC, errno.EDQUOT):
         return CleansingError(f"{path}: the disk is full ({reason}) while {doing}. Free space and run again.")
+    if doing.startswith("writing"):
+        return InputError(f"{doing} failed ({reason}).", path=path, fix="Check that the folder can be written to.")
     return InputError(f"{doing} failed ({reason}).", path=path, fix="Check that the file exists and can be read.")
+
+
+@contextmanager
+def file_errors(path: object, doing: str) -> Iterator[None]:
+    """Inside the block, an error of the file system (whichever library raised it) is ``file_error``'s."""
+    try:
+        yield
+    except CleansingError:
+        raise
+    except Exception as exc:
+        if not isinstance(exc, OSError) and os_errno(exc) is None:
+            raise
+        raise file_error(exc, path, doing) from exc

@@ -24,7 +24,7 @@ from . import __version__
 from .classify import classify, evidence_at, suppression_entries
 from .dedupe import persons_and_review
 from .domains import DnsHealth, check_domains, judge_domains
-from .errors import ConfigError, file_error
+from .errors import ConfigError, file_errors
 from .mapping import empty_contacts, load_mapping, map_tables
 from .partitions import (
     Classified,
@@ -418,13 +418,11 @@ def stage_write(ctx: RunContext) -> RunContext:
             if hashes.null_count():
                 hashes = hash_keys(objections["address_key"], ctx.state.hmac_key())
             entries = list(zip(hashes.to_list(), objections["objection_at"].to_list(), strict=True))
-        try:
+        with file_errors(out_dir, "writing the run folder"):
             remove_stale(out_dir)
             tmp, counts = stage_folder(
                 out_dir, ctx.run_id, ctx.judged(), ctx.read.quarantine, ctx.read.rows_in, extra, spreadsheets(ctx)
             )
-        except OSError as exc:
-            raise file_error(exc, out_dir, "writing the run folder") from exc
         undo: Callable[[], None] | None = None
         try:
             with ctx.state.transaction() as db:
@@ -558,14 +556,15 @@ def dedupe_only(
 
 def _write_whole(frame: pl.DataFrame, path: Path) -> None:
     """CSV or Parquet by the file's ending, owner-only, whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     rewrite = Rewrite()
-    try:
-        rewrite.add(path, frame.write_parquet if path.suffix.lower() == ".parquet" else frame.write_csv)
-    except BaseException:
-        rewrite.abandon()
-        raise
-    rewrite.commit()
+    with file_errors(path, "writing the file"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            rewrite.add(path, frame.write_parquet if path.suffix.lower() == ".parquet" else frame.write_csv)
+        except BaseException:
+            rewrite.abandon()
+            raise
+        rewrite.commit()
 
 
 # Runs a function over argument tuples, wherever it runs them (Prefect tasks on a Dask cluster, a Dask

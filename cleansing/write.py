@@ -9,6 +9,7 @@ are owner-only; CSV cells that a spreadsheet would run as a formula are prefixed
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
 import secrets
@@ -23,7 +24,7 @@ import polars as pl
 
 from schemas.contacts import Decisions
 
-from .errors import ConservationError
+from .errors import ConservationError, os_errno
 from .reasons import Klass, Reason
 
 PARTITIONS = (Klass.KEEP.value, Klass.RECONFIRM.value, Klass.DISCARD.value)
@@ -315,10 +316,30 @@ def stage_folder(
         (tmp / WRITER_FILE).unlink()
         for child in tmp.iterdir():
             _owner_only(child)
-    except BaseException:
+    except BaseException as exc:
+        # Some writers lose the OS error (polars: "Invalid thrift: transport error"); ask the disk itself
+        # while what was written still fills it.
+        full = isinstance(exc, Exception) and os_errno(exc) is None and no_space_left(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp)) from exc
         raise
     return tmp, counts
+
+
+def no_space_left(folder: Path, probe: int = 1 << 16) -> bool:
+    """Whether ``folder``'s file system refuses another ``probe`` bytes for want of space."""
+    path = folder / ".space-probe"
+    try:
+        with path.open("wb") as f:
+            f.write(bytes(probe))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    finally:
+        path.unlink(missing_ok=True)
+    return False
 
 
 def promote(out_dir: Path, run_id: str, move_latest: bool = True) -> Callable[[], None]:

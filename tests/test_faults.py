@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import socket
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from cleansing.errors import ConfigError, TransientError
+from cleansing.errors import CleansingError, ConfigError, TransientError, file_error
 from cleansing.pipeline import STAGES, RunContext, RunRequest, prepare, run_pipeline, stage_write
 from cleansing.state import StateStore
 from cleansing.write import by_class, promote, stage_folder
@@ -152,3 +154,84 @@ def test_connections_creating_one_state_database_at_once_all_open_it(tmp_path: P
 
         with ThreadPoolExecutor(max_workers=6) as pool:
             assert list(pool.map(open_store, range(6))) == [0] * 6
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[[Path, str], Path]]:
+    """A real file system of a given size (tmpfs), mounted for the test, or a skip where mounting is not
+    allowed."""
+    mounted: list[Path] = []
+
+    def mount(where: Path, size: str) -> Path:
+        where.mkdir(parents=True, exist_ok=True)
+        command = ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            pytest.skip(f"a small file system cannot be mounted here: {done.stderr.strip()}")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", str(where)], check=False)
+
+
+def test_a_full_disk_while_writing_publishes_nothing_and_says_the_disk_is_full(
+    tmp_path: Path, small_disk: Callable[[Path, str], Path]
+) -> None:
+    """Disks a page bigger each time, from one page to one that holds the run folder: the run fails in
+    each of the writers in turn (Parquet, CSV, spreadsheet, report), then publishes."""
+    ctx = ready_to_write(tmp_path)
+    failed, published = [], None
+    for pages in range(1, 60):
+        out = small_disk(tmp_path / f"disk-{pages}", f"{pages * 4}k")
+        ctx.request = dataclasses.replace(ctx.request, out_dir=str(out))
+        try:
+            done = stage_write(ctx)
+        except CleansingError as exc:
+            assert "the disk is full" in str(exc) and "Free space and run again" in str(exc), str(exc)
+            assert str(out) in str(exc)
+            assert list(out.iterdir()) == []  # no folder, no temporary one, no latest
+            assert story(tmp_path)[1:] == (0, 0, 0)
+            failed.append(pages)
+            continue
+        published = sorted(p.name for p in out.iterdir())
+        assert published == [done.run_id, "latest"] and (out / done.run_id / "report.html").is_file()
+        assert story(tmp_path)[1:] == (1, 1, 2)
+        break
+    assert published is not None and failed == list(range(1, len(failed) + 1)) and len(failed) > 10
+
+
+# xlsxwriter's zip file tries to close again when collected, and fails again on the full disk.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_every_writers_full_disk_error_reads_as_a_full_disk(
+    tmp_path: Path, small_disk: Callable[[Path, str], Path]
+) -> None:
+    import polars as pl
+    import xlsxwriter  # type: ignore[import-untyped]
+
+    disk = small_disk(tmp_path / "disk", "64k")
+    frame = pl.DataFrame({"a": [os.urandom(15).hex() for _ in range(20_000)]})  # beyond compression
+
+    def workbook(path: Path) -> None:
+        book = xlsxwriter.Workbook(str(path))
+        sheet = book.add_worksheet()
+        for i, value in enumerate(frame["a"]):
+            sheet.write_string(i, 0, value)
+        book.close()
+
+    writers: dict[str, Callable[[Path], object]] = {
+        "write_parquet": frame.write_parquet,
+        "sink_parquet": frame.lazy().sink_parquet,
+        "write_csv": frame.write_csv,
+        "sink_csv": frame.lazy().sink_csv,
+        "xlsxwriter": workbook,
+        "write_text": lambda path: path.write_text("x" * 200_000),
+    }
+    for name, write in writers.items():
+        with pytest.raises(Exception) as caught:
+            write(disk / name)
+        error = file_error(caught.value, disk, "writing the run folder")
+        assert "the disk is full" in str(error), f"{name}: {caught.value!r} read as {error}"
+        for leftover in disk.iterdir():
+            leftover.unlink()
