@@ -20,7 +20,7 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run, task_run
 from prefect.states import Completed
 
-from cleansing.errors import CleansingError, InternalError, TransientError
+from cleansing.errors import CleansingError, InternalError, TransientError, file_errors, os_errno
 from cleansing.partitions import (
     Classified,
     ClassifySettings,
@@ -76,10 +76,13 @@ def _transient_only(_task: Any, _run: TaskRun, state: State[Any]) -> bool:
 
 def safe_error(exc: BaseException) -> BaseException:
     """The exception as Prefect may keep it (logs, the run's state): this package's errors are built
-    masked; any other error keeps its type's name and a masked first line, and loses its chain, whose
-    messages may quote the data."""
+    masked; an error of the file system keeps only its number; any other error keeps its type's name and a
+    masked first line. Both lose their chain, whose messages may quote the data."""
     if isinstance(exc, CleansingError):
         return exc
+    number = os_errno(exc)
+    if number is not None:  # the file system's error, which a caller may tell (a full disk), without the names
+        return OSError(number, os.strerror(number))
     return InternalError.of(exc)
 
 
@@ -319,7 +322,8 @@ def cleanse_contacts(
     work = work_folder(Path(request.out_dir), ctx.run_id) if request.cluster else None
     try:
         if work is not None:
-            ctx = _on_cluster(ctx, work)
+            with file_errors(request.out_dir, "writing the run's partitions into its work folder"):
+                ctx = _on_cluster(ctx, work)
             stages = [(name, stage_task) for name, stage_task in TASKS if name not in PARTITION_LOCAL]
         for _name, stage_task in stages:
             ctx = stage_task(ctx)

@@ -9,7 +9,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -154,26 +154,6 @@ def test_connections_creating_one_state_database_at_once_all_open_it(tmp_path: P
 
         with ThreadPoolExecutor(max_workers=6) as pool:
             assert list(pool.map(open_store, range(6))) == [0] * 6
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Callable[[Path, str], Path]]:
-    """A real file system of a given size (tmpfs), mounted for the test, or a skip where mounting is not
-    allowed."""
-    mounted: list[Path] = []
-
-    def mount(where: Path, size: str) -> Path:
-        where.mkdir(parents=True, exist_ok=True)
-        command = ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode:
-            pytest.skip(f"a small file system cannot be mounted here: {done.stderr.strip()}")
-        mounted.append(where)
-        return where
-
-    yield mount
-    for where in mounted:
-        subprocess.run(["umount", str(where)], check=False)
 
 
 def test_a_full_disk_while_writing_publishes_nothing_and_says_the_disk_is_full(

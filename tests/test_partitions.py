@@ -34,6 +34,7 @@ from cleansing.pipeline import (
     unit_bucket_count,
     with_partitions,
 )
+from cleansing.state import StateStore
 from cleansing.write import decisions_frame
 from flows.cli import main
 
@@ -287,6 +288,19 @@ def test_an_input_a_worker_cannot_use_exits_2_and_leaves_no_partitions_or_run_fo
     assert "names.jsonl" in err and "no column holds email addresses" in err
     out = tmp_path / "out"
     assert not out.exists() or list(out.iterdir()) == []
+
+
+@pytest.mark.flow
+def test_a_full_disk_on_a_cluster_says_the_disk_is_full_and_leaves_no_partitions_or_run_folder(
+    prefect_harness: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], small_disk: Callable[[Path, str], Path]
+) -> None:
+    out = small_disk(tmp_path / "out", "128k")  # the partitions of the sample need more
+    code = _run(tmp_path, "--cluster", "local:2", "--partition-rows", "700")
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert f"{out}: the disk is full" in err and "Free space and run again" in err
+    assert list(out.iterdir()) == []
+    assert StateStore(tmp_path / "s.sqlite").runs() == []
 
 
 @pytest.mark.parametrize(
