@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -583,19 +583,39 @@ def _distribution(level: np.ndarray, mask: np.ndarray, times: np.ndarray | None 
     return share
 
 
-def _patterns(lv: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The distinct agreement patterns (a level per field) among the pairs, and how many pairs have each:
-    a million pairs show a few thousand patterns, and learning needs each pattern once."""
-    code = np.zeros(len(next(iter(lv.values()))), dtype=np.int64)
+def pattern_codes(lv: dict[str, np.ndarray]) -> np.ndarray:
+    """Each pair's agreement pattern (a level per field) as one number, a base-5 digit per field: what
+    a pair's model weight depends on, in 4 bytes (10 fields give fewer than 5**10 patterns)."""
+    code = np.zeros(len(next(iter(lv.values()))), dtype=np.int32)
     for level in lv.values():
-        code = code * (LEVELS + 1) + (level.astype(np.int64) + 1)
-    unique, times = np.unique(code, return_counts=True)
-    patterns: dict[str, np.ndarray] = {}
-    rest = unique
-    for name in reversed(list(lv)):
+        code = code * (LEVELS + 1) + (level.astype(np.int32) + 1)
+    return code
+
+
+def levels_of(codes: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The levels per field (in ``names``' order) of ``pattern_codes``."""
+    out: dict[str, np.ndarray] = {}
+    rest = codes
+    for name in reversed(names):
         rest, digit = np.divmod(rest, LEVELS + 1)
-        patterns[name] = (digit - 1).astype(np.int8)
-    return {name: patterns[name] for name in lv}, times
+        out[name] = (digit - 1).astype(np.int8)
+    return {name: out[name] for name in names}
+
+
+def _patterns(codes: np.ndarray, names: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The distinct agreement patterns among the pairs (``pattern_codes``), and how many pairs have each:
+    a million pairs show a few thousand patterns, and learning needs each pattern once."""
+    unique, times = np.unique(codes, return_counts=True)
+    return levels_of(unique, names), times
+
+
+def score_patterns(model: Model, codes: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """``model.score`` of every pair, by its pattern: each distinct pattern is scored once."""
+    present = np.flatnonzero(np.bincount(codes, minlength=(LEVELS + 1) ** len(names)))
+    table = np.zeros((LEVELS + 1) ** len(names), dtype=np.float64)
+    table[present] = model.score(levels_of(present, names))
+    scores: np.ndarray = table[codes]
+    return scores
 
 
 # Weights for inputs too small to learn from (a few hundred rows): rounded from what the model learns on
@@ -621,11 +641,17 @@ def default_model(fields: Sequence[Field]) -> Model:
 
 
 def estimate(
-    columns: dict[str, Column], n: int, lv: dict[str, np.ndarray], fields: Sequence[Field], seed: int = 7
+    columns: dict[str, Column],
+    n: int,
+    patterns: np.ndarray,
+    fields: Sequence[Field],
+    seed: int = 7,
 ) -> Model:
-    """u from random pairs of the ``n`` records. m per field from the candidate pairs that the *other*
-    fields already call near-certain matches (so a field never trains on itself), refined a few times.
-    The match share of all pairs from the posterior of the candidate pairs."""
+    """u from random pairs of the ``n`` records. m per field from the candidate pairs (their
+    ``pattern_codes``) that the *other* fields already call near-certain matches (so a field never trains
+    on itself), refined a few times. The match share of all pairs from the posterior of the candidate
+    pairs."""
+    names = [f.name for f in fields]
     rng = np.random.default_rng(seed)
     k = min(RANDOM_PAIRS, max(n * 4, 1000))
     left = rng.integers(0, n, k)
@@ -633,18 +659,18 @@ def estimate(
     keep = left != right
     random_lv = levels(columns, Pairs(left[keep], right[keep]), fields)
     u = {name: _distribution(level, np.ones(len(level), dtype=bool)) for name, level in random_lv.items()}
-    m = {name: np.array([0.02, 0.05, 0.15, 0.78]) for name in lv}
-    count = len(next(iter(lv.values())))
+    m = {name: np.array([0.02, 0.05, 0.15, 0.78]) for name in names}
+    count = len(patterns)
     sample = rng.choice(count, size=TRAINING_PAIRS, replace=False) if count > TRAINING_PAIRS else slice(None)
-    train, times = _patterns({name: level[sample] for name, level in lv.items()})
+    train, times = _patterns(patterns[sample], names)
     for _ in range(TRAINING_ROUNDS):
-        model = Model({name: np.log2(m[name] / u[name]) for name in lv}, PRIOR)
+        model = Model({name: np.log2(m[name] / u[name]) for name in names}, PRIOR)
         total = model.score(train)
         for name, level in train.items():
             others = total - model._part(name, level)
             m[name] = _distribution(level, others >= CERTAIN, times)
-    model = Model({name: np.log2(m[name] / u[name]) for name in lv}, PRIOR)
-    weights = model.score(lv)
+    model = Model({name: np.log2(m[name] / u[name]) for name in names}, PRIOR)
+    weights = score_patterns(model, patterns, names)
     all_pairs = n * (n - 1) / 2
     share = PRIOR
     for _ in range(50):  # fixed point: the share is the expected matches among all pairs
@@ -828,21 +854,26 @@ def _name_vetoes(
 TERM_FREQUENCY_FIELDS = ("phone", "last", "company", "street")
 
 
-def _shared_phones(
-    columns: dict[str, Column], pairs: Pairs, lv: dict[str, np.ndarray], differ: dict[str, np.ndarray]
-) -> np.ndarray:
-    """Per pair, whether its phone is a number several people share (a switchboard, a home phone), not
-    a person's own: two of its records are clearly two people (surnames that clearly differ, or first
-    names of two people). A number too many records carry to be compared pair by pair is shared when
-    their surnames begin differently."""
-    if "phone" not in lv:
-        return np.zeros(len(pairs), dtype=bool)
+def _two_people_phones(columns: dict[str, Column], pairs: Pairs, differ: dict[str, np.ndarray]) -> np.ndarray:
+    """The phone numbers (codes) that two records of ``pairs`` share although they are clearly two people
+    (surnames that clearly differ, or first names of two people); ``differ``: ``names_differ`` of the
+    pairs."""
+    phone = columns["phone"].codes
+    two_people = pairs.exact(columns["phone"]) & (differ["last"] | differ["first_of_another"])
+    found: np.ndarray = phone[pairs.left[two_people]]
+    return found
+
+
+def _shared_phone_values(columns: dict[str, Column], two_people: np.ndarray) -> np.ndarray:
+    """Per phone number (then one for a missing number), whether several people share it (a
+    switchboard, a home phone) rather than it being a person's own: two people's records have it
+    (``two_people``: ``_two_people_phones`` over every candidate pair). A number too many records carry
+    to be compared pair by pair is shared when their surnames begin differently."""
     phone = columns["phone"].codes
     held = phone >= 0
     values = len(columns["phone"].values)
-    two_people = (lv["phone"] == 3) & (differ["last"] | differ["first_of_another"])
     shared = np.zeros(values, dtype=bool)
-    shared[phone[pairs.left[two_people]]] = True
+    shared[two_people] = True
     last_column = columns["last"]
     stem = last_column.per_value(pl.col("v").str.slice(0, 3), "")
     _, stems = np.unique(stem, return_inverse=True)
@@ -852,9 +883,8 @@ def _shared_phones(
     surnames = np.bincount(held_pairs // width, minlength=values)
     crowded = np.bincount(phone[held], minlength=values) > MAX_BLOCK // 5  # beyond the phone key's blocks
     shared |= crowded & (surnames > 1)
-    per_value = np.append(shared, False)
-    flags: np.ndarray = per_value[phone[pairs.left]] | per_value[phone[pairs.right]]
-    return flags
+    per_value: np.ndarray = np.append(shared, False)
+    return per_value
 
 
 def _frequency_adjustment(columns: dict[str, Column], pairs: Pairs, lv: dict[str, np.ndarray]) -> np.ndarray:
@@ -870,6 +900,98 @@ def _frequency_adjustment(columns: dict[str, Column], pairs: Pairs, lv: dict[str
         average = float((freq**2).sum()) / max(float(freq.sum()), 1.0)
         adjust += np.where(lv[name] == 3, np.minimum(np.log2(average / count), 0.0), 0.0)
     return adjust
+
+
+# Candidate pairs compared at once. What a comparison needs per pair (similarities, levels, name checks:
+# about 150 bytes) is held for these only; every pair keeps its pattern and its vetoes (6 bytes).
+PAIRS_AT_ONCE = 2_000_000
+
+
+def _chunks(pairs: Pairs, size: int) -> Iterator[tuple[slice, Pairs]]:
+    for start in range(0, len(pairs), size):
+        at = slice(start, start + size)
+        yield at, Pairs(pairs.left[at], pairs.right[at])
+
+
+@dataclass(frozen=True)
+class Compared:
+    """What the comparison of every candidate pair leaves: its agreement pattern (``pattern_codes``), and
+    the rules' verdicts: no link on the model's word alone, clear strangers, one person's own address."""
+
+    patterns: np.ndarray
+    no_link: np.ndarray
+    strangers: np.ndarray
+    same_person: np.ndarray
+
+
+def compare(
+    columns: dict[str, Column],
+    pairs: Pairs,
+    fields: Sequence[Field],
+    learned: bool,
+    mailbox: np.ndarray,
+    size: int | None = None,
+) -> Compared:
+    """Compare the candidate ``pairs`` ``size`` (default ``PAIRS_AT_ONCE``) at a time, with the same result
+    for any ``size``. ``mailbox``: per record, whether its address is a personal mailbox (not a role's)."""
+    size = PAIRS_AT_ONCE if size is None else size
+    names = [f.name for f in fields]
+    phone = columns["phone"]
+    per_value = None
+    if "phone" in names and len(pairs) > size:
+        # Whether a number is shared depends on all pairs: first the pairs with one number, for all chunks.
+        found = [np.zeros(0, dtype=np.int64)]
+        for _, chunk in _chunks(pairs, size):
+            same = np.flatnonzero(chunk.exact(phone))
+            if len(same):
+                one_number = Pairs(chunk.left[same], chunk.right[same])
+                found.append(_two_people_phones(columns, one_number, names_differ(columns, one_number, {})))
+        per_value = _shared_phone_values(columns, np.concatenate(found))
+    patterns = np.empty(len(pairs), dtype=np.int32)
+    no_link, strangers, same_person = (np.empty(len(pairs), dtype=bool) for _ in range(3))
+    for at, chunk in _chunks(pairs, size):
+        sims: dict[str, np.ndarray] = {}
+        lv = levels(columns, chunk, fields, sims)
+        differ = names_differ(columns, chunk, sims)
+        shared_phone = np.zeros(len(chunk), dtype=bool)
+        if "phone" in names:
+            shared = per_value
+            if shared is None:  # one chunk: its own pairs are all the pairs
+                shared = _shared_phone_values(columns, _two_people_phones(columns, chunk, differ))
+            shared_phone = shared[phone.codes[chunk.left]] | shared[phone.codes[chunk.right]]
+        same_address = chunk.exact(columns["address"])
+        # Two numbers at one company under one name are a person's mobile and direct line, unless both
+        # are mobiles: asked only of those pairs.
+        one_name_one_company = (
+            (lv["phone"] == 0) & (lv["company"] >= 2) & ~differ["first"] & ~differ["last"]
+            if "phone" in lv and "company" in lv
+            else np.zeros(len(chunk), dtype=bool)
+        )
+        no_link[at], strangers[at] = _name_vetoes(
+            lv,
+            differ,
+            shared_phone,
+            _work_conflict(columns, chunk),
+            same_address,
+            learned,
+            _two_mobiles(columns, chunk, one_name_one_company),
+        )
+        # The same address is the same person, unless it is a role mailbox colleagues share (info@) or a
+        # mailbox that people of different first names share.
+        same_person[at] = same_address & mailbox[chunk.left] & ~strangers[at]
+        patterns[at] = pattern_codes(lv)
+    return Compared(patterns, no_link, strangers, same_person)
+
+
+def model_weights(
+    model: Model, columns: dict[str, Column], pairs: Pairs, patterns: np.ndarray, names: Sequence[str]
+) -> np.ndarray:
+    """Every pair's match weight by the model, its exact agreements on common values discounted."""
+    weights = np.empty(len(pairs), dtype=np.float64)
+    for at, chunk in _chunks(pairs, PAIRS_AT_ONCE):
+        lv = levels_of(patterns[at], names)
+        weights[at] = score_patterns(model, patterns[at], names) + _frequency_adjustment(columns, chunk, lv)
+    return weights
 
 
 def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -1015,41 +1137,21 @@ def persons_and_review(
         pairs = pairs_by_row(pair_codes, rows)
     else:
         pairs = candidate_pairs(p)
-    lv: dict[str, np.ndarray] = {}
+    names = [f.name for f in fields]
+    patterns = np.zeros(0, dtype=np.int32)
     if len(pairs) and fields:
         columns = code_columns(p)
-        sims: dict[str, np.ndarray] = {}
-        lv = levels(columns, pairs, fields, sims)
         learned = p.height >= MIN_TRAINING_RECORDS
-        model = estimate(columns, p.height, lv, fields) if learned else default_model(fields)
-        weights = model.score(lv) + _frequency_adjustment(columns, pairs, lv)
+        compared = compare(columns, pairs, fields, learned, p["mailbox"].is_not_null().to_numpy())
+        patterns = compared.patterns
+        model = estimate(columns, p.height, patterns, fields) if learned else default_model(fields)
+        weights = model_weights(model, columns, pairs, patterns, names)
         threshold = model.threshold(probability)
-        differ = names_differ(columns, pairs, sims)
-        shared_phone = _shared_phones(columns, pairs, lv, differ)
-        same_address = pairs.exact(columns["address"])
-        # Two numbers at one company under one name are a person's mobile and direct line, unless both
-        # are mobiles: asked only of those pairs.
-        one_name_one_company = (
-            (lv["phone"] == 0) & (lv["company"] >= 2) & ~differ["first"] & ~differ["last"]
-            if "phone" in lv and "company" in lv
-            else np.zeros(len(pairs), dtype=bool)
-        )
-        no_link, strangers = _name_vetoes(
-            lv,
-            differ,
-            shared_phone,
-            _work_conflict(columns, pairs),
-            same_address,
-            learned,
-            _two_mobiles(columns, pairs, one_name_one_company),
-        )
-        vetoed = no_link | strangers  # a rule decided these, not the model's doubt
-        weights = np.where(no_link, np.minimum(weights, threshold - 1), weights)
-        weights = np.where(strangers, -np.inf, weights)
-        # The same address is the same person, unless it is a role mailbox colleagues share (info@) or a
-        # mailbox that people of different first names share.
-        personal = p["mailbox"].is_not_null().to_numpy()[pairs.left]
-        weights = np.where(same_address & personal & ~strangers, np.inf, weights)
+        vetoed = compared.no_link | compared.strangers  # a rule decided these, not the model's doubt
+        weights = np.where(compared.no_link, np.minimum(weights, threshold - 1), weights)
+        weights = np.where(compared.strangers, -np.inf, weights)
+        weights = np.where(compared.same_person, np.inf, weights)
+        del compared
         low = model.threshold(REVIEW_FROM)
         prior = math.log2(model.match_share / (1 - model.match_share))
     else:
@@ -1067,7 +1169,7 @@ def persons_and_review(
     if ids is not None and len(weights):
         settled = decided.copy()  # not for review: decided by a person (pairs it added too) or by a rule
         settled[: len(vetoed)] |= vetoed
-        review, unsure = _review(pairs, weights, settled, lv, (low, threshold, prior), split, ids)
+        review, unsure = _review(pairs, weights, settled, (patterns, names), (low, threshold, prior), split, ids)
     persons = (
         contacts.with_columns(named, p["owner"].alias("owns_mailbox"))
         .with_columns(pl.format("person:{}", pl.col("_cluster")).alias("person_key"))
@@ -1118,7 +1220,7 @@ def _review(
     pairs: Pairs,
     weights: np.ndarray,
     settled: np.ndarray,
-    lv: dict[str, np.ndarray],
+    compared: tuple[np.ndarray, Sequence[str]],
     band: tuple[float, float, float],
     split: list[tuple[int, int]],
     ids: np.ndarray,
@@ -1126,7 +1228,8 @@ def _review(
     """The review list (at most ``REVIEW_LIMIT`` unsure pairs, the likeliest first, then the pairs kept
     apart) and how many unsure pairs there were in all."""
     low, threshold, prior = band  # weights from, up to, and the prior log-odds of a match
-    scored = len(next(iter(lv.values()))) if lv else 0
+    patterns, names = compared  # of the pairs the model scored (the first; a person's decisions add pairs)
+    scored = len(patterns)
     unsure = (weights[:scored] >= low) & (weights[:scored] < threshold) & ~settled[:scored]
     if split:
         kept_apart = np.array([(min(a, b), max(a, b)) for a, b in split], dtype=np.int64)
@@ -1142,7 +1245,8 @@ def _review(
         cut = np.partition(posterior, pending - REVIEW_LIMIT)[pending - REVIEW_LIMIT]
         listed = posterior >= cut
         at, posterior = at[listed], posterior[listed]
-    agreed = pl.DataFrame({name: lv[name][at] >= 2 for name in lv}).select(
+    lv = levels_of(patterns[at], names)
+    agreed = pl.DataFrame({name: lv[name] >= 2 for name in lv}).select(
         pl.concat_str([pl.when(pl.col(name)).then(pl.lit(name)) for name in lv], separator=";", ignore_nulls=True)
     )
     unsure_rows = pl.DataFrame(

@@ -481,6 +481,39 @@ def test_the_same_records_always_give_the_same_persons_when_the_model_trains_on_
     assert all(run == runs[0] for run in runs[1:])
 
 
+@pytest.fixture(scope="module")
+def people_1500() -> pl.DataFrame:
+    from benchmarks.generate_people import generate
+
+    return validate(generate(1500, seed=5).with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64)), "SE")
+
+
+def _persons_and_review(records: pl.DataFrame) -> tuple[list[str], pl.DataFrame]:
+    from cleansing.dedupe import persons_and_review
+
+    persons, review = persons_and_review(records.with_columns(pl.format("r{}", "_row").alias("record_id")))
+    return persons["person_key"].to_list(), review.pairs
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(size=st.integers(min_value=500, max_value=40_000))
+def test_pairs_compared_a_chunk_at_a_time_give_the_persons_and_review_of_all_at_once(
+    people_1500: pl.DataFrame, size: int
+) -> None:
+    import cleansing.dedupe as dedupe
+
+    whole = _persons_and_review(people_1500)  # 32,181 candidate pairs, 551 on a number two people share
+    held = dedupe.PAIRS_AT_ONCE
+    dedupe.PAIRS_AT_ONCE = size
+    try:
+        chunked = _persons_and_review(people_1500)
+    finally:
+        dedupe.PAIRS_AT_ONCE = held
+    assert chunked[0] == whole[0]
+    assert chunked[1].equals(whole[1])
+    assert whole[1].height > 0
+
+
 REVIEW_HEADER = "id,email,first name,last name,phone,city\n"
 
 
