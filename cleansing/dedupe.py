@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -308,19 +308,40 @@ def candidate_pairs(p: pl.DataFrame, max_block: int = MAX_BLOCK) -> Pairs:
 def pairs_from_codes(codes: pl.Series, width: int) -> Pairs:
     """The distinct pairs of ``left * width + right`` codes, in order: the model trains on a sample of the
     pairs, which must not depend on hashing order (nor on how the pairs were found)."""
-    unique = codes.unique().sort().to_numpy()
-    return Pairs(unique // width, unique % width)
+    return _pairs(distinct_sorted(codes.to_numpy()), width)
 
 
-def pairs_by_row(codes: pl.Series, rows: np.ndarray) -> Pairs:
-    """The pairs of ``left * width + right`` codes over ``_row`` numbers (width: the number of records),
-    as pairs of positions in a frame whose ``_row`` column is ``rows``."""
+def distinct_sorted(codes: np.ndarray) -> np.ndarray:
+    """``codes`` sorted, each once: sorted in place when ``codes`` is this function's to change (one copy
+    fewer than ``np.unique``)."""
+    codes = codes if codes.flags.writeable and codes.flags.owndata else codes.copy()
+    codes.sort()
+    if len(codes) < 2:
+        return codes
+    first = np.empty(len(codes), dtype=bool)
+    first[0] = True
+    np.not_equal(codes[1:], codes[:-1], out=first[1:])
+    kept: np.ndarray = codes[first]
+    return kept
+
+
+def _pairs(codes: np.ndarray, width: int) -> Pairs:
+    """Pairs of sorted distinct ``left * width + right`` codes; positions as int32 where they fit."""
+    kind = np.int32 if width < 2**31 else np.int64
+    return Pairs((codes // width).astype(kind), (codes % width).astype(kind))
+
+
+def pairs_by_row(codes: np.ndarray, rows: np.ndarray) -> Pairs:
+    """The pairs of ``left * width + right`` codes (``left < right``, each once, sorted) over ``_row``
+    numbers (width: the number of records), as pairs of positions in a frame whose ``_row`` column is
+    ``rows``."""
     width = len(rows)
+    if np.array_equal(rows, np.arange(width)):  # positions are row numbers
+        return _pairs(codes, width)
     position = np.empty(width, dtype=np.int64)
     position[rows] = np.arange(width)
-    values = codes.to_numpy()
-    a, b = position[values // width], position[values % width]
-    return pairs_from_codes(pl.Series(np.minimum(a, b) * width + np.maximum(a, b)), width)
+    a, b = position[codes // width], position[codes % width]
+    return _pairs(distinct_sorted(np.minimum(a, b) * width + np.maximum(a, b)), width)
 
 
 @dataclass(frozen=True)
@@ -1114,14 +1135,15 @@ def persons_and_review(
     contacts: pl.DataFrame,
     probability: float = MATCH_PROBABILITY,
     decisions: pl.DataFrame | None = None,
-    pair_codes: pl.Series | None = None,
+    pair_codes: Callable[[], np.ndarray] | None = None,
     prepared: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, Review]:
     """``assign_persons`` and the review list: ``record_a, record_b, why, posterior, agreed`` for the
     pairs the model is unsure about (posterior from ``REVIEW_FROM`` up to ``probability``, ``why`` =
     ``unsure``) and the pairs of clearly different people that had to be kept apart inside one chain
-    (``why`` = ``split``); pairs a person decided are not listed again. ``pair_codes`` are the candidate
-    pairs when a shuffle by blocking key found them already (codes over ``_row``: ``block_pairs``);
+    (``why`` = ``split``); pairs a person decided are not listed again. ``pair_codes`` reads the candidate
+    pairs when a shuffle by blocking key found them already (codes over ``_row``, ``block_pairs``, each
+    once and sorted; read only here, so that nothing else holds them);
     ``prepared`` is ``prepare(contacts)`` when the partitions prepared it already (``contacts`` then need
     hold only ``_row`` and ``record_id``)."""
     review = pl.DataFrame(schema=REVIEW_COLUMNS)
@@ -1134,7 +1156,7 @@ def persons_and_review(
     whole = pair_codes is not None and len(rows) and rows.min() == 0 and rows.max() == len(rows) - 1
     if whole and p["_row"].n_unique() == len(rows):
         assert pair_codes is not None
-        pairs = pairs_by_row(pair_codes, rows)
+        pairs = pairs_by_row(pair_codes(), rows)
     else:
         pairs = candidate_pairs(p)
     names = [f.name for f in fields]

@@ -28,10 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from .classify import classify, suppression_entries
-from .dedupe import block_pairs, blocking_rows, components
+from .dedupe import block_pairs, blocking_rows, components, distinct_sorted
 from .dedupe import prepare as prepare_for_dedupe
 from .domains import apply_domains
 from .frames import look_up
@@ -353,8 +354,12 @@ def gather_objections(buckets: Sequence[Classified]) -> pl.DataFrame:
     return pl.concat([pl.read_parquet(b.objections) for b in buckets if b.objections]).sort("address_key")
 
 
-def gather_pairs(buckets: Sequence[PairBucket]) -> pl.Series:
-    """Every bucket's candidate pairs (codes over ``_row``), each once."""
-    if not buckets:
-        return pl.Series("code", [], dtype=pl.Int64)
-    return pl.concat([pl.read_parquet(b.path)["code"] for b in buckets]).unique()
+def gather_pairs(buckets: Sequence[PairBucket]) -> np.ndarray:
+    """Every bucket's candidate pairs (codes over ``_row``), each once, sorted: read into one array."""
+    sizes = [pl.scan_parquet(b.path).select(pl.len()).collect().item() for b in buckets]
+    codes = np.empty(sum(sizes), dtype=np.int64)
+    at = 0
+    for bucket, size in zip(buckets, sizes, strict=True):
+        codes[at : at + size] = pl.read_parquet(bucket.path)["code"].to_numpy()
+        at += size
+    return distinct_sorted(codes)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from . import __version__
@@ -194,11 +195,11 @@ def stage_dedupe(ctx: RunContext, lasting_ids: bool = True) -> RunContext:
     only; what dedupe gives every record is left in ``person_table`` for the partition tasks to apply
     (``apply_partitions``)."""
     prepared: pl.DataFrame | None = None
-    pair_codes: pl.Series | None = None
+    pair_codes: Callable[[], np.ndarray] | None = None
     if ctx.partitions is not None:
         prepared = gather_prepared(ctx.partitions.parts)
         records, prepared = prepared.select("_row", "record_id"), prepared.drop("record_id")
-        pair_codes = gather_pairs(ctx.partitions.pairs)
+        pair_codes = functools.partial(gather_pairs, ctx.partitions.pairs)
         shown: pl.DataFrame | pl.LazyFrame = pl.scan_parquet([part.path for part in ctx.partitions.parts])
     else:
         records = shown = ctx.contacts
