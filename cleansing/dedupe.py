@@ -626,8 +626,9 @@ def levels_of(codes: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
 def _patterns(codes: np.ndarray, names: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The distinct agreement patterns among the pairs (``pattern_codes``), and how many pairs have each:
     a million pairs show a few thousand patterns, and learning needs each pattern once."""
-    unique, times = np.unique(codes, return_counts=True)
-    return levels_of(unique, names), times
+    times = np.bincount(codes, minlength=(LEVELS + 1) ** len(names))
+    unique = np.flatnonzero(times)
+    return levels_of(unique, names), times[unique]
 
 
 def score_patterns(model: Model, codes: np.ndarray, names: Sequence[str]) -> np.ndarray:
@@ -691,12 +692,14 @@ def estimate(
             others = total - model._part(name, level)
             m[name] = _distribution(level, others >= CERTAIN, times)
     model = Model({name: np.log2(m[name] / u[name]) for name in names}, PRIOR)
-    weights = score_patterns(model, patterns, names)
+    # A pair's model weight is its pattern's: each distinct pattern once, counted as often as it occurs.
+    kinds, counts = _patterns(patterns, names)
+    weights = model.score(kinds)
     all_pairs = n * (n - 1) / 2
     share = PRIOR
     for _ in range(50):  # fixed point: the share is the expected matches among all pairs
         odds = np.exp2(np.clip(weights + math.log2(share / (1 - share)), -60, 60))
-        share, previous = float(np.clip((odds / (1 + odds)).sum() / all_pairs, 1e-12, 0.5)), share
+        share, previous = float(np.clip((counts * (odds / (1 + odds))).sum() / all_pairs, 1e-12, 0.5)), share
         if share == previous:
             break
     model.match_share = share
@@ -1063,10 +1066,12 @@ def cluster(
     ever joining the strangers; only those few components are handled one by one. ``split`` receives
     the pairs of strangers that had to be kept apart so."""
     left, right = pairs.left, pairs.right
-    strong = weights >= threshold
+    strong = np.flatnonzero(weights >= threshold)
     labels = components(n, left[strong], right[strong])
-    strangers = (weights < STRANGERS) & (labels[left] == labels[right])
-    if strangers.any():
+    # (By index: a bool or a label per candidate pair is more than a million records can spare.)
+    strangers = np.flatnonzero(weights < STRANGERS)
+    strangers = strangers[labels[left[strangers]] == labels[right[strangers]]]
+    if len(strangers):
         suspicious = distinct(labels[left[strangers]])
         cannot: dict[int, set[int]] = {}
         for a, b in zip(left[strangers].tolist(), right[strangers].tolist(), strict=True):
@@ -1074,7 +1079,7 @@ def cluster(
             cannot.setdefault(b, set()).add(a)
             if split is not None:
                 split.append((a, b))
-        inside = strong & np.isin(labels[left], suspicious)
+        inside = strong[np.isin(labels[left[strong]], suspicious)]
         edges: dict[int, list[tuple[float, int, int]]] = {}
         for lab, w, a, b in zip(
             labels[left[inside]].tolist(),
@@ -1170,9 +1175,9 @@ def persons_and_review(
         weights = model_weights(model, columns, pairs, patterns, names)
         threshold = model.threshold(probability)
         vetoed = compared.no_link | compared.strangers  # a rule decided these, not the model's doubt
-        weights = np.where(compared.no_link, np.minimum(weights, threshold - 1), weights)
-        weights = np.where(compared.strangers, -np.inf, weights)
-        weights = np.where(compared.same_person, np.inf, weights)
+        np.minimum(weights, threshold - 1, out=weights, where=compared.no_link)
+        weights[compared.strangers] = -np.inf
+        weights[compared.same_person] = np.inf
         del compared
         low = model.threshold(REVIEW_FROM)
         prior = math.log2(model.match_share / (1 - model.match_share))
@@ -1252,15 +1257,14 @@ def _review(
     low, threshold, prior = band  # weights from, up to, and the prior log-odds of a match
     patterns, names = compared  # of the pairs the model scored (the first; a person's decisions add pairs)
     scored = len(patterns)
-    unsure = (weights[:scored] >= low) & (weights[:scored] < threshold) & ~settled[:scored]
+    at = np.flatnonzero((weights[:scored] >= low) & (weights[:scored] < threshold) & ~settled[:scored])
     if split:
         kept_apart = np.array([(min(a, b), max(a, b)) for a, b in split], dtype=np.int64)
         split_keys = distinct(kept_apart[:, 0] * len(ids) + kept_apart[:, 1])
-        keys = pairs.left[:scored].astype(np.int64) * len(ids) + pairs.right[:scored]
-        unsure &= ~np.isin(keys, split_keys)
+        keys = pairs.left[at].astype(np.int64) * len(ids) + pairs.right[at]
+        at = at[~np.isin(keys, split_keys)]
     else:
         kept_apart = np.zeros((0, 2), dtype=np.int64)
-    at = np.flatnonzero(unsure)
     posterior = np.round(1.0 / (1.0 + np.exp2(-(weights[at] + prior))), 3)
     pending = len(at)
     if pending > REVIEW_LIMIT:  # only pairs that can be among the first REVIEW_LIMIT are written out
