@@ -305,9 +305,9 @@ def spreadsheets(ctx: RunContext) -> bool:
 
 
 def _manifest(
-    ctx: RunContext, counts: dict[str, int], decisions: pl.DataFrame, runs: list[dict[str, Any]]
+    ctx: RunContext, counts: dict[str, int], decisions: pl.LazyFrame, runs: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    reasons = dict(decisions.group_by("reason").len().sort("reason").iter_rows())
+    reasons = dict(decisions.group_by("reason").len().sort("reason").collect(engine="streaming").iter_rows())
     # The previous run over the same sources: an ad-hoc run over other files is no baseline for this one.
     key = ctx.request.sources_key()
     previous = [r for r in runs if r["summary"].get("sources_key", key) == key]
@@ -374,7 +374,7 @@ def stage_write(ctx: RunContext) -> RunContext:
     out_dir = Path(ctx.request.out_dir)
     started = time.perf_counter()
 
-    def extra(folder: Path, counts: dict[str, int], decisions: pl.DataFrame) -> None:
+    def extra(folder: Path, counts: dict[str, int], decisions: pl.LazyFrame) -> None:
         # The manifest is written inside the run folder, before publishing: its write time is the staging's.
         ctx.timings["write"] = time.perf_counter() - started
         manifest = _manifest(ctx, counts, decisions, runs)

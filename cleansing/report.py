@@ -43,8 +43,9 @@ PERSON_COUNTS = ("persons", "kept_id", "new", "merged", "split")
 REVIEW_COUNTS = ("pending", "listed", "split", "decided", "overridden")
 
 
-def _counts(frame: pl.DataFrame, column: str) -> dict[str, int]:
-    return _as_counts(frame.group_by(column).len().sort(column))
+def _counts(counted: pl.DataFrame, column: str) -> dict[str, int]:
+    """``value → count`` of ``column`` in ``decision_counts``."""
+    return _as_counts(counted.group_by(column).agg(pl.col("len").sum()).sort(column))
 
 
 def _as_counts(counted: pl.DataFrame) -> dict[str, int]:
@@ -57,18 +58,25 @@ def rule_table(policy: Policy) -> list[dict[str, str]]:
     return [row.as_dict() for row in decision_table(policy)]
 
 
+def decision_counts(decisions: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """``source_file, class, reason, len``: what the report and the manifest count of the decisions, in
+    one streamed pass (``decisions.parquet`` of ten million rows is never held)."""
+    return decisions.lazy().group_by("source_file", "class", "reason").len().collect(engine="streaming")
+
+
 def build_report(
     records: pl.DataFrame | pl.LazyFrame,
-    decisions: pl.DataFrame,
+    decisions: pl.DataFrame | pl.LazyFrame,
     quarantine: pl.DataFrame,
     meta: dict[str, Any],
     policy: Policy,
 ) -> dict[str, Any]:
     """Every number of the report. ``meta`` is the run's manifest (run id, inputs, policy, DNS, previous run)."""
     as_of = dt.date.fromisoformat(meta["as_of"])
-    rows_in = decisions.height
-    by_class = {k: 0 for k in CLASS_ORDER} | _counts(decisions, "class")
-    by_reason = _counts(decisions, "reason")
+    counted = decision_counts(decisions)
+    rows_in = int(counted["len"].sum())
+    by_class = {k: 0 for k in CLASS_ORDER} | _counts(counted, "class")
+    by_reason = _counts(counted, "reason")
     found = _record_queries(records, as_of, policy)
     flag_counts = _as_counts(found["flags"])
     return {
@@ -81,8 +89,8 @@ def build_report(
         "by_class": by_class,
         "shares": {k: (v / rows_in if rows_in else 0.0) for k, v in by_class.items()},
         "flow": _flow(rows_in, by_class, by_reason),
-        "by_reason": _reasons(decisions, by_reason, policy),
-        "by_source": _by_source(decisions, meta.get("presets", {})),
+        "by_reason": _reasons(counted, by_reason, policy),
+        "by_source": _by_source(counted, meta.get("presets", {})),
         "consent_age": _consent_age(found, policy),
         "domains": _domains(found, meta.get("dns", {}), by_reason, flag_counts),
         "duplicates": _duplicates(found, meta, by_reason, flag_counts),
@@ -96,10 +104,10 @@ def build_report(
     }
 
 
-def _reasons(decisions: pl.DataFrame, by_reason: dict[str, int], policy: Policy) -> list[dict[str, Any]]:
+def _reasons(counted: pl.DataFrame, by_reason: dict[str, int], policy: Policy) -> list[dict[str, Any]]:
     """Records per reason, most first, each with its rule, class and words."""
     table = {row.reason.value: row for row in decision_table(policy)}
-    seen = dict(decisions.group_by("reason").agg(pl.col("class").unique()).iter_rows())
+    seen = dict(counted.group_by("reason").agg(pl.col("class").unique(maintain_order=True)).iter_rows())
     reasons = []
     for r, n in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
         classes = seen[r]
@@ -131,12 +139,13 @@ def _flow(rows_in: int, by_class: dict[str, int], by_reason: dict[str, int]) -> 
     }
 
 
-def _by_source(decisions: pl.DataFrame, presets: dict[str, str]) -> list[dict[str, Any]]:
+def _by_source(counted: pl.DataFrame, presets: dict[str, str]) -> list[dict[str, Any]]:
     by_source = []
-    for source, group in decisions.group_by("source_file", maintain_order=True):
+    for source, group in counted.group_by("source_file", maintain_order=True):
         counts = {k: 0 for k in CLASS_ORDER} | _counts(group, "class")
+        rows = int(group["len"].sum())
         by_source.append(
-            {"source_file": source[0], "preset": presets.get(source[0], ""), "rows": group.height, "by_class": counts}
+            {"source_file": source[0], "preset": presets.get(source[0], ""), "rows": rows, "by_class": counts}
         )
     return sorted(by_source, key=lambda s: s["source_file"])
 

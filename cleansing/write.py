@@ -177,26 +177,23 @@ def write_xlsx(frame: pl.DataFrame, path: Path, sheet: str | None = None, sheet_
     workbook.close()
 
 
-def decisions_frame(records: pl.DataFrame | pl.LazyFrame, quarantine: pl.DataFrame) -> pl.DataFrame:
-    """One row per input row, quarantine included."""
-    judged = (
-        records.lazy()
-        .select(
-            "source_file",
-            "source_row",
-            "record_id",
-            "class",
-            "reason",
-            pl.col("flags").list.join(";").alias("flags"),
-            "cluster_id",
-            "person_id",
-            "survivor_id",
-            "mx_status",
-            mask_email(pl.col("email")).alias("email_masked"),
-        )
-        .collect(engine="streaming")
+def decisions_frame(records: pl.DataFrame | pl.LazyFrame, quarantine: pl.DataFrame) -> pl.LazyFrame:
+    """One row per input row, quarantine included, in the order of ``records`` then ``quarantine``
+    (``write_decisions`` sorts them)."""
+    judged = records.lazy().select(
+        "source_file",
+        "source_row",
+        "record_id",
+        "class",
+        "reason",
+        pl.col("flags").list.join(";").alias("flags"),
+        "cluster_id",
+        "person_id",
+        "survivor_id",
+        "mx_status",
+        mask_email(pl.col("email")).alias("email_masked"),
     )
-    quarantined = quarantine.select(
+    quarantined = quarantine.lazy().select(
         "source_file",
         "source_row",
         pl.lit(None, pl.String).alias("record_id"),
@@ -209,7 +206,56 @@ def decisions_frame(records: pl.DataFrame | pl.LazyFrame, quarantine: pl.DataFra
         pl.lit("not_checked").alias("mx_status"),
         pl.lit(None, pl.String).alias("email_masked"),
     )
-    return pl.concat([judged, quarantined]).sort("source_file", "source_row", maintain_order=True)
+    return pl.concat([judged, quarantined])
+
+
+# Rows of decisions.parquet sorted at once: the file is written a range of rows of one input at a time.
+DECISIONS_AT_ONCE = 1_000_000
+
+
+def write_decisions(decisions: pl.LazyFrame, path: Path, rows_at_once: int | None = None) -> tuple[int, int]:
+    """``decisions`` (``decisions_frame``) into ``path`` sorted by ``source_file, source_row``, checked
+    against the ``Decisions`` schema; returns the rows written and their distinct ``source_file,
+    source_row``. Never more than ``rows_at_once`` rows (default ``DECISIONS_AT_ONCE``) are held: the
+    rows are first streamed into a file beside ``path``, then sorted and checked a range of one input's
+    rows at a time, and the sorted ranges streamed into ``path`` in order."""
+    rows_at_once = DECISIONS_AT_ONCE if rows_at_once is None else rows_at_once
+    folder = path.parent
+    unsorted = folder / f".{path.stem}-unsorted.parquet"
+    ranges: list[Path] = []
+    try:
+        decisions.sink_parquet(unsorted)
+        scan = pl.scan_parquet(unsorted)
+        spans = (
+            scan.group_by("source_file")
+            .agg(pl.len(), pl.col("source_row").min().alias("low"), pl.col("source_row").max().alias("high"))
+            .sort("source_file")
+            .collect(engine="streaming")
+        )
+        rows = distinct = 0
+        for source, n, low, high in spans.iter_rows():
+            step = -(-(high - low + 1) // -(-n // rows_at_once))  # rows of the input per range
+            for start in range(low, high + 1, step):
+                part = (
+                    scan.filter(
+                        (pl.col("source_file") == source) & pl.col("source_row").is_between(start, start + step - 1)
+                    )
+                    .sort("source_row", maintain_order=True)
+                    .collect(engine="streaming")
+                )
+                Decisions.validate(part)
+                rows += part.height
+                distinct += part["source_row"].n_unique()
+                ranges.append(folder / f".{path.stem}-{len(ranges)}.parquet")
+                part.write_parquet(ranges[-1])
+        if ranges:
+            pl.scan_parquet(ranges).sink_parquet(path)
+        else:
+            pl.scan_parquet(unsorted).sink_parquet(path)  # no rows: the schema alone
+    finally:
+        for leftover in [unsorted, *ranges]:
+            leftover.unlink(missing_ok=True)
+    return rows, distinct
 
 
 class Rewrite:
@@ -239,15 +285,15 @@ class Rewrite:
         self.pending.clear()
 
 
-def check_conservation(rows_in: int, decisions: pl.DataFrame, counts: dict[str, int]) -> dict[str, int]:
+def check_conservation(rows_in: int, rows: int, distinct: int, counts: dict[str, int]) -> dict[str, int]:
     """Every input row in exactly one partition (``counts``: the rows each partition's files hold) and
-    exactly once in the decisions, or raise."""
+    exactly once in the decisions (``rows`` rows, ``distinct`` distinct ``source_file, source_row``), or
+    raise."""
     total = sum(counts.values())
-    unique = decisions.select(pl.struct("source_file", "source_row").n_unique()).item() if decisions.height else 0
-    if not (total == rows_in == decisions.height == unique):
+    if not (total == rows_in == rows == distinct):
         raise ConservationError(
             f"rows in ({rows_in}) do not equal keep + reconfirm + discard + quarantine ({total}); "
-            f"decisions hold {decisions.height} rows, {unique} distinct."
+            f"decisions hold {rows} rows, {distinct} distinct."
         )
     return counts
 
@@ -268,7 +314,7 @@ def stage_folder(
     classes: Mapping[str, pl.LazyFrame],
     quarantine: pl.DataFrame,
     rows_in: int,
-    extra: Callable[[Path, dict[str, int], pl.DataFrame], None],
+    extra: Callable[[Path, dict[str, int], pl.LazyFrame], None],
     spreadsheets: bool = False,
 ) -> tuple[Path, dict[str, int]]:
     """Write every file of the run folder into ``OUT/.tmp-<run_id>`` (owner-only) and check conservation.
@@ -301,8 +347,7 @@ def stage_folder(
             pl.lit(Reason.UNREADABLE_ROW.value).alias("reason"), reason_text(pl.lit(Reason.UNREADABLE_ROW.value))
         )
         decisions = decisions_frame(pl.concat([classes[name] for name in PARTITIONS]), quarantine)
-        Decisions.validate(decisions)
-        decisions.write_parquet(tmp / "decisions.parquet")
+        rows, distinct = write_decisions(decisions, tmp / "decisions.parquet")
         # A partition at a time, in every format, each streamed from the records into its file.
         written = {}
         for name, lazy in partitions.items():
@@ -311,8 +356,8 @@ def stage_folder(
             guard_formulas(_flat(lazy)).sink_csv(tmp / f"{name}.csv")
             if spreadsheets and name in PARTITIONS:
                 write_xlsx(lazy.collect(), tmp / f"{name}.xlsx")
-        counts = check_conservation(rows_in, decisions, written)
-        extra(tmp, counts, decisions)
+        counts = check_conservation(rows_in, rows, distinct, written)
+        extra(tmp, counts, pl.scan_parquet(tmp / "decisions.parquet"))
         (tmp / WRITER_FILE).unlink()
         for child in tmp.iterdir():
             _owner_only(child)

@@ -86,7 +86,7 @@ def _decisions(ctx: RunContext, judged: tuple[str, ...] = JUDGED) -> pl.DataFram
     for name, stage in STAGES:
         if name in judged:
             ctx = run_stage(name, stage, ctx)
-    return decisions_frame(ctx.records(), ctx.read.quarantine).sort("source_file", "source_row")
+    return decisions_frame(ctx.records(), ctx.read.quarantine).sort("source_file", "source_row").collect()
 
 
 def one_process(tmp: Path, sources: tuple[str, ...], dns: str | None = None) -> pl.DataFrame:

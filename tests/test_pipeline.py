@@ -367,3 +367,45 @@ def test_spreadsheets_follow_the_policy(tmp_path: Path) -> None:
     run_dir = sample_run(tmp_path / "a", policy=str(policy))
     assert not list(run_dir.glob("*.xlsx"))
     assert json.loads((run_dir / "manifest.json").read_text())["spreadsheets"] is False
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from(["b.csv", "a.csv", "ö.csv", "kunder.csv"]), st.integers(1, 60)),
+        max_size=120,
+    ),
+    at_once=st.integers(1, 50),
+)
+def test_decisions_are_written_sorted_a_range_at_a_time_and_every_row_is_counted(
+    rows: list[tuple[str, int]], at_once: int
+) -> None:
+    from cleansing.write import write_decisions
+
+    frame = pl.DataFrame(
+        {
+            "source_file": [f for f, _ in rows],
+            "source_row": [r for _, r in rows],
+            "record_id": [f"r{i}" for i in range(len(rows))],
+            "class": ["discard"] * len(rows),
+            "reason": ["NO_CONSENT"] * len(rows),
+            "flags": [None] * len(rows),
+            "cluster_id": [None] * len(rows),
+            "person_id": [None] * len(rows),
+            "survivor_id": [None] * len(rows),
+            "mx_status": ["not_checked"] * len(rows),
+            "email_masked": [None] * len(rows),
+        },
+        schema_overrides={"flags": pl.String, "cluster_id": pl.String, "person_id": pl.String},
+    ).with_columns(pl.col("survivor_id", "email_masked").cast(pl.String))
+    unique = frame.unique(["source_file", "source_row"], keep="first", maintain_order=True)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "decisions.parquet"
+        written, distinct = write_decisions(unique.lazy(), path, rows_at_once=at_once)
+        assert pl.read_parquet(path).equals(unique.sort("source_file", "source_row"))
+        assert (written, distinct) == (unique.height, unique.height)
+        assert sorted(p.name for p in Path(folder).iterdir()) == ["decisions.parquet"]
+        if unique.height < frame.height:  # a row twice: the schema's uniqueness check refuses it
+            with pytest.raises(Exception, match="source_file|source_row|unique"):
+                write_decisions(frame.lazy(), path, rows_at_once=at_once)
+            assert sorted(p.name for p in Path(folder).iterdir()) == ["decisions.parquet"]
