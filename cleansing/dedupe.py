@@ -1141,7 +1141,7 @@ def persons_and_review(
     probability: float = MATCH_PROBABILITY,
     decisions: pl.DataFrame | None = None,
     pair_codes: Callable[[], np.ndarray] | None = None,
-    prepared: pl.DataFrame | None = None,
+    prepared: Callable[[], pl.DataFrame] | None = None,
 ) -> tuple[pl.DataFrame, Review]:
     """``assign_persons`` and the review list: ``record_a, record_b, why, posterior, agreed`` for the
     pairs the model is unsure about (posterior from ``REVIEW_FROM`` up to ``probability``, ``why`` =
@@ -1149,13 +1149,13 @@ def persons_and_review(
     (``why`` = ``split``); pairs a person decided are not listed again. ``pair_codes`` reads the candidate
     pairs when a shuffle by blocking key found them already (codes over ``_row``, ``block_pairs``, each
     once and sorted; read only here, so that nothing else holds them);
-    ``prepared`` is ``prepare(contacts)`` when the partitions prepared it already (``contacts`` then need
-    hold only ``_row`` and ``record_id``)."""
+    ``prepared`` reads ``prepare(contacts)`` when the partitions prepared it already (``contacts`` then
+    need hold only ``_row`` and ``record_id``); read only here, its text is let go of once coded."""
     review = pl.DataFrame(schema=REVIEW_COLUMNS)
     if contacts.height == 0:
         empty = contacts.with_columns(pl.lit(False).alias("owns_mailbox"), pl.lit(None, pl.String).alias("person_key"))
         return empty, Review(review)
-    p = prepare(contacts) if prepared is None else prepared
+    p = prepare(contacts) if prepared is None else prepared()
     fields = [f for f in FIELDS if p[f.name].null_count() < p.height]
     rows = p["_row"].to_numpy()
     whole = pair_codes is not None and len(rows) and rows.min() == 0 and rows.max() == len(rows) - 1
@@ -1168,11 +1168,14 @@ def persons_and_review(
     patterns = np.zeros(0, dtype=np.int32)
     if len(pairs) and fields:
         columns = code_columns(p)
+        mailbox = p["mailbox"].is_not_null().to_numpy()
+        p = p.select("_row", "owner")  # the text is in ``columns`` now
         learned = p.height >= MIN_TRAINING_RECORDS
-        compared = compare(columns, pairs, fields, learned, p["mailbox"].is_not_null().to_numpy())
+        compared = compare(columns, pairs, fields, learned, mailbox)
         patterns = compared.patterns
         model = estimate(columns, p.height, patterns, fields) if learned else default_model(fields)
         weights = model_weights(model, columns, pairs, patterns, names)
+        del columns
         threshold = model.threshold(probability)
         vetoed = compared.no_link | compared.strangers  # a rule decided these, not the model's doubt
         np.minimum(weights, threshold - 1, out=weights, where=compared.no_link)

@@ -194,18 +194,20 @@ def stage_dedupe(ctx: RunContext, lasting_ids: bool = True) -> RunContext:
     and takes the candidate pairs they found; the review list reads the fields it shows of its own records
     only; what dedupe gives every record is left in ``person_table`` for the partition tasks to apply
     (``apply_partitions``)."""
-    prepared: pl.DataFrame | None = None
+    prepared: Callable[[], pl.DataFrame] | None = None
     pair_codes: Callable[[], np.ndarray] | None = None
     if ctx.partitions is not None:
-        prepared = gather_prepared(ctx.partitions.parts)
-        records, prepared = prepared.select("_row", "record_id"), prepared.drop("record_id")
+        gathered = gather_prepared(ctx.partitions.parts)
+        records = gathered.select("_row", "record_id")
+        # Handed over, not shared: once dedupe takes the prepared fields, nothing here holds them.
+        prepared = [gathered.drop("record_id")].pop
+        del gathered
         pair_codes = functools.partial(gather_pairs, ctx.partitions.pairs)
         shown: pl.DataFrame | pl.LazyFrame = pl.scan_parquet([part.path for part in ctx.partitions.parts])
     else:
         records = shown = ctx.contacts
     decided = ctx.state.person_decisions()
     persons, review = persons_and_review(records, decisions=decided, pair_codes=pair_codes, prepared=prepared)
-    del prepared  # let go of the prepared fields before the person ids are assigned
     if lasting_ids:
         ctx.persons = assign_person_ids(persons, ctx.state.persons())
         persons = persons.with_columns(ctx.persons.person_id)
