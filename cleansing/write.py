@@ -111,10 +111,21 @@ def mask_email(expr: pl.Expr) -> pl.Expr:
     return pl.when(domain.is_not_null()).then(masked).when(expr.is_not_null()).then(pl.lit("***"))
 
 
+def _reason_words() -> dict[str, str]:
+    return {r.value: f"{r.info.text} {r.info.action}" for r in Reason}
+
+
 def reason_text(reason: pl.Expr) -> pl.Expr:
     """The reason in plain words, what it means and what to do: ``reason_text``."""
-    words = {r.value: f"{r.info.text} {r.info.action}" for r in Reason}
-    return reason.replace_strict(words, default=None, return_dtype=pl.String).alias("reason_text")
+    return reason.replace_strict(_reason_words(), default=None, return_dtype=pl.String).alias("reason_text")
+
+
+def with_reason_text(records: pl.LazyFrame) -> pl.LazyFrame:
+    """``records`` with ``reason_text`` beside ``reason``, joined from a table of the reasons: a stream of
+    records stays a stream (``replace_strict`` among many columns makes polars gather them whole)."""
+    words = _reason_words()
+    table = pl.LazyFrame({"reason": list(words), "reason_text": list(words.values())})
+    return records.join(table, on="reason", how="left", maintain_order="left")
 
 
 def guard_formulas(frame: Frame) -> Frame:
@@ -135,14 +146,18 @@ def guard_formulas(frame: Frame) -> Frame:
     )
 
 
-def _flat(frame: Frame) -> Frame:
-    """Lists joined with ``;`` and times in ISO 8601, for CSV."""
+CSV_TIME = "%Y-%m-%dT%H:%M:%SZ"  # times in CSV: ISO 8601, UTC
+
+
+def _flat(frame: Frame, times: bool = True) -> Frame:
+    """Lists joined with ``;`` and, with ``times``, times as text (``CSV_TIME``), for CSV; without, the
+    CSV writer formats them (``datetime_format=CSV_TIME``), which a stream of records can afford."""
     out = []
     for name, dtype in frame.collect_schema().items():
         if isinstance(dtype, pl.List):
             out.append(pl.col(name).list.join(";").alias(name))
-        elif isinstance(dtype, pl.Datetime):
-            out.append(pl.col(name).dt.strftime("%Y-%m-%dT%H:%M:%SZ").alias(name))
+        elif isinstance(dtype, pl.Datetime) and times:
+            out.append(pl.col(name).dt.strftime(CSV_TIME).alias(name))
     return frame.with_columns(out)
 
 
@@ -340,8 +355,7 @@ def stage_folder(
             .alias("action")
         )
         partitions = {
-            name: classes[name].with_columns(reason_text(pl.col("reason")), action).select(PARTITION_COLUMNS)
-            for name in PARTITIONS
+            name: with_reason_text(classes[name]).with_columns(action).select(PARTITION_COLUMNS) for name in PARTITIONS
         }
         partitions[Klass.QUARANTINE.value] = quarantine.lazy().with_columns(
             pl.lit(Reason.UNREADABLE_ROW.value).alias("reason"), reason_text(pl.lit(Reason.UNREADABLE_ROW.value))
@@ -353,7 +367,7 @@ def stage_folder(
         for name, lazy in partitions.items():
             lazy.sink_parquet(tmp / f"{name}.parquet")
             written[name] = pl.scan_parquet(tmp / f"{name}.parquet").select(pl.len()).collect().item()
-            guard_formulas(_flat(lazy)).sink_csv(tmp / f"{name}.csv")
+            guard_formulas(_flat(lazy, times=False)).sink_csv(tmp / f"{name}.csv", datetime_format=CSV_TIME)
             if spreadsheets and name in PARTITIONS:
                 write_xlsx(lazy.collect(), tmp / f"{name}.xlsx")
         counts = check_conservation(rows_in, rows, distinct, written)
