@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 
 from .classify import classify, suppression_entries
-from .dedupe import block_pairs, blocking_rows, components, distinct_sorted
+from .dedupe import block_pairs, blocking_rows, components, distinct
 from .dedupe import prepare as prepare_for_dedupe
 from .domains import apply_domains
 from .frames import look_up
@@ -362,4 +362,4 @@ def gather_pairs(buckets: Sequence[PairBucket]) -> np.ndarray:
     for bucket, size in zip(buckets, sizes, strict=True):
         codes[at : at + size] = pl.read_parquet(bucket.path)["code"].to_numpy()
         at += size
-    return distinct_sorted(codes)
+    return distinct(codes, in_place=True)
