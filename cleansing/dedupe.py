@@ -612,21 +612,12 @@ def levels_of(codes: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
     return {name: out[name] for name in names}
 
 
-def _patterns(codes: np.ndarray, names: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The distinct agreement patterns among the pairs (``pattern_codes``), and how many pairs have each:
-    a million pairs show a few thousand patterns, and learning needs each pattern once."""
+def _patterns(codes: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct agreement patterns among the pairs (``pattern_codes``, in order), and how many pairs
+    have each: a million pairs show a few thousand patterns, and learning or scoring needs each once."""
     times = np.bincount(codes, minlength=(LEVELS + 1) ** len(names))
     unique = np.flatnonzero(times)
-    return levels_of(unique, names), times[unique]
-
-
-def score_patterns(model: Model, codes: np.ndarray, names: Sequence[str]) -> np.ndarray:
-    """``model.score`` of every pair, by its pattern: each distinct pattern is scored once."""
-    present = np.flatnonzero(np.bincount(codes, minlength=(LEVELS + 1) ** len(names)))
-    table = np.zeros((LEVELS + 1) ** len(names), dtype=np.float64)
-    table[present] = model.score(levels_of(present, names))
-    scores: np.ndarray = table[codes]
-    return scores
+    return unique, times[unique]
 
 
 # Weights for inputs too small to learn from (a few hundred rows): rounded from what the model learns on
@@ -673,7 +664,8 @@ def estimate(
     m = {name: np.array([0.02, 0.05, 0.15, 0.78]) for name in names}
     count = len(patterns)
     sample = rng.choice(count, size=TRAINING_PAIRS, replace=False) if count > TRAINING_PAIRS else slice(None)
-    train, times = _patterns(patterns[sample], names)
+    kinds, times = _patterns(patterns[sample], names)
+    train = levels_of(kinds, names)
     for _ in range(TRAINING_ROUNDS):
         model = Model({name: np.log2(m[name] / u[name]) for name in names}, PRIOR)
         total = model.score(train)
@@ -683,7 +675,7 @@ def estimate(
     model = Model({name: np.log2(m[name] / u[name]) for name in names}, PRIOR)
     # A pair's model weight is its pattern's: each distinct pattern once, counted as often as it occurs.
     kinds, counts = _patterns(patterns, names)
-    weights = model.score(kinds)
+    weights = model.score(levels_of(kinds, names))
     all_pairs = n * (n - 1) / 2
     share = PRIOR
     for _ in range(50):  # fixed point: the share is the expected matches among all pairs
@@ -999,11 +991,15 @@ def compare(
 def model_weights(
     model: Model, columns: dict[str, Column], pairs: Pairs, patterns: np.ndarray, names: Sequence[str]
 ) -> np.ndarray:
-    """Every pair's match weight by the model, its exact agreements on common values discounted."""
+    """Every pair's match weight by the model, its exact agreements on common values discounted. A pair's
+    model weight is its pattern's: each distinct pattern is scored once."""
+    kinds, _ = _patterns(patterns, names)
+    by_pattern = np.zeros((LEVELS + 1) ** len(names), dtype=np.float64)
+    by_pattern[kinds] = model.score(levels_of(kinds, names))
     weights = np.empty(len(pairs), dtype=np.float64)
     for at, chunk in _chunks(pairs, PAIRS_AT_ONCE):
         lv = levels_of(patterns[at], names)
-        weights[at] = score_patterns(model, patterns[at], names) + _frequency_adjustment(columns, chunk, lv)
+        weights[at] = by_pattern[patterns[at]] + _frequency_adjustment(columns, chunk, lv)
     return weights
 
 
