@@ -61,7 +61,7 @@ from .preflight import check_inputs as check_inputs
 from .preflight import check_output as check_output
 from .preflight import parse_as_of as parse_as_of
 from .read import ReadResult, plan_inputs, read_sources
-from .report import RECORD_COLUMNS, build_report
+from .report import RECORD_COLUMNS, build_report, counts_by, decision_counts
 from .report_html import render_html
 from .resolver import DnsResolver
 from .retention import plan_purge, purge
@@ -307,9 +307,9 @@ def spreadsheets(ctx: RunContext) -> bool:
 
 
 def _manifest(
-    ctx: RunContext, counts: dict[str, int], decisions: pl.LazyFrame, runs: list[dict[str, Any]]
+    ctx: RunContext, counts: dict[str, int], counted: pl.DataFrame, runs: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    reasons = dict(decisions.group_by("reason").len().sort("reason").collect(engine="streaming").iter_rows())
+    reasons = counts_by(counted, "reason")
     # The previous run over the same sources: an ad-hoc run over other files is no baseline for this one.
     key = ctx.request.sources_key()
     previous = [r for r in runs if r["summary"].get("sources_key", key) == key]
@@ -379,7 +379,8 @@ def stage_write(ctx: RunContext) -> RunContext:
     def extra(folder: Path, counts: dict[str, int], decisions: pl.LazyFrame) -> None:
         # The manifest is written inside the run folder, before publishing: its write time is the staging's.
         ctx.timings["write"] = time.perf_counter() - started
-        manifest = _manifest(ctx, counts, decisions, runs)
+        counted = decision_counts(decisions)  # one pass over decisions.parquet for the manifest and the report
+        manifest = _manifest(ctx, counts, counted, runs)
         manifest["retention"] = {
             "keep_runs": retention.keep_runs,
             "keep_days": retention.keep_days,
@@ -392,7 +393,7 @@ def stage_write(ctx: RunContext) -> RunContext:
         }
         write_json(folder / "manifest.json", manifest)
         report = build_report(
-            ctx.records().select(RECORD_COLUMNS), decisions, ctx.read.quarantine, manifest, ctx.policy.policy
+            ctx.records().select(RECORD_COLUMNS), counted, ctx.read.quarantine, manifest, ctx.policy.policy
         )
         write_json(folder / "report.json", report)
         if ctx.review is not None:

@@ -10,7 +10,7 @@ import polars as pl
 
 from .errors import InputError
 from .policy import Policy
-from .report import RECORD_COLUMNS, build_report
+from .report import RECORD_COLUMNS, build_report, decision_counts
 from .report_html import render_html
 from .write import PARTITIONS, write_json
 
@@ -34,7 +34,7 @@ def rebuild_report(run_dir: Path) -> Path:
     )
     report = build_report(
         records,
-        pl.read_parquet(run_dir / "decisions.parquet"),
+        decision_counts(pl.scan_parquet(run_dir / "decisions.parquet")),
         pl.read_parquet(run_dir / "quarantine.parquet"),
         manifest,
         policy,

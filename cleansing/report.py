@@ -43,7 +43,7 @@ PERSON_COUNTS = ("persons", "kept_id", "new", "merged", "split")
 REVIEW_COUNTS = ("pending", "listed", "split", "decided", "overridden")
 
 
-def _counts(counted: pl.DataFrame, column: str) -> dict[str, int]:
+def counts_by(counted: pl.DataFrame, column: str) -> dict[str, int]:
     """``value → count`` of ``column`` in ``decision_counts``."""
     return _as_counts(counted.group_by(column).agg(pl.col("len").sum()).sort(column))
 
@@ -66,17 +66,17 @@ def decision_counts(decisions: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
 
 def build_report(
     records: pl.DataFrame | pl.LazyFrame,
-    decisions: pl.DataFrame | pl.LazyFrame,
+    counted: pl.DataFrame,
     quarantine: pl.DataFrame,
     meta: dict[str, Any],
     policy: Policy,
 ) -> dict[str, Any]:
-    """Every number of the report. ``meta`` is the run's manifest (run id, inputs, policy, DNS, previous run)."""
+    """Every number of the report. ``counted``: the decisions' ``decision_counts``; ``meta`` is the run's
+    manifest (run id, inputs, policy, DNS, previous run)."""
     as_of = dt.date.fromisoformat(meta["as_of"])
-    counted = decision_counts(decisions)
     rows_in = int(counted["len"].sum())
-    by_class = {k: 0 for k in CLASS_ORDER} | _counts(counted, "class")
-    by_reason = _counts(counted, "reason")
+    by_class = {k: 0 for k in CLASS_ORDER} | counts_by(counted, "class")
+    by_reason = counts_by(counted, "reason")
     found = _record_queries(records, as_of, policy)
     flag_counts = _as_counts(found["flags"])
     return {
@@ -142,7 +142,7 @@ def _flow(rows_in: int, by_class: dict[str, int], by_reason: dict[str, int]) -> 
 def _by_source(counted: pl.DataFrame, presets: dict[str, str]) -> list[dict[str, Any]]:
     by_source = []
     for source, group in counted.group_by("source_file", maintain_order=True):
-        counts = {k: 0 for k in CLASS_ORDER} | _counts(group, "class")
+        counts = {k: 0 for k in CLASS_ORDER} | counts_by(group, "class")
         rows = int(group["len"].sum())
         by_source.append(
             {"source_file": source[0], "preset": presets.get(source[0], ""), "rows": rows, "by_class": counts}
