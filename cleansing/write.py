@@ -111,19 +111,11 @@ def mask_email(expr: pl.Expr) -> pl.Expr:
     return pl.when(domain.is_not_null()).then(masked).when(expr.is_not_null()).then(pl.lit("***"))
 
 
-def _reason_words() -> dict[str, str]:
-    return {r.value: f"{r.info.text} {r.info.action}" for r in Reason}
-
-
-def reason_text(reason: pl.Expr) -> pl.Expr:
-    """The reason in plain words, what it means and what to do: ``reason_text``."""
-    return reason.replace_strict(_reason_words(), default=None, return_dtype=pl.String).alias("reason_text")
-
-
 def with_reason_text(records: pl.LazyFrame) -> pl.LazyFrame:
-    """``records`` with ``reason_text`` beside ``reason``, joined from a table of the reasons: a stream of
-    records stays a stream (``replace_strict`` among many columns makes polars gather them whole)."""
-    words = _reason_words()
+    """``records`` with ``reason_text``: the reason in plain words, what it means and what to do, joined
+    from a table of the reasons, so that a stream of records stays a stream (``replace_strict`` among many
+    columns makes polars gather them whole)."""
+    words = {r.value: f"{r.info.text} {r.info.action}" for r in Reason}
     table = pl.LazyFrame({"reason": list(words), "reason_text": list(words.values())})
     return records.join(table, on="reason", how="left", maintain_order="left")
 
@@ -357,8 +349,8 @@ def stage_folder(
         partitions = {
             name: with_reason_text(classes[name]).with_columns(action).select(PARTITION_COLUMNS) for name in PARTITIONS
         }
-        partitions[Klass.QUARANTINE.value] = quarantine.lazy().with_columns(
-            pl.lit(Reason.UNREADABLE_ROW.value).alias("reason"), reason_text(pl.lit(Reason.UNREADABLE_ROW.value))
+        partitions[Klass.QUARANTINE.value] = with_reason_text(
+            quarantine.lazy().with_columns(pl.lit(Reason.UNREADABLE_ROW.value).alias("reason"))
         )
         decisions = decisions_frame(pl.concat([classes[name] for name in PARTITIONS]), quarantine)
         rows, distinct = write_decisions(decisions, tmp / "decisions.parquet")
