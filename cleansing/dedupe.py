@@ -176,20 +176,22 @@ def _household(letters: pl.Expr, last: pl.Expr) -> pl.Expr:
 
 def prepare(contacts: pl.DataFrame) -> pl.DataFrame:
     """The comparable fields of every record, keyed by ``_row``."""
-    contacts = _with_folded(contacts)
+    base = _with_folded(contacts)
+    # Lazily, collected by the streaming engine, which spreads one chunk's rows over the cores.
+    lazy = base.lazy()
 
     def folded(name: str) -> pl.Expr:
-        return _column(contacts, f"__f_{name}")
+        return _column(base, f"__f_{name}")
 
     full = folded("full_name")
-    comma = _column(contacts, "full_name").str.contains(",")
+    comma = _column(base, "full_name").str.contains(",")
     full_first = pl.when(comma).then(full.str.extract(r"^\S+\s+(.*)$")).otherwise(full.str.extract(r"^(\S+)"))
     full_last = pl.when(comma).then(full.str.extract(r"^(\S+)")).otherwise(full.str.extract(r"\s(\S+)$"))
     # Before the first "@" and any "+tag"; after the first "@".
-    parts = _column(contacts, "address_key").str.splitn("@", 2)
+    parts = _column(base, "address_key").str.splitn("@", 2)
     local = parts.struct.field("field_0").str.splitn("+", 2).struct.field("field_0")
     # Each used several times below, so each computed once, as a column.
-    contacts = contacts.with_columns(
+    lazy = lazy.with_columns(
         pl.coalesce(folded("first_name"), full_first).alias("__first"),
         pl.coalesce(folded("last_name"), full_last).alias("__last"),
         local.str.replace_many({".": "", "_": "", "-": ""}).alias("__bare"),
@@ -197,45 +199,49 @@ def prepare(contacts: pl.DataFrame) -> pl.DataFrame:
     )
     first, last, bare, domain = pl.col("__first"), pl.col("__last"), pl.col("__bare"), pl.col("__domain")
     # The namesakes erik.johansson@yahoo.com and erik_johansson@outlook.com share nothing but their name.
-    contacts = contacts.with_columns(
+    lazy = lazy.with_columns(
         bare.is_in(list(ROLE_LOCAL_PARTS)).fill_null(False).alias("__role"),
         bare.str.replace(r"\d+$", "").alias("__stem"),
     )
     role, stem = pl.col("__role"), pl.col("__stem")
-    contacts = contacts.with_columns(
+    lazy = lazy.with_columns(
         _name_derived(stem, first, last).alias("__built"), _household(stem, last).alias("__household")
     )
     built, household = pl.col("__built"), pl.col("__household")
-    return contacts.select(
-        pl.col("_row"),
-        first.alias("first"),
-        last.alias("last"),
-        folded("street").alias("street"),
-        folded("street2").alias("street2"),
-        folded("city").alias("city"),
-        _column(contacts, "postcode").str.replace_all(r"\s", "").replace("", None).alias("postcode"),
-        folded("region").alias("region"),
-        folded("company").str.replace(r"\s(ab|aktiebolag|inc|ltd|llc|gmbh|as|oy)$", "").alias("company"),
-        _column(contacts, "phone_e164").alias("phone"),
-        # A switchboard number with an extension is one person's line: for blocking only.
-        pl.concat_str(
-            [_column(contacts, "phone_e164"), pl.lit(" ext "), _column(contacts, "phone").str.extract(EXTENSION)]
-        ).alias("line"),
-        # The local part as evidence of its own only where it is more than the record's names (or its
-        # household's): one trailing digit is how a provider tells namesakes apart, two or more
-        # (annaberg85) are the person's own choice.
-        pl.when(role | ((built | household) & (bare.str.len_chars() - stem.str.len_chars() <= 1)))
-        .then(None)
-        .otherwise(bare)
-        .alias("local"),
-        pl.when(role).then(None).otherwise(bare).alias("mailbox"),  # for blocking only
-        # Whose mailbox it is: the record whose names (and any digits) make up its local part.
-        (~role & built).alias("owner"),
-        _column(contacts, "address_key").alias("address"),
-        # A work address's domain: two different addresses at one company are two people.
-        pl.when(~domain.is_in(list(FREE_MAIL_DOMAINS)) & ~role).then(domain).alias("workdomain"),
-    ).with_columns(
-        pl.col("first").str.extract(r"^(\S+)").replace(NICKNAMES).alias("first_canon"),
+    return (
+        lazy.select(
+            pl.col("_row"),
+            first.alias("first"),
+            last.alias("last"),
+            folded("street").alias("street"),
+            folded("street2").alias("street2"),
+            folded("city").alias("city"),
+            _column(base, "postcode").str.replace_all(r"\s", "").replace("", None).alias("postcode"),
+            folded("region").alias("region"),
+            folded("company").str.replace(r"\s(ab|aktiebolag|inc|ltd|llc|gmbh|as|oy)$", "").alias("company"),
+            _column(base, "phone_e164").alias("phone"),
+            # A switchboard number with an extension is one person's line: for blocking only.
+            pl.concat_str(
+                [_column(base, "phone_e164"), pl.lit(" ext "), _column(base, "phone").str.extract(EXTENSION)]
+            ).alias("line"),
+            # The local part as evidence of its own only where it is more than the record's names (or its
+            # household's): one trailing digit is how a provider tells namesakes apart, two or more
+            # (annaberg85) are the person's own choice.
+            pl.when(role | ((built | household) & (bare.str.len_chars() - stem.str.len_chars() <= 1)))
+            .then(None)
+            .otherwise(bare)
+            .alias("local"),
+            pl.when(role).then(None).otherwise(bare).alias("mailbox"),  # for blocking only
+            # Whose mailbox it is: the record whose names (and any digits) make up its local part.
+            (~role & built).alias("owner"),
+            _column(base, "address_key").alias("address"),
+            # A work address's domain: two different addresses at one company are two people.
+            pl.when(~domain.is_in(list(FREE_MAIL_DOMAINS)) & ~role).then(domain).alias("workdomain"),
+        )
+        .with_columns(
+            pl.col("first").str.extract(r"^(\S+)").replace(NICKNAMES).alias("first_canon"),
+        )
+        .collect(engine="streaming")
     )
 
 
@@ -270,12 +276,15 @@ def _blocking_keys(p: pl.DataFrame) -> list[pl.Expr]:
 
 
 def blocking_rows(p: pl.DataFrame, position: pl.Expr) -> list[pl.LazyFrame]:
-    """Per blocking key (numbered ``key``): ``key, k, i``, every record's value ``k`` of the key with the
-    record's ``position``. Row by row, so a partition's rows are its records' rows."""
+    """Per blocking key (numbered ``key``): ``key, k, i``, every record's value of the key, as a 64-bit
+    hash ``k`` (blocks are grouped by a number, not by a text), with the record's ``position``. Row by
+    row, so a partition's rows are its records' rows. (Two values of one hash would make one block of
+    two: more pairs compared, never fewer; among a million values that happens once in 10^7 runs.)"""
     return [
         p.lazy()
         .select(pl.lit(i, pl.Int8).alias("key"), key.alias("k"), position.cast(pl.Int64).alias("i"))
         .drop_nulls("k")
+        .with_columns(pl.col("k").hash(seed=0))
         for i, key in enumerate(_blocking_keys(p))
     ]
 
@@ -287,6 +296,8 @@ def block_pairs(rows: pl.LazyFrame, width: int, max_block: int = MAX_BLOCK) -> p
     # Coarse keys get a smaller block limit: in a big file their blocks fill up with namesakes,
     # neighbours and colleagues at one switchboard.
     limit = pl.when(pl.col("key").is_in(list(COARSE_KEYS))).then(max_block // 5).otherwise(max_block)
+    # Most values are one record's own: those rows are dropped before the blocks are gathered as lists.
+    rows = rows.filter(pl.len().over("key", "k") >= 2)
     blocks = rows.group_by("key", "k").agg(pl.col("i"), limit.first().alias("limit"))
     # Every pair within a block: its members crossed with themselves.
     crossed = blocks.filter(pl.col("i").list.len().is_between(2, pl.col("limit"))).select(
@@ -305,7 +316,7 @@ def candidate_pairs(p: pl.DataFrame, max_block: int = MAX_BLOCK) -> Pairs:
     # Key by key: one grouping each costs less than one over all of them.
     rows = blocking_rows(p, pl.int_range(pl.len(), dtype=pl.Int64))
     codes = pl.concat([block_pairs(key, p.height, max_block) for key in rows])
-    return pairs_from_codes(codes.collect()["code"], p.height)
+    return pairs_from_codes(codes.collect(engine="streaming")["code"], p.height)
 
 
 def pairs_from_codes(codes: pl.Series, width: int) -> Pairs:
@@ -380,7 +391,8 @@ def code_columns(p: pl.DataFrame) -> dict[str, Column]:
     """Every prepared field of ``p`` that is compared as a :class:`Column`, all coded at once."""
     names = [name for name in p.columns if name not in ("_row", "line", "owner", "mailbox")]  # blocking only
     uniques = pl.collect_all(
-        [p.lazy().select(pl.col(name).drop_nulls().unique(maintain_order=True).alias("v")) for name in names]
+        [p.lazy().select(pl.col(name).drop_nulls().unique(maintain_order=True).alias("v")) for name in names],
+        engine="streaming",
     )
     numbered = [d.lazy().with_row_index("c").with_columns(pl.col("c").cast(pl.Int64)) for d in uniques]
     codes = pl.collect_all(
@@ -390,7 +402,8 @@ def code_columns(p: pl.DataFrame) -> dict[str, Column]:
             .join(table, on="v", how="left", maintain_order="left")
             .select(pl.col("c").fill_null(-1))
             for name, table in zip(names, numbered, strict=True)
-        ]
+        ],
+        engine="streaming",
     )
     columns = {}
     for name, values, coded in zip(names, uniques, codes, strict=True):

@@ -223,7 +223,7 @@ def known_typos(domains: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _with_suggestions(contacts: pl.DataFrame, suggestions: dict[str, str]) -> pl.DataFrame:
+def _with_suggestions(contacts: pl.LazyFrame, suggestions: dict[str, str]) -> pl.LazyFrame:
     """``suggested_email`` (the address at the suggested domain) and the flag TYPO_SUSPECTED."""
     # A lookup by value, not a join: the records' columns stay where they are.
     suggested = pl.col("email_domain").replace_strict(suggestions, default=None, return_dtype=pl.String)
@@ -237,7 +237,7 @@ def _with_suggestions(contacts: pl.DataFrame, suggestions: dict[str, str]) -> pl
     )
 
 
-def local_flags(contacts: pl.DataFrame) -> pl.DataFrame:
+def local_flags(contacts: pl.LazyFrame) -> pl.LazyFrame:
     """ROLE_ACCOUNT and FREE_MAIL, which need no DNS."""
     local = pl.col("email_normalized").str.extract(r"^(.*)@").str.to_lowercase().str.replace(r"\+.*$", "")
     domain = pl.col("email_domain")
@@ -376,14 +376,15 @@ def apply_domains(contacts: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
         )
         return found.alias(name)
 
-    out = local_flags(contacts).with_columns(
+    # Lazily, and collected by the streaming engine, which spreads a single chunk's rows over the cores.
+    out = local_flags(contacts.lazy()).with_columns(
         by_domain("disposable", False), by_domain("typo_domain", False), by_domain("mx_status", NOT_CHECKED)
     )
     suggested = table.filter(pl.col("suggested_domain").is_not_null())
     out = _with_suggestions(out, dict(zip(suggested["email_domain"], suggested["suggested_domain"], strict=True)))
-    if not table["mx_status"].is_in([UNKNOWN, UNVERIFIED]).any():
-        return out  # no record's domain is unverified
-    unverified = pl.col("mx_status").is_in([UNKNOWN, UNVERIFIED])
-    return out.with_columns(
-        with_flags(pl.col("flags"), (unverified & domain.is_not_null(), Flag.MX_UNVERIFIED.value)).alias("flags")
-    )
+    if table["mx_status"].is_in([UNKNOWN, UNVERIFIED]).any():  # some record's domain is unverified
+        unverified = pl.col("mx_status").is_in([UNKNOWN, UNVERIFIED])
+        out = out.with_columns(
+            with_flags(pl.col("flags"), (unverified & domain.is_not_null(), Flag.MX_UNVERIFIED.value)).alias("flags")
+        )
+    return out.collect(engine="streaming")

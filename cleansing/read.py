@@ -551,7 +551,8 @@ def _parse_fast(name: str, text: str, bad_lines: set[int], nul_lines: set[int]) 
     frame = pl.DataFrame({"line": body}).with_row_index("i").with_columns(pl.col("i").cast(pl.Int64))
     content = pl.col("line").str.strip_suffix("\r")
     complex_line = pl.col("line").str.contains('"', literal=True) | content.str.contains("\r", literal=True)
-    starts = frame.filter(complex_line)["i"].to_list()
+    # (Lazily, collected by the streaming engine, which spreads one chunk's rows over the cores.)
+    starts = frame.lazy().filter(complex_line).select("i").collect(engine="streaming")["i"].to_list()
     quoted: list[tuple[int, list[str], str, str, int]] = []  # (start, record, error, raw, spanned)
     consumed: list[int] = []
     cursor = 0
@@ -574,14 +575,18 @@ def _parse_fast(name: str, text: str, bad_lines: set[int], nul_lines: set[int]) 
     )
     del frame, body
     count = pl.col("content").str.count_matches(delimiter, literal=True) + 1
-    simple = simple.with_columns(
-        pl.when(pl.col("i").is_in(pl.Series([n - 2 for n in bad_lines], dtype=pl.Int64).implode()))
-        .then(pl.lit(UNDECODABLE))
-        .when(pl.col("content") == "")
-        .then(pl.lit(EMPTY_LINE))
-        .when(count != width)
-        .then(pl.format("{} fields where the header has {}", count, pl.lit(width)))
-        .alias("error")
+    simple = (
+        simple.lazy()
+        .with_columns(
+            pl.when(pl.col("i").is_in(pl.Series([n - 2 for n in bad_lines], dtype=pl.Int64).implode()))
+            .then(pl.lit(UNDECODABLE))
+            .when(pl.col("content") == "")
+            .then(pl.lit(EMPTY_LINE))
+            .when(count != width)
+            .then(pl.format("{} fields where the header has {}", count, pl.lit(width)))
+            .alias("error")
+        )
+        .collect(engine="streaming")
     )
     # Row numbers count records in order: simple lines and the first lines of quoted records.
     numbers = (
@@ -592,7 +597,13 @@ def _parse_fast(name: str, text: str, bad_lines: set[int], nul_lines: set[int]) 
     )
     simple = simple.join(numbers, on="i", how="left", maintain_order="left")
     split = pl.col("content").str.split_exact(delimiter, width - 1).struct.rename_fields(header)
-    good_simple = simple.filter(pl.col("error").is_null()).select("i", ROW, split.alias("_fields")).unnest("_fields")
+    good_simple = (
+        simple.lazy()
+        .filter(pl.col("error").is_null())
+        .select("i", ROW, split.alias("_fields"))
+        .unnest("_fields")
+        .collect(engine="streaming")
+    )
     row_of = dict(zip(numbers["i"].to_list(), numbers[ROW].to_list(), strict=True)) if quoted else {}
     good_quoted = [(q[0], row_of[q[0]], *q[1]) for q in quoted if not q[2]]
     schema = {"i": pl.Int64, ROW: pl.Int64, **{h: pl.String for h in header}}

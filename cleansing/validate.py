@@ -171,33 +171,43 @@ def normalize_emails(emails: pl.Series) -> pl.DataFrame:
     unique = pl.DataFrame({"email": emails.drop_nulls().unique()}, schema={"email": pl.String})
     e = pl.col("email")
     # The common shape first; only the rest is routed further (most addresses take the first route).
-    common = unique.select(fast_path(e)).to_series()
+    # Lazily, collected by the streaming engine, which spreads one chunk's rows over the cores.
+    unique = unique.lazy().with_columns(fast_path(e).alias("_common")).collect(engine="streaming")
     parts = e.str.split_exact("@", 1)  # an address of the common shape has exactly one "@"
     local, domain = parts.struct.field("field_0"), parts.struct.field("field_1").str.to_lowercase()
-    fast = unique.filter(common).select(
-        "email",
-        pl.concat_str([_normalized_local(local), pl.lit("@"), domain]).alias("email_normalized"),
-        domain.alias("email_domain"),
-        pl.lit(None, pl.String).alias("email_error"),
+    fast = (
+        unique.lazy()
+        .filter(pl.col("_common"))
+        .select(
+            "email",
+            pl.concat_str([_normalized_local(local), pl.lit("@"), domain]).alias("email_normalized"),
+            domain.alias("email_domain"),
+            pl.lit(None, pl.String).alias("email_error"),
+        )
+        .collect(engine="streaming")
     )
-    routed = unique.filter(~common).with_columns(
-        pl.when(fast_reject(e))
-        .then(pl.lit("reject"))
-        .when(
-            _local(e).str.contains(LOCAL_ATOM)
-            & (_local(e).str.len_bytes() <= 64)
-            & ~_domain(e).str.contains(r"^[\x00-\x7f]*$")
+    routed = (
+        unique.filter(~pl.col("_common"))
+        .drop("_common")
+        .with_columns(
+            pl.when(fast_reject(e))
+            .then(pl.lit("reject"))
+            .when(
+                _local(e).str.contains(LOCAL_ATOM)
+                & (_local(e).str.len_bytes() <= 64)
+                & ~_domain(e).str.contains(r"^[\x00-\x7f]*$")
+            )
+            .then(pl.lit("idn"))
+            .when(
+                # A Latin-1 local part at an international domain, far below every length limit.
+                _local(e).str.contains(LOCAL_ATOM_LATIN)
+                & (e.str.len_bytes() <= 200)
+                & ~_domain(e).str.contains(r"^[\x00-\x7f]*$")
+            )
+            .then(pl.lit("idn"))
+            .otherwise(pl.lit("slow"))
+            .alias("route")
         )
-        .then(pl.lit("idn"))
-        .when(
-            # A Latin-1 local part at an international domain, far below every length limit.
-            _local(e).str.contains(LOCAL_ATOM_LATIN)
-            & (e.str.len_bytes() <= 200)
-            & ~_domain(e).str.contains(r"^[\x00-\x7f]*$")
-        )
-        .then(pl.lit("idn"))
-        .otherwise(pl.lit("slow"))
-        .alias("route")
     )
     rejected = routed.filter(pl.col("route") == "reject").select(
         "email",
@@ -252,8 +262,10 @@ def normalize_phones(phones: pl.Series, region: str) -> pl.DataFrame:
     pattern, lengths = _swedish_plan()
     national = pl.col("phone").str.replace(EXTENSION, "").str.replace_all(r"[\s\-().]", "").str.extract(SE_NUMBER)
     planned = national.str.contains(pattern) & national.str.len_chars().is_in(lengths)
-    fast = unique.with_columns(
-        pl.when(swedish & planned).then(pl.concat_str([pl.lit("+46"), national])).alias("phone_e164")
+    fast = (
+        unique.lazy()
+        .with_columns(pl.when(swedish & planned).then(pl.concat_str([pl.lit("+46"), national])).alias("phone_e164"))
+        .collect(engine="streaming")  # which spreads one chunk's rows over the cores, as eager does not
     )
     done = fast.filter(pl.col("phone_e164").is_not_null())
     rest = fast.filter(pl.col("phone_e164").is_null())["phone"].to_list()
@@ -283,12 +295,16 @@ def validate(contacts: pl.DataFrame, region: str = "SE") -> pl.DataFrame:
     """Add ``email_normalized, email_domain, email_error, email_valid, address_key, phone_e164``."""
     emails = normalize_emails(contacts["email"])
     masked = pl.col("email").str.contains(MASKED)
-    emails = emails.with_columns(
-        pl.when(masked).then(None).otherwise(pl.col("email_normalized")).alias("email_normalized"),
-        pl.when(masked).then(None).otherwise(pl.col("email_domain")).alias("email_domain"),
-        pl.when(masked).then(pl.lit(MASKED_ERROR)).otherwise(pl.col("email_error")).alias("email_error"),
+    emails = (
+        emails.lazy()
+        .with_columns(
+            pl.when(masked).then(None).otherwise(pl.col("email_normalized")).alias("email_normalized"),
+            pl.when(masked).then(None).otherwise(pl.col("email_domain")).alias("email_domain"),
+            pl.when(masked).then(pl.lit(MASKED_ERROR)).otherwise(pl.col("email_error")).alias("email_error"),
+        )
+        .with_columns(address_key(pl.col("email_normalized")).alias("address_key"))  # once per email
+        .collect(engine="streaming")
     )
-    emails = emails.with_columns(address_key(pl.col("email_normalized")).alias("address_key"))  # once per email
     phones = normalize_phones(contacts["phone"], region)
     out = look_up(look_up(contacts, emails, "email"), phones, "phone").with_columns(
         pl.col("email_normalized").is_not_null().alias("email_valid"),
