@@ -125,8 +125,10 @@ def guard_formulas(frame: Frame) -> Frame:
     text = [c for c, t in frame.collect_schema().items() if t == pl.String]
     if not text:
         return frame
-    # Only columns with a cell that starts like a formula are rewritten (most have none).
-    found = frame.select(pl.col(c).str.contains(FORMULA_START).any() for c in text)
+    # Only columns with a cell that starts like a formula and is not a plain number are rewritten (most
+    # have none; a phone in E.164 starts with "+" and is left as it is).
+    starting = [pl.col(c).filter(pl.col(c).str.contains(FORMULA_START)) for c in text]
+    found = frame.select((~cell.str.contains(PLAIN_NUMBER)).any() for cell in starting)
     starts = (found.collect(engine="streaming") if isinstance(found, pl.LazyFrame) else found).row(0)
     return frame.with_columns(
         pl.when((pl.col(c).str.contains(FORMULA_START) & ~pl.col(c).str.contains(PLAIN_NUMBER)).fill_null(False))
@@ -223,10 +225,19 @@ DECISIONS_AT_ONCE = 1_000_000
 def write_decisions(decisions: pl.LazyFrame, path: Path, rows_at_once: int | None = None) -> tuple[int, int]:
     """``decisions`` (``decisions_frame``) into ``path`` sorted by ``source_file, source_row``, checked
     against the ``Decisions`` schema; returns the rows written and their distinct ``source_file,
-    source_row``. Never more than ``rows_at_once`` rows (default ``DECISIONS_AT_ONCE``) are held: the
-    rows are first streamed into a file beside ``path``, then sorted and checked a range of one input's
-    rows at a time, and the sorted ranges streamed into ``path`` in order."""
+    source_row``. Never more than ``rows_at_once`` rows (default ``DECISIONS_AT_ONCE``) are held: as
+    many rows or fewer are sorted, checked and written at once; more are first streamed into a file
+    beside ``path``, then sorted and checked a range of one input's rows at a time, and the sorted ranges
+    streamed into ``path`` in order."""
     rows_at_once = DECISIONS_AT_ONCE if rows_at_once is None else rows_at_once
+    whole = decisions.head(rows_at_once + 1).collect(engine="streaming")
+    if whole.height <= rows_at_once:  # every row: sorted and checked at once, written in one go
+        whole = whole.sort("source_file", "source_row", maintain_order=True)
+        if whole.height:  # (no rows: the schema alone, as in ranges)
+            Decisions.validate(whole)
+        whole.write_parquet(path)
+        return whole.height, whole.select(pl.struct("source_file", "source_row").n_unique()).item()
+    del whole
     folder = path.parent
     unsorted = folder / f".{path.stem}-unsorted.parquet"
     ranges: list[Path] = []
