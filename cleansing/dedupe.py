@@ -371,7 +371,7 @@ class Column:
     values: every comparison is made once per distinct value or pair of values, and a pair's two
     records are looked up by position, never joined."""
 
-    codes: np.ndarray  # int64, one per record
+    codes: np.ndarray  # int32, one per record
     values: pl.Series  # the distinct values
 
     @cached_property
@@ -394,7 +394,7 @@ def code_columns(p: pl.DataFrame) -> dict[str, Column]:
         [p.lazy().select(pl.col(name).drop_nulls().unique(maintain_order=True).alias("v")) for name in names],
         engine="streaming",
     )
-    numbered = [d.lazy().with_row_index("c").with_columns(pl.col("c").cast(pl.Int64)) for d in uniques]
+    numbered = [d.lazy().with_row_index("c").with_columns(pl.col("c").cast(pl.Int32)) for d in uniques]
     codes = pl.collect_all(
         [
             p.lazy()
@@ -897,7 +897,7 @@ def _shared_phone_values(columns: dict[str, Column], two_people: np.ndarray) -> 
     _, stems = np.unique(stem, return_inverse=True)
     last = stems[last_column.codes]
     width = int(stems.max()) + 2
-    held_pairs = distinct(phone[held] * width + last[held] + 1)
+    held_pairs = distinct(phone[held].astype(np.int64) * width + last[held] + 1)
     surnames = np.bincount(held_pairs // width, minlength=values)
     crowded = np.bincount(phone[held], minlength=values) > MAX_BLOCK // 5  # beyond the phone key's blocks
     shared |= crowded & (surnames > 1)
@@ -1157,17 +1157,17 @@ def persons_and_review(
     fields = [f for f in FIELDS if p[f.name].null_count() < p.height]
     rows = p["_row"].to_numpy()
     whole = pair_codes is not None and len(rows) and rows.min() == 0 and rows.max() == len(rows) - 1
-    if whole and p["_row"].n_unique() == len(rows):
-        assert pair_codes is not None
-        pairs = pairs_by_row(pair_codes(), rows)
-    else:
-        pairs = candidate_pairs(p)
+    found = whole and p["_row"].n_unique() == len(rows)
+    pairs = None if found else candidate_pairs(p)
     names = [f.name for f in fields]
     patterns = np.zeros(0, dtype=np.int32)
+    columns = code_columns(p) if fields else {}
+    mailbox = p["mailbox"].is_not_null().to_numpy()
+    p = p.select("_row", "owner")  # the text is in ``columns`` now
+    if pairs is None:  # read only now, with the text let go of
+        assert pair_codes is not None
+        pairs = pairs_by_row(pair_codes(), rows)
     if len(pairs) and fields:
-        columns = code_columns(p)
-        mailbox = p["mailbox"].is_not_null().to_numpy()
-        p = p.select("_row", "owner")  # the text is in ``columns`` now
         learned = p.height >= MIN_TRAINING_RECORDS
         compared = compare(columns, pairs, fields, learned, mailbox)
         patterns = compared.patterns
@@ -1185,7 +1185,7 @@ def persons_and_review(
     else:
         weights, threshold, low, prior = np.zeros(0), 0.0, 0.0, 0.0
         vetoed = np.zeros(0, dtype=bool)
-    ids = contacts["record_id"].to_numpy() if "record_id" in contacts.columns else None
+    ids = contacts["record_id"] if "record_id" in contacts.columns else None
     decided = np.zeros(len(pairs), dtype=bool)
     overridden = 0
     if decisions is not None and decisions.height and ids is not None:
@@ -1207,7 +1207,7 @@ def persons_and_review(
 
 
 def _decided(
-    pairs: Pairs, weights: np.ndarray, ids: np.ndarray, decisions: pl.DataFrame, threshold: float
+    pairs: Pairs, weights: np.ndarray, ids: pl.Series, decisions: pl.DataFrame, threshold: float
 ) -> tuple[Pairs, np.ndarray, np.ndarray, int]:
     """The pairs and weights with a person's decisions applied: a link joins two records whatever the
     model says, an unlink keeps them apart whatever else links them. Pairs the model never compared
@@ -1251,7 +1251,7 @@ def _review(
     compared: tuple[np.ndarray, Sequence[str]],
     band: tuple[float, float, float],
     split: list[tuple[int, int]],
-    ids: np.ndarray,
+    ids: pl.Series,
 ) -> tuple[pl.DataFrame, int]:
     """The review list (at most ``REVIEW_LIMIT`` unsure pairs, the likeliest first, then the pairs kept
     apart) and how many unsure pairs there were in all."""
@@ -1278,8 +1278,8 @@ def _review(
     )
     unsure_rows = pl.DataFrame(
         {
-            "record_a": ids[pairs.left[at]].astype(str),
-            "record_b": ids[pairs.right[at]].astype(str),
+            "record_a": ids.gather(pairs.left[at]),
+            "record_b": ids.gather(pairs.right[at]),
             "why": np.full(len(at), "unsure"),
             "posterior": posterior,
             "agreed": agreed.to_series() if len(at) else pl.Series([], dtype=pl.String),
@@ -1288,8 +1288,8 @@ def _review(
     ).sort("posterior", "record_a", "record_b", descending=[True, False, False])
     split_rows = pl.DataFrame(
         {
-            "record_a": ids[kept_apart[:, 0]].astype(str),
-            "record_b": ids[kept_apart[:, 1]].astype(str),
+            "record_a": ids.gather(kept_apart[:, 0]),
+            "record_b": ids.gather(kept_apart[:, 1]),
             "why": np.full(len(kept_apart), "split"),
             "posterior": np.zeros(len(kept_apart)),
             "agreed": np.full(len(kept_apart), ""),
