@@ -387,9 +387,10 @@ class Column:
         return np.append(computed, np.array([missing], dtype=computed.dtype))
 
 
-def code_columns(p: pl.DataFrame) -> dict[str, Column]:
-    """Every prepared field of ``p`` that is compared as a :class:`Column`, all coded at once."""
-    names = [name for name in p.columns if name not in ("_row", "line", "owner", "mailbox")]  # blocking only
+def code_columns(p: pl.DataFrame | pl.LazyFrame) -> dict[str, Column]:
+    """Every prepared field of ``p`` that is compared as a :class:`Column`, all coded at once: a column at
+    a time, so that a scan of files is never held whole."""
+    names = [n for n in p.collect_schema().names() if n not in ("_row", "line", "owner", "mailbox")]  # blocking only
     uniques = pl.collect_all(
         [p.lazy().select(pl.col(name).drop_nulls().unique(maintain_order=True).alias("v")) for name in names],
         engine="streaming",
@@ -1139,7 +1140,7 @@ def persons_and_review(
     probability: float = MATCH_PROBABILITY,
     decisions: pl.DataFrame | None = None,
     pair_codes: Callable[[], np.ndarray] | None = None,
-    prepared: Callable[[], pl.DataFrame] | None = None,
+    prepared: Callable[[], pl.DataFrame | pl.LazyFrame] | None = None,
 ) -> tuple[pl.DataFrame, Review]:
     """``assign_persons`` and the review list: ``record_a, record_b, why, posterior, agreed`` for the
     pairs the model is unsure about (posterior from ``REVIEW_FROM`` up to ``probability``, ``why`` =
@@ -1148,22 +1149,25 @@ def persons_and_review(
     pairs when a shuffle by blocking key found them already (codes over ``_row``, ``block_pairs``, each
     once and sorted; read only here, so that nothing else holds them);
     ``prepared`` reads ``prepare(contacts)`` when the partitions prepared it already (``contacts`` then
-    need hold only ``_row`` and ``record_id``); read only here, its text is let go of once coded."""
+    need hold only ``_row`` and ``record_id``): a frame whose text is let go of once coded, or a scan of
+    the partitions' files, of which only the codes and a few columns are ever held."""
     review = pl.DataFrame(schema=REVIEW_COLUMNS)
     if contacts.height == 0:
         empty = contacts.with_columns(pl.lit(False).alias("owns_mailbox"), pl.lit(None, pl.String).alias("person_key"))
         return empty, Review(review)
-    p = prepare(contacts) if prepared is None else prepared()
-    fields = [f for f in FIELDS if p[f.name].null_count() < p.height]
+    source = (prepare(contacts) if prepared is None else prepared()).lazy()
+    held = source.select(pl.len(), *(pl.col(f.name).null_count() for f in FIELDS)).collect(engine="streaming").row(0)
+    fields = [f for f, nulls in zip(FIELDS, held[1:], strict=True) if nulls < held[0]]
+    p = source.select("_row", "owner", pl.col("mailbox").is_not_null()).collect(engine="streaming")
     rows = p["_row"].to_numpy()
     whole = pair_codes is not None and len(rows) and rows.min() == 0 and rows.max() == len(rows) - 1
     found = whole and p["_row"].n_unique() == len(rows)
-    pairs = None if found else candidate_pairs(p)
+    pairs = None if found else candidate_pairs(source.collect())
     names = [f.name for f in fields]
     patterns = np.zeros(0, dtype=np.int32)
-    columns = code_columns(p) if fields else {}
-    mailbox = p["mailbox"].is_not_null().to_numpy()
-    p = p.select("_row", "owner")  # the text is in ``columns`` now
+    columns = code_columns(source) if fields else {}
+    del source  # the text is in ``columns`` now
+    mailbox = p["mailbox"].to_numpy()
     if pairs is None:  # read only now, with the text let go of
         assert pair_codes is not None
         pairs = pairs_by_row(pair_codes(), rows)

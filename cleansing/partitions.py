@@ -219,9 +219,9 @@ def gather_columns(parts: Sequence[Partition], columns: Sequence[str]) -> pl.Dat
     return pl.scan_parquet([part.path for part in parts]).select(columns).collect(engine="streaming")
 
 
-def gather_prepared(parts: Sequence[Partition]) -> pl.DataFrame:
-    """Dedupe's prepared fields of every partition's records, in input order."""
-    return pl.scan_parquet([part.prepared for part in parts if part.prepared]).collect(engine="streaming")
+def gather_prepared(parts: Sequence[Partition]) -> pl.LazyFrame:
+    """Dedupe's prepared fields of every partition's records, in input order: a scan of their files."""
+    return pl.scan_parquet([part.prepared for part in parts if part.prepared])
 
 
 @dataclass(frozen=True)

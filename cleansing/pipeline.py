@@ -194,14 +194,13 @@ def stage_dedupe(ctx: RunContext, lasting_ids: bool = True) -> RunContext:
     and takes the candidate pairs they found; the review list reads the fields it shows of its own records
     only; what dedupe gives every record is left in ``person_table`` for the partition tasks to apply
     (``apply_partitions``)."""
-    prepared: Callable[[], pl.DataFrame] | None = None
+    prepared: Callable[[], pl.LazyFrame] | None = None
     pair_codes: Callable[[], np.ndarray] | None = None
     if ctx.partitions is not None:
         gathered = gather_prepared(ctx.partitions.parts)
-        records = gathered.select("_row", "record_id")
-        # Handed over, not shared: once dedupe takes the prepared fields, nothing here holds them.
-        prepared = [gathered.drop("record_id")].pop
-        del gathered
+        records = gathered.select("_row", "record_id").collect(engine="streaming")
+        # Read by dedupe a column at a time from the partitions' files, never gathered whole.
+        prepared = functools.partial(gathered.drop, "record_id")
         pair_codes = functools.partial(gather_pairs, ctx.partitions.pairs)
         shown: pl.DataFrame | pl.LazyFrame = pl.scan_parquet([part.path for part in ctx.partitions.parts])
     else:
