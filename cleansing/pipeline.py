@@ -65,7 +65,7 @@ from .report import RECORD_COLUMNS, build_report, counts_by, decision_counts
 from .report_html import render_html
 from .resolver import DnsResolver
 from .retention import plan_purge, purge
-from .state import StateStore, hash_keys
+from .state import SUPPRESSION_ENTRIES, StateStore, hash_keys
 from .validate import validate
 from .write import (
     FIELD_CATEGORIES,
@@ -388,7 +388,7 @@ def stage_write(ctx: RunContext) -> RunContext:
         manifest["processing"] = {
             "fields_by_source": fields_by_source(ctx.records()),
             "run_folder": str((out_dir / ctx.run_id).resolve()),
-            "objections_listed": len(entries),
+            "objections_listed": entries.height,
         }
         write_json(folder / "manifest.json", manifest)
         report = build_report(
@@ -413,14 +413,14 @@ def stage_write(ctx: RunContext) -> RunContext:
         now = dt.datetime.now(dt.UTC)
         runs = ctx.state.runs()  # read once the lock is held: the runs published before this one
         plan = plan_purge(runs, retention, now)
-        entries: list[tuple[str, dt.datetime | None]] = []
+        entries = pl.DataFrame(schema=SUPPRESSION_ENTRIES)
         objections = ctx.objections
         if objections is not None and objections.height:
             # Classify hashed every address when the list was not empty; otherwise they are hashed here.
             hashes = objections["address_hash"]
             if hashes.null_count():
                 hashes = hash_keys(objections["address_key"], ctx.state.hmac_key())
-            entries = list(zip(hashes.to_list(), objections["objection_at"].to_list(), strict=True))
+            entries = pl.DataFrame({"address_hash": hashes, "objection_at": objections["objection_at"]})
         with file_errors(out_dir, "writing the run folder"):
             remove_stale(out_dir)
             tmp, counts = stage_folder(
