@@ -279,7 +279,9 @@ def blocking_rows(p: pl.DataFrame, position: pl.Expr) -> list[pl.LazyFrame]:
     """Per blocking key (numbered ``key``): ``key, k, i``, every record's value of the key, as a 64-bit
     hash ``k`` (blocks are grouped by a number, not by a text), with the record's ``position``. Row by
     row, so a partition's rows are its records' rows. (Two values of one hash would make one block of
-    two: more pairs compared, never fewer; among a million values that happens once in 10^7 runs.)"""
+    both: more pairs compared or, past the block limit, neither block's. With a million records that
+    happens to about one run in two million, with ten million to one in twenty thousand; the same
+    values always give the same blocks.)"""
     return [
         p.lazy()
         .select(pl.lit(i, pl.Int8).alias("key"), key.alias("k"), position.cast(pl.Int64).alias("i"))
