@@ -433,7 +433,7 @@ class Pairs:
         if key in self._ends:
             self._ends.move_to_end(key)
         else:
-            at = (column.codes[self.left].astype(np.int32), column.codes[self.right].astype(np.int32))
+            at = (column.codes[self.left], column.codes[self.right])  # int32, as the codes are
             self._ends[key] = (column, *at)
             if len(self._ends) > ENDS_HELD:
                 self._ends.popitem(last=False)
@@ -1167,7 +1167,7 @@ def persons_and_review(
     pairs = None if found else candidate_pairs(source.collect())
     names = [f.name for f in fields]
     patterns = np.zeros(0, dtype=np.int32)
-    columns = code_columns(source) if fields else {}
+    columns = code_columns(source) if fields and (pairs is None or len(pairs)) else {}
     del source  # the text is in ``columns`` now
     mailbox = p["mailbox"].to_numpy()
     if pairs is None:  # read only now, with the text let go of
