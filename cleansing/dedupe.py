@@ -885,40 +885,76 @@ def _two_people_phones(columns: dict[str, Column], pairs: Pairs, differ: dict[st
     return found
 
 
-def _shared_phone_values(columns: dict[str, Column], two_people: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class Common:
+    """What a comparison must know of all the records, not only of the two in a pair, as values (not
+    codes), so that any set of records coded on its own can use it: the phone numbers too many records
+    carry to be compared pair by pair, under surnames that begin differently (``crowded``), and per
+    field of ``TERM_FREQUENCY_FIELDS`` the values more frequent than the field's average value, with
+    their frequencies, and that average."""
+
+    crowded: pl.Series
+    frequent: dict[str, tuple[pl.DataFrame, float]]
+
+
+def common_facts(source: pl.LazyFrame, names: Sequence[str]) -> Common:
+    """``Common`` of the prepared records ``source`` (``prepare``), for the compared fields ``names``: a
+    count per distinct value, which a scan of the partitions' files gives as well as a frame."""
+    queries = []
+    if "phone" in names:
+        stem = pl.col("last").str.slice(0, 3).fill_null("")  # a missing surname is one more beginning
+        queries.append(
+            source.select("phone", stem.alias("stem"))
+            .drop_nulls("phone")
+            .group_by("phone")
+            .agg(pl.len().alias("n"), pl.col("stem").n_unique().alias("surnames"))
+            .filter((pl.col("n") > MAX_BLOCK // 5) & (pl.col("surnames") > 1))  # beyond the phone key's blocks
+            .select(pl.col("phone").alias("v"))
+        )
+    counted = [name for name in TERM_FREQUENCY_FIELDS if name in names]
+    queries += [
+        source.select(pl.col(name).alias("v")).drop_nulls().group_by("v").agg(pl.len().cast(pl.Int64).alias("n"))
+        for name in counted
+    ]
+    found = pl.collect_all(queries, engine="streaming")
+    crowded = found.pop(0)["v"] if "phone" in names else pl.Series("v", [], pl.String)
+    frequent = {}
+    for name, counts in zip(counted, found, strict=True):
+        n = counts["n"].to_numpy().astype(np.float64)
+        # Counts of records: the sums are exact in float64, in any order.
+        average = float((n**2).sum()) / max(float(n.sum()), 1.0)
+        frequent[name] = (counts.filter(pl.col("n") > average), average)
+    return Common(crowded, frequent)
+
+
+def _shared_phone_values(columns: dict[str, Column], two_people: np.ndarray, common: Common) -> np.ndarray:
     """Per phone number (then one for a missing number), whether several people share it (a
     switchboard, a home phone) rather than it being a person's own: two people's records have it
-    (``two_people``: ``_two_people_phones`` over every candidate pair). A number too many records carry
-    to be compared pair by pair is shared when their surnames begin differently."""
-    phone = columns["phone"].codes
-    held = phone >= 0
-    values = len(columns["phone"].values)
-    shared = np.zeros(values, dtype=bool)
+    (``two_people``: ``_two_people_phones`` over every candidate pair), or it is ``common.crowded``."""
+    values = columns["phone"].values
+    shared = values.is_in(common.crowded.implode()).to_numpy().copy()
     shared[two_people] = True
-    last_column = columns["last"]
-    stem = last_column.per_value(pl.col("v").str.slice(0, 3), "")
-    _, stems = np.unique(stem, return_inverse=True)
-    last = stems[last_column.codes]
-    width = int(stems.max()) + 2
-    held_pairs = distinct(phone[held].astype(np.int64) * width + last[held] + 1)
-    surnames = np.bincount(held_pairs // width, minlength=values)
-    crowded = np.bincount(phone[held], minlength=values) > MAX_BLOCK // 5  # beyond the phone key's blocks
-    shared |= crowded & (surnames > 1)
     per_value: np.ndarray = np.append(shared, False)
     return per_value
 
 
-def _frequency_adjustment(columns: dict[str, Column], pairs: Pairs, lv: dict[str, np.ndarray]) -> np.ndarray:
+def _frequency_adjustment(
+    columns: dict[str, Column], pairs: Pairs, lv: dict[str, np.ndarray], common: Common
+) -> np.ndarray:
     """An exact agreement on a common value (a switchboard number, "Andersson") is worth less than on
     a rare one: the weight's u becomes the value's own frequency instead of the field's average."""
     adjust = np.zeros(len(pairs), dtype=np.float64)
     for name in TERM_FREQUENCY_FIELDS:
         if name not in lv:
             continue
-        codes = columns[name].codes
-        freq = np.bincount(codes[codes >= 0], minlength=len(columns[name].values)).astype(np.float64)
-        count = np.append(freq, 1.0)[codes[pairs.left]]
-        average = float((freq**2).sum()) / max(float(freq.sum()), 1.0)
+        frequent, average = common.frequent[name]
+        count = (
+            (columns[name].values.to_frame("v").join(frequent, on="v", how="left", maintain_order="left")["n"])
+            .to_numpy()
+            .astype(np.float64)
+        )
+        # A value no more frequent than the average is worth the field's weight: log2(1) = 0.
+        count = np.append(np.where(np.isnan(count), average, count), 1.0)[columns[name].codes[pairs.left]]
         adjust += np.where(lv[name] == 3, np.minimum(np.log2(average / count), 0.0), 0.0)
     return adjust
 
@@ -951,6 +987,7 @@ def compare(
     fields: Sequence[Field],
     learned: bool,
     mailbox: np.ndarray,
+    common: Common,
     size: int | None = None,
 ) -> Compared:
     """Compare the candidate ``pairs`` ``size`` (default ``PAIRS_AT_ONCE``) at a time, with the same result
@@ -967,7 +1004,7 @@ def compare(
             if len(same):
                 one_number = Pairs(chunk.left[same], chunk.right[same])
                 found.append(_two_people_phones(columns, one_number, names_differ(columns, one_number, {})))
-        per_value = _shared_phone_values(columns, np.concatenate(found))
+        per_value = _shared_phone_values(columns, np.concatenate(found), common)
     patterns = np.empty(len(pairs), dtype=np.int32)
     no_link, strangers, same_person = (np.empty(len(pairs), dtype=bool) for _ in range(3))
     for at, chunk in _chunks(pairs, size):
@@ -978,7 +1015,7 @@ def compare(
         if "phone" in names:
             shared = per_value
             if shared is None:  # one chunk: its own pairs are all the pairs
-                shared = _shared_phone_values(columns, _two_people_phones(columns, chunk, differ))
+                shared = _shared_phone_values(columns, _two_people_phones(columns, chunk, differ), common)
             shared_phone = shared[phone.codes[chunk.left]] | shared[phone.codes[chunk.right]]
         same_address = chunk.exact(columns["address"])
         # Two numbers at one company under one name are a person's mobile and direct line, unless both
@@ -1005,7 +1042,7 @@ def compare(
 
 
 def model_weights(
-    model: Model, columns: dict[str, Column], pairs: Pairs, patterns: np.ndarray, names: Sequence[str]
+    model: Model, columns: dict[str, Column], pairs: Pairs, patterns: np.ndarray, names: Sequence[str], common: Common
 ) -> np.ndarray:
     """Every pair's match weight by the model, its exact agreements on common values discounted. A pair's
     model weight is its pattern's: each distinct pattern is scored once."""
@@ -1015,7 +1052,7 @@ def model_weights(
     weights = np.empty(len(pairs), dtype=np.float64)
     for at, chunk in _chunks(pairs, PAIRS_AT_ONCE):
         lv = levels_of(patterns[at], names)
-        weights[at] = by_pattern[patterns[at]] + _frequency_adjustment(columns, chunk, lv)
+        weights[at] = by_pattern[patterns[at]] + _frequency_adjustment(columns, chunk, lv, common)
     return weights
 
 
@@ -1167,7 +1204,9 @@ def persons_and_review(
     pairs = None if found else candidate_pairs(source.collect())
     names = [f.name for f in fields]
     patterns = np.zeros(0, dtype=np.int32)
-    columns = code_columns(source) if fields and (pairs is None or len(pairs)) else {}
+    compared_at_all = fields and (pairs is None or len(pairs))
+    columns = code_columns(source) if compared_at_all else {}
+    common = common_facts(source, names) if compared_at_all else Common(pl.Series([], dtype=pl.String), {})
     del source  # the text is in ``columns`` now
     mailbox = p["mailbox"].to_numpy()
     if pairs is None:  # read only now, with the text let go of
@@ -1175,10 +1214,10 @@ def persons_and_review(
         pairs = pairs_by_row(pair_codes(), rows)
     if len(pairs) and fields:
         learned = p.height >= MIN_TRAINING_RECORDS
-        compared = compare(columns, pairs, fields, learned, mailbox)
+        compared = compare(columns, pairs, fields, learned, mailbox, common)
         patterns = compared.patterns
         model = estimate(columns, p.height, patterns, fields) if learned else default_model(fields)
-        weights = model_weights(model, columns, pairs, patterns, names)
+        weights = model_weights(model, columns, pairs, patterns, names, common)
         del columns
         threshold = model.threshold(probability)
         vetoed = compared.no_link | compared.strangers  # a rule decided these, not the model's doubt

@@ -619,3 +619,22 @@ def test_a_company_typo_is_still_a_candidate_pair_where_the_coarse_blocks_overfl
     records = people(*pair, *namesakes, *colleagues)
     pairs = candidate_pairs(prepare(records))
     assert (0, 1) in set(zip(pairs.left.tolist(), pairs.right.tolist(), strict=True))
+
+
+def test_a_number_seven_records_of_different_surnames_carry_is_shared_and_a_common_surname_weighs_less() -> None:
+    from cleansing.dedupe import FIELDS, common_facts, prepare
+
+    surnames = ["Holm", "Berg", "Lind", "Falk", "Nord", "Strand", "Wik"]
+    switchboard = [{"first_name": "Bo", "last_name": name, "phone": "08-123 456 00"} for name in surnames]
+    family = [{"first_name": first, "last_name": "Ek", "phone": "0480-123 45"} for first in surnames]
+    six = [{"first_name": "Eva", "last_name": name, "phone": "031-765 43 21"} for name in surnames[:6]]
+    named = [{"first_name": "Ann", "last_name": "Andersson"} for _ in range(4)]
+    common = common_facts(prepare(people(*switchboard, *family, *six, *named)).lazy(), [f.name for f in FIELDS])
+    # One surname seven times is a family's own number; six records are compared pair by pair instead.
+    assert common.crowded.to_list() == ["+46812345600"]
+    frequent, average = common.frequent["last"]
+    # Surnames: Ek 7 times, Holm … Lind 2 times (the switchboard's and the six's), Andersson 4, Wik once.
+    counts = {"ek": 7, "andersson": 4, **{name.lower(): 2 for name in surnames[:6]}, "wik": 1}
+    assert sum(counts.values()) == 24
+    assert average == pytest.approx(sum(n * n for n in counts.values()) / 24)
+    assert dict(frequent.iter_rows()) == {"ek": 7, "andersson": 4}
