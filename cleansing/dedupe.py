@@ -658,29 +658,41 @@ def default_model(fields: Sequence[Field]) -> Model:
     return Model({f.name: np.array(DEFAULT_WEIGHTS[f.name]) for f in fields}, DEFAULT_MATCH_SHARE)
 
 
-def estimate(
-    columns: dict[str, Column],
-    n: int,
-    patterns: np.ndarray,
-    fields: Sequence[Field],
-    seed: int = 7,
-) -> Model:
-    """u from random pairs of the ``n`` records. m per field from the candidate pairs (their
-    ``pattern_codes``) that the *other* fields already call near-certain matches (so a field never trains
-    on itself), refined a few times. The match share of all pairs from the posterior of the candidate
-    pairs."""
-    names = [f.name for f in fields]
+def training_draws(n: int, count: int, seed: int = 7) -> tuple[Pairs, np.ndarray | None]:
+    """The random pairs of the ``n`` records u is learned from, and the candidate pairs m is learned from:
+    the positions of a sample of the ``count`` candidate pairs in order, or None for all of them."""
     rng = np.random.default_rng(seed)
     k = min(RANDOM_PAIRS, max(n * 4, 1000))
     left = rng.integers(0, n, k)
     right = rng.integers(0, n, k)
     keep = left != right
-    random_lv = levels(columns, Pairs(left[keep], right[keep]), fields)
+    sample = rng.choice(count, size=TRAINING_PAIRS, replace=False) if count > TRAINING_PAIRS else None
+    return Pairs(left[keep], right[keep]), sample
+
+
+def merge_patterns(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct patterns and their counts (``_patterns``) of several sets of pairs together."""
+    kinds = np.concatenate([np.zeros(0, dtype=np.int64), *(k for k, _ in parts)])
+    unique, at = np.unique(kinds, return_inverse=True)
+    times = np.concatenate([np.zeros(0, dtype=np.int64), *(t for _, t in parts)])
+    return unique, np.bincount(at, weights=times, minlength=len(unique)).astype(np.int64)
+
+
+def learn(
+    random_lv: dict[str, np.ndarray],
+    trained: tuple[np.ndarray, np.ndarray],
+    counted: tuple[np.ndarray, np.ndarray],
+    n: int,
+    names: Sequence[str],
+) -> Model:
+    """u from the levels of random pairs (``random_lv``). m per field from the candidate pairs ``trained``
+    (distinct patterns and their counts, ``_patterns``) that the *other* fields already call near-certain
+    matches (so a field never trains on itself), refined a few times. The match share of all pairs of the
+    ``n`` records from the posterior of the candidate pairs (``counted``: all of them, as patterns and
+    counts)."""
     u = {name: _distribution(level, np.ones(len(level), dtype=bool)) for name, level in random_lv.items()}
     m = {name: np.array([0.02, 0.05, 0.15, 0.78]) for name in names}
-    count = len(patterns)
-    sample = rng.choice(count, size=TRAINING_PAIRS, replace=False) if count > TRAINING_PAIRS else slice(None)
-    kinds, times = _patterns(patterns[sample], names)
+    kinds, times = trained
     train = levels_of(kinds, names)
     for _ in range(TRAINING_ROUNDS):
         model = Model({name: np.log2(m[name] / u[name]) for name in names}, PRIOR)
@@ -690,7 +702,7 @@ def estimate(
             m[name] = _distribution(level, others >= CERTAIN, times)
     model = Model({name: np.log2(m[name] / u[name]) for name in names}, PRIOR)
     # A pair's model weight is its pattern's: each distinct pattern once, counted as often as it occurs.
-    kinds, counts = _patterns(patterns, names)
+    kinds, counts = counted
     weights = model.score(levels_of(kinds, names))
     all_pairs = n * (n - 1) / 2
     share = PRIOR
@@ -701,6 +713,14 @@ def estimate(
             break
     model.match_share = share
     return model
+
+
+def estimate(columns: dict[str, Column], n: int, patterns: np.ndarray, fields: Sequence[Field]) -> Model:
+    """``learn`` from the candidate pairs' ``pattern_codes`` and random pairs of the ``n`` records."""
+    names = [f.name for f in fields]
+    draws, sample = training_draws(n, len(patterns))
+    trained = _patterns(patterns if sample is None else patterns[sample], names)
+    return learn(levels(columns, draws, fields), trained, _patterns(patterns, names), n, names)
 
 
 def names_differ(columns: dict[str, Column], pairs: Pairs, sims: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -927,23 +947,34 @@ def common_facts(source: pl.LazyFrame, names: Sequence[str]) -> Common:
     return Common(crowded, frequent)
 
 
-def _shared_phone_values(columns: dict[str, Column], two_people: np.ndarray, common: Common) -> np.ndarray:
-    """Per phone number (then one for a missing number), whether several people share it (a
-    switchboard, a home phone) rather than it being a person's own: two people's records have it
-    (``two_people``: ``_two_people_phones`` over every candidate pair), or it is ``common.crowded``."""
-    values = columns["phone"].values
-    shared = values.is_in(common.crowded.implode()).to_numpy().copy()
-    shared[two_people] = True
-    per_value: np.ndarray = np.append(shared, False)
-    return per_value
+def two_people_phones(columns: dict[str, Column], pairs: Pairs, size: int | None = None) -> pl.Series:
+    """The phone numbers (values) that two records of ``pairs`` share although they are clearly two people
+    (``_two_people_phones``), the pairs with one number looked at ``size`` (default ``PAIRS_AT_ONCE``) at
+    a time."""
+    size = PAIRS_AT_ONCE if size is None else size
+    phone = columns["phone"]
+    found = [np.zeros(0, dtype=np.int32)]
+    for _, chunk in _chunks(pairs, size):
+        same = np.flatnonzero(chunk.exact(phone))
+        if len(same):
+            one_number = Pairs(chunk.left[same], chunk.right[same])
+            found.append(_two_people_phones(columns, one_number, names_differ(columns, one_number, {})))
+    return phone.values.gather(distinct(np.concatenate(found)))
+
+
+def shared_phones(two_people: Sequence[pl.Series], common: Common) -> pl.Series:
+    """The phone numbers several people share (a switchboard, a home phone) rather than one person's own:
+    two people's records have it (``two_people``: ``two_people_phones`` of every candidate pair, in any
+    parts), or it is ``common.crowded``."""
+    return pl.concat([*two_people, common.crowded.rename("v")]).rename("v").unique().sort()
 
 
 def _frequency_adjustment(
-    columns: dict[str, Column], pairs: Pairs, lv: dict[str, np.ndarray], common: Common
+    columns: dict[str, Column], left: np.ndarray, lv: dict[str, np.ndarray], common: Common
 ) -> np.ndarray:
     """An exact agreement on a common value (a switchboard number, "Andersson") is worth less than on
     a rare one: the weight's u becomes the value's own frequency instead of the field's average."""
-    adjust = np.zeros(len(pairs), dtype=np.float64)
+    adjust = np.zeros(len(left), dtype=np.float64)
     for name in TERM_FREQUENCY_FIELDS:
         if name not in lv:
             continue
@@ -954,7 +985,7 @@ def _frequency_adjustment(
             .astype(np.float64)
         )
         # A value no more frequent than the average is worth the field's weight: log2(1) = 0.
-        count = np.append(np.where(np.isnan(count), average, count), 1.0)[columns[name].codes[pairs.left]]
+        count = np.append(np.where(np.isnan(count), average, count), 1.0)[columns[name].codes[left]]
         adjust += np.where(lv[name] == 3, np.minimum(np.log2(average / count), 0.0), 0.0)
     return adjust
 
@@ -987,24 +1018,17 @@ def compare(
     fields: Sequence[Field],
     learned: bool,
     mailbox: np.ndarray,
-    common: Common,
+    shared: pl.Series,
     size: int | None = None,
 ) -> Compared:
     """Compare the candidate ``pairs`` ``size`` (default ``PAIRS_AT_ONCE``) at a time, with the same result
-    for any ``size``. ``mailbox``: per record, whether its address is a personal mailbox (not a role's)."""
+    for any ``size``. ``mailbox``: per record, whether its address is a personal mailbox (not a role's);
+    ``shared``: the phone numbers several people share (``shared_phones``), which depends on every pair
+    and every record, not only on these."""
     size = PAIRS_AT_ONCE if size is None else size
     names = [f.name for f in fields]
     phone = columns["phone"]
-    per_value = None
-    if "phone" in names and len(pairs) > size:
-        # Whether a number is shared depends on all pairs: first the pairs with one number, for all chunks.
-        found = [np.zeros(0, dtype=np.int64)]
-        for _, chunk in _chunks(pairs, size):
-            same = np.flatnonzero(chunk.exact(phone))
-            if len(same):
-                one_number = Pairs(chunk.left[same], chunk.right[same])
-                found.append(_two_people_phones(columns, one_number, names_differ(columns, one_number, {})))
-        per_value = _shared_phone_values(columns, np.concatenate(found), common)
+    per_value = np.append(phone.values.is_in(shared.implode()).to_numpy(), False) if "phone" in names else None
     patterns = np.empty(len(pairs), dtype=np.int32)
     no_link, strangers, same_person = (np.empty(len(pairs), dtype=bool) for _ in range(3))
     for at, chunk in _chunks(pairs, size):
@@ -1012,11 +1036,8 @@ def compare(
         lv = levels(columns, chunk, fields, sims)
         differ = names_differ(columns, chunk, sims)
         shared_phone = np.zeros(len(chunk), dtype=bool)
-        if "phone" in names:
-            shared = per_value
-            if shared is None:  # one chunk: its own pairs are all the pairs
-                shared = _shared_phone_values(columns, _two_people_phones(columns, chunk, differ), common)
-            shared_phone = shared[phone.codes[chunk.left]] | shared[phone.codes[chunk.right]]
+        if per_value is not None:
+            shared_phone = per_value[phone.codes[chunk.left]] | per_value[phone.codes[chunk.right]]
         same_address = chunk.exact(columns["address"])
         # Two numbers at one company under one name are a person's mobile and direct line, unless both
         # are mobiles: asked only of those pairs.
@@ -1042,18 +1063,114 @@ def compare(
 
 
 def model_weights(
-    model: Model, columns: dict[str, Column], pairs: Pairs, patterns: np.ndarray, names: Sequence[str], common: Common
+    model: Model,
+    columns: dict[str, Column],
+    left: np.ndarray,
+    patterns: np.ndarray,
+    names: Sequence[str],
+    common: Common,
 ) -> np.ndarray:
-    """Every pair's match weight by the model, its exact agreements on common values discounted. A pair's
+    """Every pair's match weight by the model, its exact agreements on common values discounted (``left``:
+    the position of each pair's left record in ``columns``, which is all the discount looks at). A pair's
     model weight is its pattern's: each distinct pattern is scored once."""
     kinds, _ = _patterns(patterns, names)
     by_pattern = np.zeros((LEVELS + 1) ** len(names), dtype=np.float64)
     by_pattern[kinds] = model.score(levels_of(kinds, names))
-    weights = np.empty(len(pairs), dtype=np.float64)
-    for at, chunk in _chunks(pairs, PAIRS_AT_ONCE):
+    weights = np.empty(len(patterns), dtype=np.float64)
+    for start in range(0, len(patterns), PAIRS_AT_ONCE):
+        at = slice(start, start + PAIRS_AT_ONCE)
         lv = levels_of(patterns[at], names)
-        weights[at] = by_pattern[patterns[at]] + _frequency_adjustment(columns, chunk, lv, common)
+        weights[at] = by_pattern[patterns[at]] + _frequency_adjustment(columns, left[at], lv, common)
     return weights
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What scoring leaves of the candidate pairs for clustering and review (``settle``): the pairs, in
+    order, that can still matter (at or above ``low``, the review band's low end, or clear strangers below
+    ``STRANGERS``), their weights with the rules' verdicts applied, their agreement patterns, and whether a
+    rule decided them; the model's ``threshold`` and prior log-odds of a match (``prior``)."""
+
+    pairs: Pairs
+    weights: np.ndarray
+    patterns: np.ndarray
+    vetoed: np.ndarray
+    threshold: float = 0.0
+    low: float = 0.0
+    prior: float = 0.0
+    names: tuple[str, ...] = ()  # the fields of the patterns, in their order
+
+    @staticmethod
+    def none() -> Scored:
+        empty = np.zeros(0, dtype=np.int64)
+        return Scored(Pairs(empty, empty), np.zeros(0), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=bool))
+
+    @staticmethod
+    def concat(parts: Sequence[Scored]) -> Scored:
+        """Scored parts of one model's pairs, in order."""
+        if not parts:
+            return Scored.none()
+        first = parts[0]
+        return Scored(
+            Pairs(np.concatenate([s.pairs.left for s in parts]), np.concatenate([s.pairs.right for s in parts])),
+            np.concatenate([s.weights for s in parts]),
+            np.concatenate([s.patterns for s in parts]),
+            np.concatenate([s.vetoed for s in parts]),
+            first.threshold,
+            first.low,
+            first.prior,
+            first.names,
+        )
+
+
+def settle(model: Model, probability: float, pairs: Pairs, weights: np.ndarray, compared: Compared) -> Scored:
+    """The rules' verdicts applied to the model's ``weights`` of ``pairs`` (``compared``: their comparison):
+    no link on the model's word alone, never clear strangers, always one person's own address; then only
+    the pairs clustering or review can use are kept."""
+    threshold = model.threshold(probability)
+    np.minimum(weights, threshold - 1, out=weights, where=compared.no_link)
+    weights[compared.strangers] = -np.inf
+    weights[compared.same_person] = np.inf
+    low = model.threshold(REVIEW_FROM)
+    kept = np.flatnonzero((weights >= low) | (weights < STRANGERS))
+    return Scored(
+        Pairs(pairs.left[kept], pairs.right[kept]),
+        weights[kept],
+        compared.patterns[kept],
+        (compared.no_link | compared.strangers)[kept],  # a rule decided these, not the model's doubt
+        threshold,
+        low,
+        math.log2(model.match_share / (1 - model.match_share)),
+        tuple(model.weights),
+    )
+
+
+def compared_fields(source: pl.LazyFrame) -> list[Field]:
+    """The fields that hold a value in some record of the prepared records ``source``."""
+    held = source.select(pl.len(), *(pl.col(f.name).null_count() for f in FIELDS)).collect(engine="streaming").row(0)
+    return [f for f, nulls in zip(FIELDS, held[1:], strict=True) if nulls < held[0]]
+
+
+def score(
+    columns: dict[str, Column],
+    pairs: Pairs,
+    fields: Sequence[Field],
+    mailbox: np.ndarray,
+    common: Common,
+    probability: float = MATCH_PROBABILITY,
+) -> Scored:
+    """Every candidate pair compared and weighed by a model learned from them (the default model for a
+    file too small to learn from), in one process; ``settle``d."""
+    if not (len(pairs) and fields):
+        return Scored.none()
+    names = [f.name for f in fields]
+    n = len(mailbox)
+    two_people = [two_people_phones(columns, pairs)] if "phone" in names else []
+    learned = n >= MIN_TRAINING_RECORDS
+    compared = compare(columns, pairs, fields, learned, mailbox, shared_phones(two_people, common))
+    model = estimate(columns, n, compared.patterns, fields) if learned else default_model(fields)
+    weights = model_weights(model, columns, pairs.left, compared.patterns, names, common)
+    return settle(model, probability, pairs, weights, compared)
 
 
 def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -1178,58 +1295,41 @@ def persons_and_review(
     contacts: pl.DataFrame,
     probability: float = MATCH_PROBABILITY,
     decisions: pl.DataFrame | None = None,
-    pair_codes: Callable[[], np.ndarray] | None = None,
+    scored: Callable[[], Scored] | None = None,
     prepared: Callable[[], pl.DataFrame | pl.LazyFrame] | None = None,
 ) -> tuple[pl.DataFrame, Review]:
     """``assign_persons`` and the review list: ``record_a, record_b, why, posterior, agreed`` for the
     pairs the model is unsure about (posterior from ``REVIEW_FROM`` up to ``probability``, ``why`` =
     ``unsure``) and the pairs of clearly different people that had to be kept apart inside one chain
-    (``why`` = ``split``); pairs a person decided are not listed again. ``pair_codes`` reads the candidate
-    pairs when a shuffle by blocking key found them already (codes over ``_row``, ``block_pairs``, each
-    once and sorted; read only here, so that nothing else holds them);
+    (``why`` = ``split``); pairs a person decided are not listed again. ``scored`` reads the candidate
+    pairs when tasks over partitions scored them already (``score``, with ``_row`` as positions: the
+    records of ``prepared`` in the order of their ``_row`` 0, 1, …);
     ``prepared`` reads ``prepare(contacts)`` when the partitions prepared it already (``contacts`` then
     need hold only ``_row`` and ``record_id``): a frame whose text is let go of once coded, or a scan of
-    the partitions' files, of which only the codes and a few columns are ever held."""
+    the partitions' files, of which only a few columns are then read."""
     review = pl.DataFrame(schema=REVIEW_COLUMNS)
     if contacts.height == 0:
         empty = contacts.with_columns(pl.lit(False).alias("owns_mailbox"), pl.lit(None, pl.String).alias("person_key"))
         return empty, Review(review)
     source = (prepare(contacts) if prepared is None else prepared()).lazy()
-    held = source.select(pl.len(), *(pl.col(f.name).null_count() for f in FIELDS)).collect(engine="streaming").row(0)
-    fields = [f for f, nulls in zip(FIELDS, held[1:], strict=True) if nulls < held[0]]
     p = source.select("_row", "owner", pl.col("mailbox").is_not_null()).collect(engine="streaming")
     rows = p["_row"].to_numpy()
-    whole = pair_codes is not None and len(rows) and rows.min() == 0 and rows.max() == len(rows) - 1
-    found = whole and p["_row"].n_unique() == len(rows)
-    pairs = None if found else candidate_pairs(source.collect())
-    names = [f.name for f in fields]
-    patterns = np.zeros(0, dtype=np.int32)
-    compared_at_all = fields and (pairs is None or len(pairs))
-    columns = code_columns(source) if compared_at_all else {}
-    common = common_facts(source, names) if compared_at_all else Common(pl.Series([], dtype=pl.String), {})
-    del source  # the text is in ``columns`` now
-    mailbox = p["mailbox"].to_numpy()
-    if pairs is None:  # read only now, with the text let go of
-        assert pair_codes is not None
-        pairs = pairs_by_row(pair_codes(), rows)
-    if len(pairs) and fields:
-        learned = p.height >= MIN_TRAINING_RECORDS
-        compared = compare(columns, pairs, fields, learned, mailbox, common)
-        patterns = compared.patterns
-        model = estimate(columns, p.height, patterns, fields) if learned else default_model(fields)
-        weights = model_weights(model, columns, pairs, patterns, names, common)
-        del columns
-        threshold = model.threshold(probability)
-        vetoed = compared.no_link | compared.strangers  # a rule decided these, not the model's doubt
-        np.minimum(weights, threshold - 1, out=weights, where=compared.no_link)
-        weights[compared.strangers] = -np.inf
-        weights[compared.same_person] = np.inf
-        del compared
-        low = model.threshold(REVIEW_FROM)
-        prior = math.log2(model.match_share / (1 - model.match_share))
+    if scored is None:
+        fields = compared_fields(source)
+        pairs = candidate_pairs(source.collect())
+        compared_at_all = bool(fields and len(pairs))
+        names = [f.name for f in fields]
+        columns = code_columns(source) if compared_at_all else {}
+        common = common_facts(source, names) if compared_at_all else Common(pl.Series([], dtype=pl.String), {})
+        del source  # the text is in ``columns`` now
+        result = score(columns, pairs, fields, p["mailbox"].to_numpy(), common, probability)
+        del columns, pairs
     else:
-        weights, threshold, low, prior = np.zeros(0), 0.0, 0.0, 0.0
-        vetoed = np.zeros(0, dtype=bool)
+        del source
+        if not np.array_equal(rows, np.arange(len(rows))):
+            raise ValueError("the partitions' records must be in the order of their _row, 0, 1, …")
+        result = scored()
+    pairs, weights, threshold = result.pairs, result.weights, result.threshold
     ids = contacts["record_id"] if "record_id" in contacts.columns else None
     decided = np.zeros(len(pairs), dtype=bool)
     overridden = 0
@@ -1241,8 +1341,9 @@ def persons_and_review(
     unsure = 0
     if ids is not None and len(weights):
         settled = decided.copy()  # not for review: decided by a person (pairs it added too) or by a rule
-        settled[: len(vetoed)] |= vetoed
-        review, unsure = _review(pairs, weights, settled, (patterns, names), (low, threshold, prior), split, ids)
+        settled[: len(result.vetoed)] |= result.vetoed
+        band = (result.low, threshold, result.prior)
+        review, unsure = _review(pairs, weights, settled, (result.patterns, result.names), band, split, ids)
     persons = (
         contacts.with_columns(named, p["owner"].alias("owns_mailbox"))
         .with_columns(pl.format("person:{}", pl.col("_cluster")).alias("person_key"))

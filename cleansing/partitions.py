@@ -3,11 +3,13 @@
 A run on a cluster (``--cluster``) reads each input in a task of its own and cuts its rows into
 partitions of at most ``partition_rows`` rows; each partition is then mapped and validated in a task of
 its own, which also sends its rows of every dedupe blocking key to the buckets of a shuffle by key; a task
-per bucket finds the candidate pairs of that bucket's blocks. The distinct email domains of all
-partitions are checked once, dedupe scores and clusters the candidate pairs over the columns it reads
-of every partition, and each record's unit (records linked by a person or a shared mailbox) is found,
-all in the flow's process; a task per partition then applies these and sends each record to its unit's
-bucket of a second shuffle, and a task per bucket classifies it.
+per bucket finds the candidate pairs of that bucket's blocks. Dedupe then scores them in tasks per
+partition, each over the pairs whose left record is one of the partition's (``range_pairs``,
+``compare_range``, ``weigh_range``), the flow's process learning the model from what the tasks count. The
+distinct email domains of all partitions are checked once, dedupe clusters the pairs that can still
+matter, and each record's unit (records linked by a person or a shared mailbox) is found, all in the
+flow's process; a task per partition then applies these and sends each record to its unit's bucket of a
+second shuffle, and a task per bucket classifies it.
 Partitions and buckets travel between tasks
 as Parquet files in the run's work folder (``OUT/.tmp-work-<run id>``, owner-only, removed when the run
 ends), never as frames through the orchestrator; tasks return only paths and counts.
@@ -32,7 +34,25 @@ import numpy as np
 import polars as pl
 
 from .classify import classify, suppression_entries
-from .dedupe import block_pairs, blocking_rows, components, distinct
+from .dedupe import (
+    FIELDS,
+    Common,
+    Compared,
+    Field,
+    Model,
+    Pairs,
+    Scored,
+    _patterns,
+    block_pairs,
+    blocking_rows,
+    code_columns,
+    compare,
+    components,
+    distinct,
+    model_weights,
+    settle,
+    two_people_phones,
+)
 from .dedupe import prepare as prepare_for_dedupe
 from .domains import apply_domains
 from .frames import look_up
@@ -320,18 +340,239 @@ class PairBucket:
     rows: int  # pairs
 
 
+# Pairs of a bucket's file per row group: a range of left records reads the row groups that hold its pairs.
+PAIRS_PER_GROUP = 1 << 17
+
+
 def bucket_pairs(bucket: int, work: Path, width: int) -> PairBucket:
-    """The distinct pairs of records that share a block in ``bucket`` (every partition's rows of it)."""
+    """The distinct pairs of records that share a block in ``bucket`` (every partition's rows of it), in
+    order."""
     files = sorted(work.glob(f"block-{bucket:05d}-*.parquet"))
     out = work / f"pairs-{bucket:05d}.parquet"
     if not files:
         pl.DataFrame(schema={"code": pl.Int64}).write_parquet(out)
         return PairBucket(str(out), 0)
-    codes = block_pairs(pl.scan_parquet(files), width).unique().collect()
-    codes.write_parquet(out)
+    codes = block_pairs(pl.scan_parquet(files), width).unique().sort("code").collect()
+    codes.write_parquet(out, row_group_size=PAIRS_PER_GROUP)
     for file in files:
         file.unlink()
     return PairBucket(str(out), codes.height)
+
+
+# Dedupe's scoring, a task per partition: the candidate pairs whose left record is one of the partition's,
+# compared where the records of both ends are read, a few columns of a few partitions at a time; the flow's
+# process only learns the model from what the tasks count, and keeps the pairs that can still matter.
+
+
+def row_starts(parts: Sequence[Partition]) -> list[int]:
+    """The first ``_row`` of every partition, then the row after the last: partitions hold consecutive
+    rows, in input order."""
+    starts = [0]
+    for part in parts:
+        starts.append(starts[-1] + part.rows)
+    return starts
+
+
+# What the comparison reads of a record: the fields, the nickname, the address and its company domain,
+# whether it is a personal mailbox.
+COMPARED_COLUMNS = (*(f.name for f in FIELDS), "first_canon", "address", "workdomain", "mailbox")
+
+
+def records_of(rows: np.ndarray, parts: Sequence[Partition], columns: Sequence[str] = COMPARED_COLUMNS) -> pl.DataFrame:
+    """``_row`` and the prepared ``columns`` of the records ``rows`` (``_row``, distinct, in order), in
+    that order: each partition that holds some of them is read (those columns only) and let go of in turn."""
+    starts = row_starts(parts)
+    frames = [pl.DataFrame(schema={"_row": pl.Int64})]
+    for part, start, stop in zip(parts, starts, starts[1:], strict=False):
+        wanted = rows[np.searchsorted(rows, start) : np.searchsorted(rows, stop)]
+        if len(wanted) and part.prepared is not None:
+            read = pl.read_parquet(part.prepared, columns=["_row", *columns])
+            frames.append(read.select(pl.all().gather(wanted - start)))  # a partition's rows are consecutive
+    found = pl.concat(frames, how="diagonal_relaxed")
+    if not np.array_equal(found["_row"].to_numpy(), rows):
+        raise RuntimeError(f"the partitions' prepared files do not hold the {len(rows)} records asked for")
+    return found
+
+
+def _coded(
+    codes: np.ndarray, width: int, parts: Sequence[Partition], columns: Sequence[str] = COMPARED_COLUMNS
+) -> tuple[pl.DataFrame, Pairs]:
+    """The records at both ends of the pairs ``codes`` (``left * width + right`` over ``_row``), and the
+    pairs by the records' positions among them."""
+    left, right = codes // width, codes % width
+    # Rows and positions by a mark per row of the span the pairs cover: no sort, no search.
+    low = int(left.min())
+    seen = np.zeros(int(max(left.max(), right.max())) - low + 1, dtype=bool)
+    seen[left - low] = True
+    seen[right - low] = True
+    position = np.cumsum(seen, dtype=np.int32) - 1
+    records = records_of(np.flatnonzero(seen) + low, parts, columns)
+    return records, Pairs(position[left - low], position[right - low])
+
+
+@dataclass(frozen=True)
+class PairRange:
+    """The candidate pairs whose left record is one of a partition's (``code`` over ``_row``, each once,
+    in order) and the phone numbers two people among them share (``two_people_phones``)."""
+
+    path: str
+    rows: int  # pairs
+    phones: list[str]
+
+
+NAMES = ("first", "last", "first_canon")  # what tells two people apart (``names_differ``)
+
+
+def range_pairs(number: int, buckets: Sequence[PairBucket], parts: Sequence[Partition], phone: bool) -> PairRange:
+    """The candidate pairs whose left record is one of partition ``number``'s, from every bucket; with
+    ``phone`` (phones are compared), the numbers two people among them share."""
+    starts = row_starts(parts)
+    width = starts[-1]
+    low, high = starts[number] * width, starts[number + 1] * width - 1
+    scan = pl.scan_parquet([b.path for b in buckets]).filter(pl.col("code").is_between(low, high))
+    codes = distinct(scan.collect(engine="streaming")["code"].to_numpy())
+    out = Path(buckets[0].path).parent / f"range-{number:05d}.parquet"
+    pl.DataFrame({"code": codes}, schema={"code": pl.Int64}).write_parquet(out)
+    phones: list[str] = []
+    if phone and len(codes):
+        # Names are read only for the pairs with one number.
+        records, pairs = _coded(codes, width, parts, ("phone",))
+        one_number = codes[pairs.exact(code_columns(records)["phone"])]
+        if len(one_number):
+            records, pairs = _coded(one_number, width, parts, ("phone", *NAMES))
+            phones = two_people_phones(code_columns(records), pairs).to_list()
+    return PairRange(str(out), len(codes), phones)
+
+
+@dataclass(frozen=True)
+class ComparedRange:
+    """A partition's candidate pairs compared (``Compared``, in the order of its ``PairRange``): the file,
+    the pairs, and their distinct agreement patterns with counts, of all of them and of those in the
+    model's training sample."""
+
+    path: str
+    rows: int  # pairs
+    counted: tuple[np.ndarray, np.ndarray]
+    trained: tuple[np.ndarray, np.ndarray]
+
+
+def compare_range(
+    pairs: PairRange,
+    parts: Sequence[Partition],
+    fields: Sequence[Field],
+    learned: bool,
+    shared: str,
+    sample: np.ndarray | None,
+) -> ComparedRange:
+    """``compare`` the pairs of ``pairs`` (``shared``: a file of the phone numbers several people share,
+    ``shared_phones``; ``sample``: the positions among them of the pairs the model trains on, None for
+    all of them)."""
+    codes = pl.read_parquet(pairs.path)["code"].to_numpy()
+    names = [f.name for f in fields]
+    out = Path(pairs.path).with_name(Path(pairs.path).name.replace("range-", "compared-"))
+    if not len(codes):
+        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        pl.DataFrame(schema=COMPARED).write_parquet(out)
+        return ComparedRange(str(out), 0, empty, empty)
+    records, local = _coded(codes, row_starts(parts)[-1], parts)
+    mailbox = records["mailbox"].is_not_null().to_numpy()
+    compared = compare(code_columns(records), local, fields, learned, mailbox, pl.read_parquet(shared)["v"])
+    del records
+    pl.DataFrame(
+        {
+            "pattern": compared.patterns,
+            "no_link": compared.no_link,
+            "strangers": compared.strangers,
+            "same_person": compared.same_person,
+        },
+        schema=COMPARED,
+    ).write_parquet(out)
+    counted = _patterns(compared.patterns, names)
+    trained = counted if sample is None else _patterns(compared.patterns[sample], names)
+    return ComparedRange(str(out), len(codes), counted, trained)
+
+
+COMPARED = {"pattern": pl.Int32, "no_link": pl.Boolean, "strangers": pl.Boolean, "same_person": pl.Boolean}
+
+
+@dataclass(frozen=True)
+class KeptRange:
+    """A partition's candidate pairs that can still matter once weighed (``settle``): ``left``, ``right``
+    (``_row``), ``weight``, ``pattern``, ``vetoed``."""
+
+    path: str
+    rows: int  # pairs weighed
+
+
+def weigh_range(
+    pairs: PairRange,
+    compared: ComparedRange,
+    parts: Sequence[Partition],
+    model: Model,
+    frequent: dict[str, float],
+    probability: float,
+) -> KeptRange:
+    """The model's weights of a partition's compared pairs, their exact agreements on common values
+    discounted (which looks at the left records, the partition's own; ``frequent``: the average
+    frequency of each field's values, whose values more frequent than that ``write_frequent`` wrote
+    beside the pairs), ``settle``d."""
+    common = read_frequent(Path(pairs.path).parent, frequent)
+    codes = pl.read_parquet(pairs.path)["code"].to_numpy()
+    width = row_starts(parts)[-1]
+    names = list(model.weights)
+    frame = pl.read_parquet(compared.path)
+    left = codes // width
+    rows = distinct(left)
+    counted = [name for name in common.frequent if name in names]
+    columns = code_columns(records_of(rows, parts, counted)) if counted and len(rows) else {}
+    weights = model_weights(model, columns, np.searchsorted(rows, left), frame["pattern"].to_numpy(), names, common)
+    verdicts = Compared(*(frame[name].to_numpy() for name in COMPARED))
+    kept = settle(model, probability, Pairs(left, codes % width), weights, verdicts)
+    out = Path(pairs.path).with_name(Path(pairs.path).name.replace("range-", "kept-"))
+    pl.DataFrame(
+        {
+            "left": kept.pairs.left,
+            "right": kept.pairs.right,
+            "weight": kept.weights,
+            "pattern": kept.patterns,
+            "vetoed": kept.vetoed,
+        },
+        schema=KEPT,
+    ).write_parquet(out)
+    return KeptRange(str(out), len(codes))
+
+
+def write_frequent(common: Common, work: Path) -> dict[str, float]:
+    """``common.frequent``'s values into the work folder, a file per field; returns each field's average."""
+    for name, (values, _) in common.frequent.items():
+        values.write_parquet(work / f"frequent-{name}.parquet")
+    return {name: average for name, (_, average) in common.frequent.items()}
+
+
+def read_frequent(work: Path, averages: dict[str, float]) -> Common:
+    """What ``write_frequent`` wrote, as the ``Common`` that weighing needs."""
+    frequent = {name: (pl.read_parquet(work / f"frequent-{name}.parquet"), a) for name, a in averages.items()}
+    return Common(pl.Series("v", [], pl.String), frequent)
+
+
+KEPT = {"left": pl.Int64, "right": pl.Int64, "weight": pl.Float64, "pattern": pl.Int32, "vetoed": pl.Boolean}
+
+
+def read_kept(ranges: Sequence[KeptRange], model: Model, probability: float) -> Scored:
+    """Every partition's kept pairs (``weigh_range``), in order, as ``settle`` leaves them."""
+    from .dedupe import REVIEW_FROM
+
+    kept = pl.read_parquet([r.path for r in ranges]) if ranges else pl.DataFrame(schema=KEPT)
+    return Scored(
+        Pairs(kept["left"].to_numpy(), kept["right"].to_numpy()),
+        kept["weight"].to_numpy(writable=True),
+        kept["pattern"].to_numpy(),
+        kept["vetoed"].to_numpy(),
+        model.threshold(probability),
+        model.threshold(REVIEW_FROM),
+        math.log2(model.match_share / (1 - model.match_share)),
+        tuple(model.weights),
+    )
 
 
 def read_result(reads: Sequence[InputRead], warnings: Sequence[str]) -> ReadResult:
@@ -354,12 +595,6 @@ def gather_objections(buckets: Sequence[Classified]) -> pl.DataFrame:
     return pl.concat([pl.read_parquet(b.objections) for b in buckets if b.objections]).sort("address_key")
 
 
-def gather_pairs(buckets: Sequence[PairBucket]) -> np.ndarray:
-    """Every bucket's candidate pairs (codes over ``_row``), each once, sorted: read into one array."""
-    sizes = [pl.scan_parquet(b.path).select(pl.len()).collect().item() for b in buckets]
-    codes = np.empty(sum(sizes), dtype=np.int64)
-    at = 0
-    for bucket, size in zip(buckets, sizes, strict=True):
-        codes[at : at + size] = pl.read_parquet(bucket.path)["code"].to_numpy()
-        at += size
-    return distinct(codes, in_place=True)
+def gather_pairs(ranges: Sequence[PairRange]) -> np.ndarray:
+    """Every partition's candidate pairs (codes over ``_row``, ``range_pairs``), each once, in order."""
+    return np.concatenate([np.zeros(0, dtype=np.int64), *(pl.read_parquet(r.path)["code"].to_numpy() for r in ranges)])

@@ -23,33 +23,58 @@ import polars as pl
 
 from . import __version__
 from .classify import classify, evidence_at, suppression_entries
-from .dedupe import persons_and_review
+from .dedupe import (
+    MATCH_PROBABILITY,
+    MIN_TRAINING_RECORDS,
+    Model,
+    Pairs,
+    Scored,
+    code_columns,
+    common_facts,
+    compared_fields,
+    default_model,
+    distinct,
+    learn,
+    levels,
+    merge_patterns,
+    persons_and_review,
+    shared_phones,
+    training_draws,
+)
 from .domains import DnsHealth, check_domains, judge_domains
 from .errors import ConfigError, file_errors
 from .mapping import empty_contacts, load_mapping, map_tables
 from .partitions import (
     Classified,
     ClassifySettings,
+    ComparedRange,
     InputRead,
+    KeptRange,
     MapSettings,
     PairBucket,
+    PairRange,
     Partition,
     apply_to_partition,
     bucket_count,
     bucket_pairs,
     classified_records,
     classify_bucket,
+    compare_range,
     default_partition_rows,
     distinct_domains,
     gather_columns,
     gather_objections,
-    gather_pairs,
     gather_prepared,
     map_jobs,
     map_partition,
+    range_pairs,
     read_input,
+    read_kept,
     read_result,
+    records_of,
     unit_buckets,
+    weigh_range,
+    write_frequent,
 )
 from .persons import PersonIds, assign_person_ids
 from .policy import LoadedPolicy
@@ -190,23 +215,24 @@ def stage_dedupe(ctx: RunContext, lasting_ids: bool = True) -> RunContext:
     """Clusters (``person_key``) and the review list; with ``lasting_ids`` also each cluster's ``person_id``,
     taken over from the records' earlier runs (persons.py) and recorded when the run publishes.
 
-    On a cluster, before the partitions are gathered, dedupe reads the fields the partition tasks prepared
-    and takes the candidate pairs they found; the review list reads the fields it shows of its own records
-    only; what dedupe gives every record is left in ``person_table`` for the partition tasks to apply
-    (``apply_partitions``)."""
+    On a cluster, before the partitions are gathered, dedupe takes the candidate pairs the partition tasks
+    found and scored (``score_partitions``: only those that can still matter) and reads of the fields they
+    prepared only ``_row``, ``owner`` and ``mailbox``; the review list reads the fields it shows of its own
+    records only; what dedupe gives every record is left in ``person_table`` for the partition tasks to
+    apply (``apply_partitions``)."""
     prepared: Callable[[], pl.LazyFrame] | None = None
-    pair_codes: Callable[[], np.ndarray] | None = None
+    scored: Callable[[], Scored] | None = None
     if ctx.partitions is not None:
         gathered = gather_prepared(ctx.partitions.parts)
         records = gathered.select("_row", "record_id").collect(engine="streaming")
-        # Read by dedupe a column at a time from the partitions' files, never gathered whole.
+        # Read by dedupe a few columns at a time from the partitions' files, never gathered whole.
         prepared = functools.partial(gathered.drop, "record_id")
-        pair_codes = functools.partial(gather_pairs, ctx.partitions.pairs)
+        scored = ctx.partitions.scored.read
         shown: pl.DataFrame | pl.LazyFrame = pl.scan_parquet([part.path for part in ctx.partitions.parts])
     else:
         records = shown = ctx.contacts
     decided = ctx.state.person_decisions()
-    persons, review = persons_and_review(records, decisions=decided, pair_codes=pair_codes, prepared=prepared)
+    persons, review = persons_and_review(records, decisions=decided, scored=scored, prepared=prepared)
     if lasting_ids:
         ctx.persons = assign_person_ids(persons, ctx.state.persons())
         persons = persons.with_columns(ctx.persons.person_id)
@@ -576,6 +602,75 @@ RunAll = Callable[[str, Callable[..., Any], list[tuple[Any, ...]]], list[Any]]
 
 
 @dataclass(frozen=True)
+class ScoredPartitions:
+    """Dedupe's candidate pairs scored in tasks over partitions (``score_partitions``): each partition's
+    pairs, those of them that can still matter once weighed, and the model they were weighed by (None:
+    nothing to compare)."""
+
+    ranges: list[PairRange]
+    kept: list[KeptRange]
+    model: Model | None = None
+    probability: float = MATCH_PROBABILITY
+
+    def read(self) -> Scored:
+        return Scored.none() if self.model is None else read_kept(self.kept, self.model, self.probability)
+
+
+def score_partitions(
+    parts: list[Partition], buckets: list[PairBucket], run_all: RunAll, probability: float = MATCH_PROBABILITY
+) -> ScoredPartitions:
+    """Dedupe's scoring as tasks over partitions, each over the candidate pairs whose left record is one of
+    its own (``partitions.range_pairs``): first the numbers two people share among them, then the pairs
+    compared (``compare_range``), then, once this process has learned the model from the patterns the
+    tasks counted and from random pairs of records it reads, weighed and settled (``weigh_range``). Only
+    the counts per pattern, a few columns of all records (``common_facts``) and of the random pairs'
+    records, and the model pass through this process; the pairs stay in the work folder."""
+    source = gather_prepared(parts).drop("record_id")
+    fields = compared_fields(source)
+    names = [f.name for f in fields]
+    phone = "phone" in names
+    ranges: list[PairRange] = run_all("ranges", range_pairs, [(i, buckets, parts, phone) for i in range(len(parts))])
+    for bucket in buckets:
+        Path(bucket.path).unlink(missing_ok=True)
+    count = sum(r.rows for r in ranges)
+    if not (fields and count):
+        return ScoredPartitions(ranges, [])
+    common = common_facts(source, names)
+    shared = shared_phones([pl.Series("v", r.phones, pl.String) for r in ranges], common)
+    work = Path(ranges[0].path).parent
+    shared.to_frame("v").write_parquet(work / "shared-phones.parquet")
+    n = sum(part.rows for part in parts)
+    learned = n >= MIN_TRAINING_RECORDS
+    draws, sample = training_draws(n, count) if learned else (None, None)
+    offsets = np.cumsum([0, *(r.rows for r in ranges)])
+    samples = [
+        None if sample is None else sample[(sample >= low) & (sample < high)] - low
+        for low, high in zip(offsets, offsets[1:], strict=False)
+    ]
+    shared_path = str(work / "shared-phones.parquet")
+    compared: list[ComparedRange] = run_all(
+        "compare",
+        compare_range,
+        [(r, parts, fields, learned, shared_path, s) for r, s in zip(ranges, samples, strict=True)],
+    )
+    model = default_model(fields)
+    if draws is not None:
+        rows = distinct(np.concatenate([draws.left, draws.right]))
+        columns = code_columns(records_of(rows, parts))
+        random = Pairs(np.searchsorted(rows, draws.left), np.searchsorted(rows, draws.right))
+        counted, trained = merge_patterns([c.counted for c in compared]), merge_patterns([c.trained for c in compared])
+        model = learn(levels(columns, random, fields), trained, counted, n, names)
+        del columns
+    frequent = write_frequent(common, work)
+    kept: list[KeptRange] = run_all(
+        "weigh",
+        weigh_range,
+        [(r, c, parts, model, frequent, probability) for r, c in zip(ranges, compared, strict=True)],
+    )
+    return ScoredPartitions(ranges, kept, model, probability)
+
+
+@dataclass(frozen=True)
 class PartitionsDone:
     """What the partition-local stages left in the work folder, and how long each took."""
 
@@ -585,6 +680,7 @@ class PartitionsDone:
     warnings: list[str]
     timings: dict[str, float]
     work: str
+    scored: ScoredPartitions = dataclasses.field(default_factory=lambda: ScoredPartitions([], []))
 
 
 def partition_local(
@@ -613,7 +709,10 @@ def partition_local(
     width = sum(part.rows for part in parts)
     pairs = run_all("pairs", bucket_pairs, [(bucket, work, width) for bucket in range(settings.buckets)])
     timings["pairs"] = time.perf_counter() - started
-    return PartitionsDone(reads, parts, pairs, warnings, timings, str(work))
+    started = time.perf_counter()
+    scored = score_partitions(parts, pairs, run_all)
+    timings["score"] = time.perf_counter() - started
+    return PartitionsDone(reads, parts, pairs, warnings, timings, str(work), scored)
 
 
 def unit_bucket_count(done: PartitionsDone) -> int:

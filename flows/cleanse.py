@@ -30,8 +30,11 @@ from cleansing.partitions import (
     apply_to_partition,
     bucket_pairs,
     classify_bucket,
+    compare_range,
     map_partition,
+    range_pairs,
     read_input,
+    weigh_range,
     work_folder,
 )
 from cleansing.pipeline import (
@@ -155,9 +158,15 @@ PARTITION_TASKS = {
     read_input: _partition_task("read-input", read_input, retries=2),
     map_partition: _partition_task("map-partition", map_partition),
     bucket_pairs: _partition_task("pair-bucket", bucket_pairs),
+    range_pairs: _partition_task("pair-range", range_pairs),
+    compare_range: _partition_task("compare-range", compare_range),
+    weigh_range: _partition_task("weigh-range", weigh_range),
     apply_to_partition: _partition_task("apply-partition", apply_to_partition),
     classify_bucket: _partition_task("classify-bucket", classify_bucket),
 }
+
+
+PAIR_STAGES = ("pairs", "ranges", "compare", "weigh")  # whose tasks count pairs, not rows
 
 
 def _run_tasks(stage: str, function: Callable[..., Any], arguments: list[tuple[Any, ...]]) -> list[Any]:
@@ -165,7 +174,7 @@ def _run_tasks(stage: str, function: Callable[..., Any], arguments: list[tuple[A
     rows (or pairs) done are logged, and shown on the terminal, as the tasks finish."""
     logger = get_run_logger()
     futures = [PARTITION_TASKS[function].submit(*args) for args in arguments]
-    count, unit = 0, "pairs" if stage == "pairs" else "rows"
+    count, unit = 0, "pairs" if stage in PAIR_STAGES else "rows"
     for done, future in enumerate(as_completed(futures), start=1):
         result = future.result()
         count += result.rows_in if isinstance(result, InputRead) else result.rows

@@ -118,9 +118,29 @@ def partitioned(
     assert len(classified) == len(done.pairs)
     ctx = with_partitions(ctx, classified)
     p = dedupe.prepare(ctx.records().collect().sort("_row"))
-    shuffled, whole = dedupe.pairs_by_row(gather_pairs(done.pairs), p["_row"].to_numpy()), dedupe.candidate_pairs(p)
+    shuffled, whole = (
+        dedupe.pairs_by_row(gather_pairs(done.scored.ranges), p["_row"].to_numpy()),
+        dedupe.candidate_pairs(p),
+    )
     assert np.array_equal(shuffled.left, whole.left) and np.array_equal(shuffled.right, whole.right)
+    # Scored by the partition tasks as one process scores them: the same pairs kept, weights, patterns.
+    fields = dedupe.compared_fields(p.lazy())
+    common = dedupe.common_facts(p.lazy(), [f.name for f in fields])
+    mailbox = p["mailbox"].is_not_null().to_numpy()
+    expected, scored = dedupe.score(dedupe.code_columns(p), whole, fields, mailbox, common), done.scored.read()
+    for got, wanted in zip(_scored_arrays(scored), _scored_arrays(expected), strict=True):
+        assert np.array_equal(got, wanted)
+    assert (scored.threshold, scored.low, scored.prior, scored.names) == (
+        expected.threshold,
+        expected.low,
+        expected.prior,
+        expected.names,
+    )
     return _decisions(ctx, judged=()), len(done.parts)
+
+
+def _scored_arrays(scored: dedupe.Scored) -> tuple[np.ndarray, ...]:
+    return scored.pairs.left, scored.pairs.right, scored.weights, scored.patterns, scored.vetoed
 
 
 @pytest.fixture(scope="module")
@@ -270,6 +290,9 @@ def test_cleanse_run_on_a_local_cluster_publishes_the_decisions_of_one_process_a
     applied_names = [r.name.rsplit("-", 1)[0] for r in applied]
     assert applied_names.count("apply-partition") == names.count("map-partition")
     assert applied_names.count("classify-bucket") == names.count("pair-bucket")
+    # Dedupe's pairs gathered, compared and weighed in a task per partition, not in the flow's process.
+    for scoring in ("pair-range", "compare-range", "weigh-range"):
+        assert names.count(scoring) == names.count("map-partition"), scoring
 
 
 @pytest.mark.flow
