@@ -1084,12 +1084,17 @@ def model_weights(
     return weights
 
 
+def _no_strangers() -> Iterator[Pairs]:
+    return iter(())
+
+
 @dataclass(frozen=True)
 class Scored:
     """What scoring leaves of the candidate pairs for clustering and review (``settle``): the pairs, in
-    order, that can still matter (at or above ``low``, the review band's low end, or clear strangers below
-    ``STRANGERS``), their weights with the rules' verdicts applied, their agreement patterns, and whether a
-    rule decided them; the model's ``threshold`` and prior log-odds of a match (``prior``)."""
+    order, at or above ``low`` (the review band's low end), their weights with the rules' verdicts
+    applied, their agreement patterns, and whether a rule decided them; the model's ``threshold`` and
+    prior log-odds of a match (``prior``); and, read a part at a time, the pairs of clear strangers
+    (below ``STRANGERS``), which matter only where links put both records in one cluster."""
 
     pairs: Pairs
     weights: np.ndarray
@@ -1099,28 +1104,12 @@ class Scored:
     low: float = 0.0
     prior: float = 0.0
     names: tuple[str, ...] = ()  # the fields of the patterns, in their order
+    strangers: Callable[[], Iterator[Pairs]] = _no_strangers
 
     @staticmethod
     def none() -> Scored:
         empty = np.zeros(0, dtype=np.int64)
         return Scored(Pairs(empty, empty), np.zeros(0), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=bool))
-
-    @staticmethod
-    def concat(parts: Sequence[Scored]) -> Scored:
-        """Scored parts of one model's pairs, in order."""
-        if not parts:
-            return Scored.none()
-        first = parts[0]
-        return Scored(
-            Pairs(np.concatenate([s.pairs.left for s in parts]), np.concatenate([s.pairs.right for s in parts])),
-            np.concatenate([s.weights for s in parts]),
-            np.concatenate([s.patterns for s in parts]),
-            np.concatenate([s.vetoed for s in parts]),
-            first.threshold,
-            first.low,
-            first.prior,
-            first.names,
-        )
 
 
 def settle(model: Model, probability: float, pairs: Pairs, weights: np.ndarray, compared: Compared) -> Scored:
@@ -1132,7 +1121,9 @@ def settle(model: Model, probability: float, pairs: Pairs, weights: np.ndarray, 
     weights[compared.strangers] = -np.inf
     weights[compared.same_person] = np.inf
     low = model.threshold(REVIEW_FROM)
-    kept = np.flatnonzero((weights >= low) | (weights < STRANGERS))
+    kept = np.flatnonzero(weights >= low)
+    apart = np.flatnonzero(weights < STRANGERS)
+    strangers = Pairs(pairs.left[apart], pairs.right[apart])
     return Scored(
         Pairs(pairs.left[kept], pairs.right[kept]),
         weights[kept],
@@ -1142,6 +1133,7 @@ def settle(model: Model, probability: float, pairs: Pairs, weights: np.ndarray, 
         low,
         math.log2(model.match_share / (1 - model.match_share)),
         tuple(model.weights),
+        lambda: iter((strangers,)),
     )
 
 
@@ -1213,16 +1205,22 @@ def _constrained(nodes: set[int], edges: list[tuple[float, int, int]], cannot: d
 
 
 def cluster(
-    n: int, pairs: Pairs, weights: np.ndarray, threshold: float, split: list[tuple[int, int]] | None = None
+    n: int,
+    pairs: Pairs,
+    weights: np.ndarray,
+    threshold: float,
+    split: list[tuple[int, int]] | None = None,
+    labels: np.ndarray | None = None,
 ) -> np.ndarray:
     """For each of ``n`` records, the position of the record that names its cluster: connected components
     of the pairs at or above ``threshold``. A component that holds a pair of clear strangers (a chain
     through an initial, "E. Forsberg" between Erik and Elin) is rebuilt strongest link first without
     ever joining the strangers; only those few components are handled one by one. ``split`` receives
-    the pairs of strangers that had to be kept apart so."""
+    the pairs of strangers that had to be kept apart so. ``labels``: the components of the pairs at or
+    above ``threshold`` when they are known already (rebuilt in place)."""
     left, right = pairs.left, pairs.right
     strong = np.flatnonzero(weights >= threshold)
-    labels = components(n, left[strong], right[strong])
+    labels = components(n, left[strong], right[strong]) if labels is None else labels
     # (By index: a bool or a label per candidate pair is more than a million records can spare.)
     strangers = np.flatnonzero(weights < STRANGERS)
     strangers = strangers[labels[left[strangers]] == labels[right[strangers]]]
@@ -1335,9 +1333,25 @@ def persons_and_review(
     overridden = 0
     if decisions is not None and decisions.height and ids is not None:
         pairs, weights, decided, overridden = _decided(pairs, weights, ids, decisions, threshold)
+    # Of the clear strangers only those whom links put in one cluster, and no pair a person decided.
+    strong = np.flatnonzero(weights >= threshold)
+    labels = components(p.height, pairs.left[strong], pairs.right[strong])
+    del strong
+    taken = distinct(pairs.left[decided].astype(np.int64) * p.height + pairs.right[decided])
+    lefts, rights = [pairs.left], [pairs.right]
+    for part in result.strangers():
+        inside = labels[part.left] == labels[part.right]
+        inside[inside] = ~np.isin(part.left[inside].astype(np.int64) * p.height + part.right[inside], taken)
+        lefts.append(part.left[inside])
+        rights.append(part.right[inside])
+    apart = sum(len(a) for a in lefts) - len(pairs)
+    pairs = Pairs(np.concatenate(lefts), np.concatenate(rights))
+    weights = np.append(weights, np.full(apart, -np.inf))
+    decided = np.append(decided, np.zeros(apart, dtype=bool))
     split: list[tuple[int, int]] = []
     # ``p`` holds the records in the order of ``contacts``: each record's cluster is named by a row.
-    named = pl.Series("_cluster", rows[cluster(p.height, pairs, weights, threshold, split)], dtype=pl.Int64)
+    clusters = cluster(p.height, pairs, weights, threshold, split, labels)
+    named = pl.Series("_cluster", rows[clusters], dtype=pl.Int64)
     unsure = 0
     if ids is not None and len(weights):
         settled = decided.copy()  # not for review: decided by a person (pairs it added too) or by a rule

@@ -497,11 +497,13 @@ COMPARED = {"pattern": pl.Int32, "no_link": pl.Boolean, "strangers": pl.Boolean,
 
 @dataclass(frozen=True)
 class KeptRange:
-    """A partition's candidate pairs that can still matter once weighed (``settle``): ``left``, ``right``
-    (``_row``), ``weight``, ``pattern``, ``vetoed``."""
+    """A partition's candidate pairs that can still matter once weighed (``settle``): those at or above the
+    review band (``left``, ``right`` over ``_row``, ``weight``, ``pattern``, ``vetoed``) and, in a file of
+    their own, the clear strangers (``left``, ``right``)."""
 
     path: str
     rows: int  # pairs weighed
+    strangers: str
 
 
 def weigh_range(
@@ -539,7 +541,10 @@ def weigh_range(
         },
         schema=KEPT,
     ).write_parquet(out)
-    return KeptRange(str(out), len(codes))
+    apart = out.with_name(out.name.replace("kept-", "strangers-"))
+    (strangers,) = kept.strangers()
+    pl.DataFrame({"left": strangers.left, "right": strangers.right}, schema=STRANGERS).write_parquet(apart)
+    return KeptRange(str(out), len(codes), str(apart))
 
 
 def write_frequent(common: Common, work: Path) -> dict[str, float]:
@@ -555,11 +560,13 @@ def read_frequent(work: Path, averages: dict[str, float]) -> Common:
     return Common(pl.Series("v", [], pl.String), frequent)
 
 
+STRANGERS = {"left": pl.Int64, "right": pl.Int64}
 KEPT = {"left": pl.Int64, "right": pl.Int64, "weight": pl.Float64, "pattern": pl.Int32, "vetoed": pl.Boolean}
 
 
 def read_kept(ranges: Sequence[KeptRange], model: Model, probability: float) -> Scored:
-    """Every partition's kept pairs (``weigh_range``), in order, as ``settle`` leaves them."""
+    """Every partition's kept pairs (``weigh_range``), in order, as ``settle`` leaves them: the clear
+    strangers a partition at a time, as they are asked for."""
     from .dedupe import REVIEW_FROM
 
     kept = pl.read_parquet([r.path for r in ranges]) if ranges else pl.DataFrame(schema=KEPT)
@@ -572,7 +579,12 @@ def read_kept(ranges: Sequence[KeptRange], model: Model, probability: float) -> 
         model.threshold(REVIEW_FROM),
         math.log2(model.match_share / (1 - model.match_share)),
         tuple(model.weights),
+        lambda: (_pairs_of(pl.read_parquet(r.strangers)) for r in ranges),
     )
+
+
+def _pairs_of(frame: pl.DataFrame) -> Pairs:
+    return Pairs(frame["left"].to_numpy(), frame["right"].to_numpy())
 
 
 def read_result(reads: Sequence[InputRead], warnings: Sequence[str]) -> ReadResult:

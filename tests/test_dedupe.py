@@ -638,3 +638,20 @@ def test_a_number_seven_records_of_different_surnames_carry_is_shared_and_a_comm
     assert sum(counts.values()) == 24
     assert average == pytest.approx(sum(n * n for n in counts.values()) / 24)
     assert dict(frequent.iter_rows()) == {"ek": 7, "andersson": 4}
+
+
+def test_a_persons_link_joins_two_clear_strangers_and_their_own_pair_no_longer_keeps_them_apart() -> None:
+    from cleansing.dedupe import persons_and_review
+
+    colleagues = people(
+        {"first_name": "Anna", "last_name": "Ek", "email": "info@nordvik.se", "company": "Nordvik AB"},
+        {"first_name": "Bo", "last_name": "Holm", "email": "info@nordvik.se", "company": "Nordvik AB"},
+        {"first_name": "Bo", "last_name": "Holm", "email": "bo.holm@nordvik.se", "company": "Nordvik AB"},
+    )
+    apart = persons_and_review(colleagues)[0]["person_key"].to_list()
+    assert apart[0] != apart[1] and apart[1] == apart[2]
+    link = pl.DataFrame({"record_a": ["r1"], "record_b": ["r2"], "decision": ["link"]})
+    persons, review = persons_and_review(colleagues, decisions=link)
+    assert persons["person_key"].n_unique() == 1
+    assert review.decided == 1 and review.overridden == 1
+    assert "split" not in review.pairs["why"].to_list()

@@ -140,7 +140,11 @@ def partitioned(
 
 
 def _scored_arrays(scored: dedupe.Scored) -> tuple[np.ndarray, ...]:
-    return scored.pairs.left, scored.pairs.right, scored.weights, scored.patterns, scored.vetoed
+    apart = list(scored.strangers())
+    strangers = [
+        np.concatenate([np.zeros(0, dtype=np.int64), *(getattr(p, end) for p in apart)]) for end in ("left", "right")
+    ]
+    return scored.pairs.left, scored.pairs.right, scored.weights, scored.patterns, scored.vetoed, *strangers
 
 
 @pytest.fixture(scope="module")
