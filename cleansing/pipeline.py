@@ -637,6 +637,7 @@ def score_partitions(
         return ScoredPartitions(ranges, [])
     common = common_facts(source, names)
     shared = shared_phones([pl.Series("v", r.phones, pl.String) for r in ranges], common)
+    ranges = [dataclasses.replace(r, phones=[]) for r in ranges]  # in ``shared`` now, not in every task's call
     work = Path(ranges[0].path).parent
     shared.to_frame("v").write_parquet(work / "shared-phones.parquet")
     n = sum(part.rows for part in parts)
