@@ -333,19 +333,6 @@ def _pairs(codes: np.ndarray, width: int) -> Pairs:
     return Pairs((codes // width).astype(kind), (codes % width).astype(kind))
 
 
-def pairs_by_row(codes: np.ndarray, rows: np.ndarray) -> Pairs:
-    """The pairs of ``left * width + right`` codes (``left < right``, each once, sorted) over ``_row``
-    numbers (width: the number of records), as pairs of positions in a frame whose ``_row`` column is
-    ``rows``."""
-    width = len(rows)
-    if np.array_equal(rows, np.arange(width)):  # positions are row numbers
-        return _pairs(codes, width)
-    position = np.empty(width, dtype=np.int64)
-    position[rows] = np.arange(width)
-    a, b = position[codes // width], position[codes % width]
-    return _pairs(distinct(np.minimum(a, b) * width + np.maximum(a, b), in_place=True), width)
-
-
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -1111,6 +1098,19 @@ class Scored:
         empty = np.zeros(0, dtype=np.int64)
         return Scored(Pairs(empty, empty), np.zeros(0), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=bool))
 
+    @staticmethod
+    def by(
+        model: Model,
+        probability: float,
+        kept: tuple[Pairs, np.ndarray, np.ndarray, np.ndarray],
+        strangers: Callable[[], Iterator[Pairs]],
+    ) -> Scored:
+        """The ``kept`` pairs (pairs, weights, patterns, vetoed) and ``strangers`` that ``model`` weighed,
+        with its threshold at ``probability``, the review band's low end, its prior and its fields."""
+        prior = math.log2(model.match_share / (1 - model.match_share))
+        band = (model.threshold(probability), model.threshold(REVIEW_FROM), prior)
+        return Scored(*kept, *band, tuple(model.weights), strangers)
+
 
 def settle(model: Model, probability: float, pairs: Pairs, weights: np.ndarray, compared: Compared) -> Scored:
     """The rules' verdicts applied to the model's ``weights`` of ``pairs`` (``compared``: their comparison):
@@ -1124,17 +1124,9 @@ def settle(model: Model, probability: float, pairs: Pairs, weights: np.ndarray, 
     kept = np.flatnonzero(weights >= low)
     apart = np.flatnonzero(weights < STRANGERS)
     strangers = Pairs(pairs.left[apart], pairs.right[apart])
-    return Scored(
-        Pairs(pairs.left[kept], pairs.right[kept]),
-        weights[kept],
-        compared.patterns[kept],
-        (compared.no_link | compared.strangers)[kept],  # a rule decided these, not the model's doubt
-        threshold,
-        low,
-        math.log2(model.match_share / (1 - model.match_share)),
-        tuple(model.weights),
-        lambda: iter((strangers,)),
-    )
+    vetoed = (compared.no_link | compared.strangers)[kept]  # a rule decided these, not the model's doubt
+    chosen = (Pairs(pairs.left[kept], pairs.right[kept]), weights[kept], compared.patterns[kept], vetoed)
+    return Scored.by(model, probability, chosen, lambda: iter((strangers,)))
 
 
 def compared_fields(source: pl.LazyFrame) -> list[Field]:

@@ -567,18 +567,12 @@ KEPT = {"left": pl.Int64, "right": pl.Int64, "weight": pl.Float64, "pattern": pl
 def read_kept(ranges: Sequence[KeptRange], model: Model, probability: float) -> Scored:
     """Every partition's kept pairs (``weigh_range``), in order, as ``settle`` leaves them: the clear
     strangers a partition at a time, as they are asked for."""
-    from .dedupe import REVIEW_FROM
-
     kept = pl.read_parquet([r.path for r in ranges]) if ranges else pl.DataFrame(schema=KEPT)
-    return Scored(
-        Pairs(kept["left"].to_numpy(), kept["right"].to_numpy()),
-        kept["weight"].to_numpy(writable=True),
-        kept["pattern"].to_numpy(),
-        kept["vetoed"].to_numpy(),
-        model.threshold(probability),
-        model.threshold(REVIEW_FROM),
-        math.log2(model.match_share / (1 - model.match_share)),
-        tuple(model.weights),
+    columns = (kept["weight"].to_numpy(writable=True), kept["pattern"].to_numpy(), kept["vetoed"].to_numpy())
+    return Scored.by(
+        model,
+        probability,
+        (_pairs_of(kept), *columns),
         lambda: (_pairs_of(pl.read_parquet(r.strangers)) for r in ranges),
     )
 

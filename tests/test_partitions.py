@@ -118,10 +118,9 @@ def partitioned(
     assert len(classified) == len(done.pairs)
     ctx = with_partitions(ctx, classified)
     p = dedupe.prepare(ctx.records().collect().sort("_row"))
-    shuffled, whole = (
-        dedupe.pairs_by_row(gather_pairs(done.scored.ranges), p["_row"].to_numpy()),
-        dedupe.candidate_pairs(p),
-    )
+    assert np.array_equal(p["_row"].to_numpy(), np.arange(p.height))  # positions are row numbers
+    shuffled = dedupe.pairs_from_codes(pl.Series(gather_pairs(done.scored.ranges)), p.height)
+    whole = dedupe.candidate_pairs(p)
     assert np.array_equal(shuffled.left, whole.left) and np.array_equal(shuffled.right, whole.right)
     # Scored by the partition tasks as one process scores them: the same pairs kept, weights, patterns.
     fields = dedupe.compared_fields(p.lazy())
