@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 # What must never reach a terminal, a log or Prefect: addresses, phone numbers and long digit strings
 # (personal and account numbers). Dates and short numbers (a row, a count) stay readable.
@@ -119,6 +120,35 @@ def file_error(exc: BaseException, path: object, doing: str) -> CleansingError:
     if doing.startswith("writing"):
         return InputError(f"{doing} failed ({reason}).", path=path, fix="Check that the folder can be written to.")
     return InputError(f"{doing} failed ({reason}).", path=path, fix="Check that the file exists and can be read.")
+
+
+def no_space_left(folder: Path, probe: int = 1 << 16) -> bool:
+    """Whether ``folder``'s file system refuses another ``probe`` bytes for want of space."""
+    path = folder / ".space-probe"
+    try:
+        with path.open("wb") as f:
+            f.write(bytes(probe))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    finally:
+        path.unlink(missing_ok=True)
+    return False
+
+
+@contextmanager
+def full_disk_told(folder: Path) -> Iterator[None]:
+    """Inside the block, an error that lost the OS error behind it while ``folder``'s disk has no room
+    left is the full disk. Some writers lose it (polars, when the disk fills up with a file's footer:
+    "Invalid thrift: transport error"), and a task's error reaches the run masked, without its chain."""
+    try:
+        yield
+    except Exception as exc:
+        lost = isinstance(exc, InternalError) or not isinstance(exc, CleansingError)
+        if lost and os_errno(exc) is None and no_space_left(folder):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder)) from exc
+        raise
 
 
 @contextmanager

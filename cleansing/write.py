@@ -24,7 +24,7 @@ import polars as pl
 
 from schemas.contacts import Decisions
 
-from .errors import ConservationError, os_errno
+from .errors import ConservationError, no_space_left, os_errno
 from .reasons import Klass, Reason
 
 PARTITIONS = (Klass.KEEP.value, Klass.RECONFIRM.value, Klass.DISCARD.value)
@@ -387,21 +387,6 @@ def stage_folder(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp)) from exc
         raise
     return tmp, counts
-
-
-def no_space_left(folder: Path, probe: int = 1 << 16) -> bool:
-    """Whether ``folder``'s file system refuses another ``probe`` bytes for want of space."""
-    path = folder / ".space-probe"
-    try:
-        with path.open("wb") as f:
-            f.write(bytes(probe))
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:
-        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    finally:
-        path.unlink(missing_ok=True)
-    return False
 
 
 def promote(out_dir: Path, run_id: str, move_latest: bool = True) -> Callable[[], None]:

@@ -20,7 +20,7 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run, task_run
 from prefect.states import Completed
 
-from cleansing.errors import CleansingError, InternalError, TransientError, file_errors, os_errno
+from cleansing.errors import CleansingError, InternalError, TransientError, file_errors, full_disk_told, os_errno
 from cleansing.partitions import (
     Classified,
     ClassifySettings,
@@ -331,7 +331,10 @@ def cleanse_contacts(
     work = work_folder(Path(request.out_dir), ctx.run_id) if request.cluster else None
     try:
         if work is not None:
-            with file_errors(request.out_dir, "writing the run's partitions into its work folder"):
+            with (
+                file_errors(request.out_dir, "writing the run's partitions into its work folder"),
+                full_disk_told(work),
+            ):
                 ctx = _on_cluster(ctx, work)
             stages = [(name, stage_task) for name, stage_task in TASKS if name not in PARTITION_LOCAL]
         for _name, stage_task in stages:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cleansing.errors import CleansingError, ConfigError, TransientError, file_error
+from cleansing.errors import CleansingError, ConfigError, TransientError, file_error, file_errors, full_disk_told
 from cleansing.pipeline import STAGES, RunContext, RunRequest, prepare, run_pipeline, stage_write
 from cleansing.state import StateStore
 from cleansing.write import by_class, promote, stage_folder
@@ -180,6 +180,40 @@ def test_a_full_disk_while_writing_publishes_nothing_and_says_the_disk_is_full(
         assert story(tmp_path)[1:] == (1, 1, 2)
         break
     assert published is not None and failed == list(range(1, len(failed) + 1)) and len(failed) > 10
+
+
+def test_a_partition_task_that_fills_the_disk_says_the_disk_is_full_on_whichever_write_it_fails(
+    tmp_path: Path, small_disk: Callable[[Path, str], Path]
+) -> None:
+    """Disks a page bigger each time, until one holds an input's raw partitions: polars loses the OS error
+    when the disk fills up as it writes a file's footer ("Invalid thrift: transport error"), and the task's
+    error reaches the run masked, without the error's chain; the run still tells a full disk."""
+    from cleansing.partitions import read_input
+    from cleansing.read import plan_inputs
+    from flows.cleanse import masked_errors
+
+    units, _ = plan_inputs([Path(__file__).parents[1] / "data" / "samples" / "hubspot_contacts.csv"])
+    failed = []
+    for pages in range(1, 80):
+        out = small_disk(tmp_path / f"disk-{pages}", f"{pages * 4}k")
+        work = out / "work"
+        work.mkdir()
+        try:
+            with file_errors(out, "writing the run's partitions"), full_disk_told(work):
+                with masked_errors():  # as the task on a worker raises it
+                    read = read_input(units[0], 0, work, 60)
+        except CleansingError as exc:
+            assert f"{out}: the disk is full" in str(exc) and "Free space and run again" in str(exc), str(exc)
+            failed.append(pages)
+            continue
+        assert read.rows_in > 600 and len(read.parts) > 10
+        break
+    assert failed == list(range(1, len(failed) + 1)) and len(failed) > 10
+
+
+def test_an_error_that_is_not_the_disks_stays_what_it_is_on_a_disk_with_room(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not the disk"), full_disk_told(tmp_path):
+        raise ValueError("not the disk")
 
 
 # xlsxwriter's zip file tries to close again when collected, and fails again on the full disk.
