@@ -3,9 +3,10 @@
 A run on a cluster (``--cluster``) reads each input in a task of its own and cuts its rows into
 partitions of at most ``partition_rows`` rows; each partition is then mapped and validated in a task of
 its own, which also sends its rows of every dedupe blocking key to the buckets of a shuffle by key; a task
-per bucket finds the candidate pairs of that bucket's blocks. Dedupe then scores them in tasks per
-partition, each over the pairs whose left record is one of the partition's (``range_pairs``,
-``compare_range``, ``weigh_range``), the flow's process learning the model from what the tasks count. The
+per bucket finds the candidate pairs of that bucket's blocks. Dedupe then scores them in tasks per range,
+each over the pairs whose left record lies in a span of records that holds about as many pairs as the
+others (``pair_spans``, ``range_pairs``, ``compare_range``, ``weigh_range``), the flow's process learning
+the model from what the tasks count. The
 distinct email domains of all partitions are checked once, dedupe clusters the pairs that can still
 matter, and each record's unit (records linked by a person or a shared mailbox) is found, all in the
 flow's process; a task per partition then applies these and sends each record to its unit's bucket of a
@@ -334,14 +335,27 @@ def unit_buckets(person_key: pl.Series, address_key: pl.Series, buckets: int) ->
 
 @dataclass(frozen=True)
 class PairBucket:
-    """The candidate pairs one bucket's blocks give (``code``: ``left * width + right`` over ``_row``)."""
+    """The candidate pairs one bucket's blocks give (``code``: ``left * width + right`` over ``_row``), and
+    how many have their left record in each bin of ``bin_rows(width)`` records (``pair_spans``)."""
 
     path: str
     rows: int  # pairs
+    counts: np.ndarray
 
 
 # Pairs of a bucket's file per row group: a range of left records reads the row groups that hold its pairs.
 PAIRS_PER_GROUP = 1 << 17
+# Bins of left records that the buckets count their pairs in, to cut the ranges scored in tasks.
+PAIR_BINS = 4096
+# Candidate pairs a scoring task takes on per record of a partition, at most (unless there are fewer
+# ranges than partitions): a task holds about 0.5 kB per pair, so a range of a full partition's worth
+# takes about what mapping the partition takes.
+RANGE_PAIRS_PER_ROW = 10
+
+
+def bin_rows(width: int) -> int:
+    """Records per bin of left records (``PAIR_BINS`` bins over ``width`` records)."""
+    return max(1, math.ceil(width / PAIR_BINS))
 
 
 def bucket_pairs(bucket: int, work: Path, width: int) -> PairBucket:
@@ -349,19 +363,36 @@ def bucket_pairs(bucket: int, work: Path, width: int) -> PairBucket:
     order."""
     files = sorted(work.glob(f"block-{bucket:05d}-*.parquet"))
     out = work / f"pairs-{bucket:05d}.parquet"
+    step = bin_rows(width)
     if not files:
         pl.DataFrame(schema={"code": pl.Int64}).write_parquet(out)
-        return PairBucket(str(out), 0)
+        return PairBucket(str(out), 0, np.zeros(math.ceil(width / step), dtype=np.int64))
     codes = block_pairs(pl.scan_parquet(files), width).unique().sort("code").collect()
     codes.write_parquet(out, row_group_size=PAIRS_PER_GROUP)
     for file in files:
         file.unlink()
-    return PairBucket(str(out), codes.height)
+    left = codes["code"].to_numpy() // width
+    return PairBucket(str(out), codes.height, np.bincount(left // step, minlength=math.ceil(width / step)))
 
 
-# Dedupe's scoring, a task per partition: the candidate pairs whose left record is one of the partition's,
-# compared where the records of both ends are read, a few columns of a few partitions at a time; the flow's
-# process only learns the model from what the tasks count, and keeps the pairs that can still matter.
+def pair_spans(buckets: Sequence[PairBucket], width: int, ranges: int) -> list[tuple[int, int]]:
+    """At most ``ranges`` spans of left records (``_row`` from, to) that cover all ``width`` records and
+    hold about as many candidate pairs each, cut between bins of ``bin_rows`` records. A pair that two
+    buckets found counts twice: the spans are even only roughly, and always the same for the same pairs."""
+    counts = np.sum([b.counts for b in buckets], axis=0) if buckets else np.zeros(1, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0 or ranges <= 1:
+        return [(0, width)]
+    # After the bin in which the running count reaches each k/ranges of the total.
+    cuts = (np.searchsorted(np.cumsum(counts), total * np.arange(1, ranges) / ranges) + 1) * bin_rows(width)
+    edges = [0, *sorted({int(e) for e in cuts if 0 < e < width}), width]
+    return list(zip(edges, edges[1:], strict=False))
+
+
+# Dedupe's scoring, a task per range: the candidate pairs whose left record lies in a span of records,
+# spans cut so that each holds about as many pairs (``pair_spans``), compared where the records of both
+# ends are read, a few columns of a few partitions at a time; the flow's process only learns the model
+# from what the tasks count, and keeps the pairs that can still matter.
 
 
 def row_starts(parts: Sequence[Partition]) -> list[int]:
@@ -412,7 +443,7 @@ def _coded(
 
 @dataclass(frozen=True)
 class PairRange:
-    """The candidate pairs whose left record is one of a partition's (``code`` over ``_row``, each once,
+    """The candidate pairs whose left record lies in a range's span (``code`` over ``_row``, each once,
     in order) and the phone numbers two people among them share (``two_people_phones``)."""
 
     path: str
@@ -423,12 +454,13 @@ class PairRange:
 NAMES = ("first", "last", "first_canon")  # what tells two people apart (``names_differ``)
 
 
-def range_pairs(number: int, buckets: Sequence[PairBucket], parts: Sequence[Partition], phone: bool) -> PairRange:
-    """The candidate pairs whose left record is one of partition ``number``'s, from every bucket; with
-    ``phone`` (phones are compared), the numbers two people among them share."""
-    starts = row_starts(parts)
-    width = starts[-1]
-    low, high = starts[number] * width, starts[number + 1] * width - 1
+def range_pairs(
+    number: int, span: tuple[int, int], buckets: Sequence[PairBucket], parts: Sequence[Partition], phone: bool
+) -> PairRange:
+    """Range ``number``: the candidate pairs whose left record's ``_row`` is in ``span`` (from, to), from
+    every bucket; with ``phone`` (phones are compared), the numbers two people among them share."""
+    width = row_starts(parts)[-1]
+    low, high = span[0] * width, span[1] * width - 1
     scan = pl.scan_parquet([b.path for b in buckets]).filter(pl.col("code").is_between(low, high))
     codes = distinct(scan.collect(engine="streaming")["code"].to_numpy())
     out = Path(buckets[0].path).parent / f"range-{number:05d}.parquet"
@@ -446,7 +478,7 @@ def range_pairs(number: int, buckets: Sequence[PairBucket], parts: Sequence[Part
 
 @dataclass(frozen=True)
 class ComparedRange:
-    """A partition's candidate pairs compared (``Compared``, in the order of its ``PairRange``): the file,
+    """A range's candidate pairs compared (``Compared``, in the order of its ``PairRange``): the file,
     the pairs, and their distinct agreement patterns with counts, of all of them and of those in the
     model's training sample."""
 
@@ -497,7 +529,7 @@ COMPARED = {"pattern": pl.Int32, "no_link": pl.Boolean, "strangers": pl.Boolean,
 
 @dataclass(frozen=True)
 class KeptRange:
-    """A partition's candidate pairs that can still matter once weighed (``settle``): those at or above the
+    """A range's candidate pairs that can still matter once weighed (``settle``): those at or above the
     review band (``left``, ``right`` over ``_row``, ``weight``, ``pattern``, ``vetoed``) and, in a file of
     their own, the clear strangers (``left``, ``right``)."""
 
@@ -514,8 +546,8 @@ def weigh_range(
     frequent: dict[str, float],
     probability: float,
 ) -> KeptRange:
-    """The model's weights of a partition's compared pairs, their exact agreements on common values
-    discounted (which looks at the left records, the partition's own; ``frequent``: the average
+    """The model's weights of a range's compared pairs, their exact agreements on common values
+    discounted (which looks at the left records, those of the range's span; ``frequent``: the average
     frequency of each field's values, whose values more frequent than that ``write_frequent`` wrote
     beside the pairs), ``settle``d."""
     common = read_frequent(Path(pairs.path).parent, frequent)
@@ -565,8 +597,8 @@ KEPT = {"left": pl.Int64, "right": pl.Int64, "weight": pl.Float64, "pattern": pl
 
 
 def read_kept(ranges: Sequence[KeptRange], model: Model, probability: float) -> Scored:
-    """Every partition's kept pairs (``weigh_range``), in order, as ``settle`` leaves them: the clear
-    strangers a partition at a time, as they are asked for."""
+    """Every range's kept pairs (``weigh_range``), in order, as ``settle`` leaves them: the clear
+    strangers a range at a time, as they are asked for."""
     kept = pl.read_parquet([r.path for r in ranges]) if ranges else pl.DataFrame(schema=KEPT)
     columns = (kept["weight"].to_numpy(writable=True), kept["pattern"].to_numpy(), kept["vetoed"].to_numpy())
     return Scored.by(
@@ -602,5 +634,5 @@ def gather_objections(buckets: Sequence[Classified]) -> pl.DataFrame:
 
 
 def gather_pairs(ranges: Sequence[PairRange]) -> np.ndarray:
-    """Every partition's candidate pairs (codes over ``_row``, ``range_pairs``), each once, in order."""
+    """Every range's candidate pairs (codes over ``_row``, ``range_pairs``), each once, in order."""
     return np.concatenate([np.zeros(0, dtype=np.int64), *(pl.read_parquet(r.path)["code"].to_numpy() for r in ranges)])

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import functools
 import json
+import math
 import shutil
 import sys
 import time
@@ -45,6 +46,7 @@ from .domains import DnsHealth, check_domains, judge_domains
 from .errors import ConfigError, file_errors
 from .mapping import empty_contacts, load_mapping, map_tables
 from .partitions import (
+    RANGE_PAIRS_PER_ROW,
     Classified,
     ClassifySettings,
     ComparedRange,
@@ -67,6 +69,7 @@ from .partitions import (
     gather_prepared,
     map_jobs,
     map_partition,
+    pair_spans,
     range_pairs,
     read_input,
     read_kept,
@@ -603,7 +606,7 @@ RunAll = Callable[[str, Callable[..., Any], list[tuple[Any, ...]]], list[Any]]
 
 @dataclass(frozen=True)
 class ScoredPartitions:
-    """Dedupe's candidate pairs scored in tasks over partitions (``score_partitions``): each partition's
+    """Dedupe's candidate pairs scored in tasks over ranges (``score_partitions``): each range's
     pairs, those of them that can still matter once weighed, and the model they were weighed by (None:
     nothing to compare)."""
 
@@ -617,19 +620,33 @@ class ScoredPartitions:
 
 
 def score_partitions(
-    parts: list[Partition], buckets: list[PairBucket], run_all: RunAll, probability: float = MATCH_PROBABILITY
+    parts: list[Partition],
+    buckets: list[PairBucket],
+    run_all: RunAll,
+    probability: float = MATCH_PROBABILITY,
+    range_count: int | None = None,
 ) -> ScoredPartitions:
-    """Dedupe's scoring as tasks over partitions, each over the candidate pairs whose left record is one of
-    its own (``partitions.range_pairs``): first the numbers two people share among them, then the pairs
-    compared (``compare_range``), then, once this process has learned the model from the patterns the
-    tasks counted and from random pairs of records it reads, weighed and settled (``weigh_range``). Only
-    the counts per pattern, a few columns of all records (``common_facts``) and of the random pairs'
-    records, and the model pass through this process; the pairs stay in the work folder."""
+    """Dedupe's scoring as tasks over ``range_count`` ranges (None: as many as partitions, more where they
+    would hold over ``RANGE_PAIRS_PER_ROW`` pairs per record of the largest partition), each over the
+    candidate pairs whose left record lies in its span of records (``partitions.pair_spans``,
+    ``range_pairs``): a task's pairs, and so its memory, follow from the partition size, not from the
+    input's. First the numbers two people share among them, then the pairs compared (``compare_range``),
+    then, once this process has learned the model from the patterns the tasks counted and from random pairs
+    of records it reads, weighed and settled (``weigh_range``). Only the counts per pattern, a few columns
+    of all records (``common_facts``) and of the random pairs' records, and the model pass through this
+    process; the pairs stay in the work folder."""
     source = gather_prepared(parts).drop("record_id")
     fields = compared_fields(source)
     names = [f.name for f in fields]
     phone = "phone" in names
-    ranges: list[PairRange] = run_all("ranges", range_pairs, [(i, buckets, parts, phone) for i in range(len(parts))])
+    width = sum(part.rows for part in parts)
+    if range_count is None:
+        pairs = sum(bucket.rows for bucket in buckets)
+        range_count = max(len(parts), math.ceil(pairs / (RANGE_PAIRS_PER_ROW * max(part.rows for part in parts))))
+    spans = pair_spans(buckets, width, range_count)
+    ranges: list[PairRange] = run_all(
+        "ranges", range_pairs, [(i, span, buckets, parts, phone) for i, span in enumerate(spans)]
+    )
     for bucket in buckets:
         Path(bucket.path).unlink(missing_ok=True)
     count = sum(r.rows for r in ranges)
@@ -640,7 +657,7 @@ def score_partitions(
     ranges = [dataclasses.replace(r, phones=[]) for r in ranges]  # in ``shared`` now, not in every task's call
     work = Path(ranges[0].path).parent
     shared.to_frame("v").write_parquet(work / "shared-phones.parquet")
-    n = sum(part.rows for part in parts)
+    n = width
     learned = n >= MIN_TRAINING_RECORDS
     draws, sample = training_draws(n, count) if learned else (None, None)
     offsets = np.cumsum([0, *(r.rows for r in ranges)])
@@ -691,11 +708,13 @@ def partition_local(
     settings: MapSettings,
     run_all: RunAll,
     buckets: int | None = None,
+    ranges: int | None = None,
 ) -> PartitionsDone:
     """read, map and validate as partition-local tasks (see partitions.py): each input read in a task of its
     own and cut into partitions of ``partition_rows`` (None: from the input's size), each partition mapped
     and validated in one, which also sends its rows of dedupe's blocks to ``buckets`` buckets (None: from
-    the input's size); then each bucket's candidate pairs in a task."""
+    the input's size); then each bucket's candidate pairs in a task, and the pairs scored in tasks over
+    ``ranges`` ranges (``score_partitions``; None: from the pairs and the partition size)."""
     units, warnings = plan_inputs(list(sources) or [str(SAMPLE_DIR)])
     rows = partition_rows or default_partition_rows(units)
     started = time.perf_counter()
@@ -711,7 +730,7 @@ def partition_local(
     pairs = run_all("pairs", bucket_pairs, [(bucket, work, width) for bucket in range(settings.buckets)])
     timings["pairs"] = time.perf_counter() - started
     started = time.perf_counter()
-    scored = score_partitions(parts, pairs, run_all)
+    scored = score_partitions(parts, pairs, run_all, range_count=ranges)
     timings["score"] = time.perf_counter() - started
     return PartitionsDone(reads, parts, pairs, warnings, timings, str(work), scored)
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from benchmarks.generate_contacts import generate
 from cleansing import dedupe
-from cleansing.partitions import gather_pairs, work_folder
+from cleansing.partitions import RANGE_PAIRS_PER_ROW, PairBucket, bin_rows, gather_pairs, pair_spans, work_folder
 from cleansing.pipeline import (
     STAGES,
     RunContext,
@@ -98,15 +98,25 @@ def one_process(tmp: Path, sources: tuple[str, ...], dns: str | None = None) -> 
 
 
 def partitioned(
-    tmp: Path, sources: tuple[str, ...], rows: int, client: Any, buckets: int | None = None, dns: str | None = None
+    tmp: Path,
+    sources: tuple[str, ...],
+    rows: int,
+    client: Any,
+    buckets: int | None = None,
+    dns: str | None = None,
+    ranges: int | None = None,
 ) -> tuple[pl.DataFrame, int]:
     """The decisions, and how many partitions the input was cut into. The candidate pairs the shuffle by
-    blocking key found must be the pairs one process finds, and dedupe must take them."""
+    blocking key found must be the pairs one process finds, and dedupe must take them, scored in ``ranges``
+    tasks at most (None: the run's own choice)."""
     request = _request(tmp, sources, rows, dns)
     ctx = prepare(request)
     work = work_folder(Path(request.out_dir), ctx.run_id)
-    done = partition_local(sources, work, rows, map_settings(ctx), _on(client), buckets)
+    done = partition_local(sources, work, rows, map_settings(ctx), _on(client), buckets, ranges)
     assert len(done.pairs) == (buckets or 1)
+    pairs, largest = sum(b.rows for b in done.pairs), max(part.rows for part in done.parts)
+    wanted = ranges or max(len(done.parts), -(-pairs // (RANGE_PAIRS_PER_ROW * largest)))
+    assert len(done.scored.ranges) <= wanted
     # The domain check, dedupe and the units classify needs, over the partitions, here; a task per partition
     # applies what they found and sends its records to their units' buckets; a task per bucket classifies.
     ctx.partitions = done
@@ -157,32 +167,46 @@ def generated_decisions(tmp_path_factory: pytest.TempPathFactory, generated: tup
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.integers(min_value=7, max_value=4000), buckets=st.integers(min_value=1, max_value=12))
-@example(rows=40, buckets=3)
+@given(
+    rows=st.integers(min_value=7, max_value=4000),
+    buckets=st.integers(min_value=1, max_value=12),
+    ranges=st.none() | st.integers(min_value=1, max_value=40),
+)
+@example(rows=40, buckets=3, ranges=None)
+@example(rows=4000, buckets=2, ranges=17)  # one partition, its pairs scored in many tasks
 def test_the_sample_cut_into_partitions_of_any_size_gets_the_decisions_of_one_process(
     rows: int,
     buckets: int,
+    ranges: int | None,
     dask_client: Any,
     sample_decisions: pl.DataFrame,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    decisions, parts = partitioned(tmp_path_factory.mktemp("parts"), (), rows, dask_client, buckets)
+    decisions, parts = partitioned(tmp_path_factory.mktemp("parts"), (), rows, dask_client, buckets, ranges=ranges)
     assert parts == expected_parts(sample_decisions, rows)
     assert decisions.equals(sample_decisions)
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.integers(min_value=7, max_value=1000), buckets=st.none() | st.integers(min_value=1, max_value=12))
-@example(rows=7, buckets=5)
+@given(
+    rows=st.integers(min_value=7, max_value=1000),
+    buckets=st.none() | st.integers(min_value=1, max_value=12),
+    ranges=st.none() | st.integers(min_value=1, max_value=40),
+)
+@example(rows=7, buckets=5, ranges=None)
+@example(rows=1000, buckets=None, ranges=3)  # fewer ranges than partitions
 def test_generated_exports_whose_people_span_files_and_partitions_get_the_decisions_of_one_process(
     rows: int,
     buckets: int | None,
+    ranges: int | None,
     dask_client: Any,
     generated: tuple[str, ...],
     generated_decisions: pl.DataFrame,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    decisions, parts = partitioned(tmp_path_factory.mktemp("parts"), generated, rows, dask_client, buckets)
+    decisions, parts = partitioned(
+        tmp_path_factory.mktemp("parts"), generated, rows, dask_client, buckets, ranges=ranges
+    )
     assert parts == expected_parts(generated_decisions, rows)
     assert decisions.equals(generated_decisions)
     # The property is worth testing: records of one person do sit in different files.
@@ -219,6 +243,26 @@ def test_the_domain_check_on_partitions_gets_the_decisions_of_one_process(
     assert decisions.equals(whole)
     # What the domain check found reached the decisions: dead domains discarded, a failed lookup flagged.
     assert {"NO_MAIL_DOMAIN"} <= set(whole["reason"]) and whole["flags"].str.contains("MX_UNVERIFIED").any()
+
+
+def test_the_ranges_of_skewed_pairs_hold_about_as_many_pairs_each_and_cover_every_record_once() -> None:
+    rng = np.random.default_rng(7)
+    width = 1_000_003
+    step = bin_rows(width)
+    # Early records in far more pairs than late ones (each pair is counted at its left record), over buckets.
+    buckets = [PairBucket("", 0, rng.zipf(1.6, size=-(-width // step)).astype(np.int64) * 40) for _ in range(5)]
+    total = int(sum(b.counts.sum() for b in buckets))
+    spans = pair_spans(buckets, width, 12)
+    assert spans[0][0] == 0 and spans[-1][1] == width
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False)) and all(lo < hi for lo, hi in spans)
+    assert 2 <= len(spans) <= 12
+    per_bin = np.sum([b.counts for b in buckets], axis=0)
+    held = [int(per_bin[lo // step : -(-hi // step)].sum()) for lo, hi in spans]
+    assert sum(held) == total
+    # None more than its share and the largest bin: a bin's pairs are never split.
+    assert max(held) <= total / 12 + per_bin.max()
+    assert pair_spans(buckets, width, 1) == [(0, width)]
+    assert pair_spans([PairBucket("", 0, np.zeros(-(-width // step), dtype=np.int64))], width, 12) == [(0, width)]
 
 
 def expected_parts(decisions: pl.DataFrame, rows: int) -> int:
@@ -293,7 +337,8 @@ def test_cleanse_run_on_a_local_cluster_publishes_the_decisions_of_one_process_a
     applied_names = [r.name.rsplit("-", 1)[0] for r in applied]
     assert applied_names.count("apply-partition") == names.count("map-partition")
     assert applied_names.count("classify-bucket") == names.count("pair-bucket")
-    # Dedupe's pairs gathered, compared and weighed in a task per partition, not in the flow's process.
+    # Dedupe's pairs gathered, compared and weighed in tasks over ranges, not in the flow's process: as
+    # many ranges as partitions, for pairs as few as the sample's.
     for scoring in ("pair-range", "compare-range", "weigh-range"):
         assert names.count(scoring) == names.count("map-partition"), scoring
 
