@@ -623,9 +623,9 @@ def read_result(reads: Sequence[InputRead], warnings: Sequence[str]) -> ReadResu
     return read
 
 
-def classified_records(buckets: Sequence[Classified]) -> dict[str, pl.LazyFrame]:
-    """Each class's records of every classified bucket, read as they are streamed."""
-    return {name: pl.scan_parquet([b.paths[name] for b in buckets if b.paths]) for name in PARTITIONS}
+def classified_records(buckets: Sequence[Classified]) -> dict[str, list[pl.LazyFrame]]:
+    """Each class's records of every classified bucket, a piece per bucket, read as they are streamed."""
+    return {name: [pl.scan_parquet(b.paths[name]) for b in buckets if b.paths] for name in PARTITIONS}
 
 
 def gather_objections(buckets: Sequence[Classified]) -> pl.DataFrame:

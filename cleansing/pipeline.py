@@ -150,14 +150,18 @@ class RunContext:
             return sum(bucket.rows for bucket in self.classified)
         return self.contacts.height
 
-    def judged(self) -> dict[str, pl.LazyFrame]:
-        """Each class's judged records, in input order: of those in memory, or on a cluster of the
-        classified buckets' files, bucket by bucket."""
-        return by_class(self.contacts) if self.classified is None else classified_records(self.classified)
+    def judged(self) -> dict[str, list[pl.LazyFrame]]:
+        """Each class's judged records in pieces, in input order: those in memory in one piece, or on a
+        cluster the classified buckets' files, a piece per bucket."""
+        if self.classified is None:
+            return {name: [lazy] for name, lazy in by_class(self.contacts).items()}
+        return classified_records(self.classified)
 
     def records(self) -> pl.LazyFrame:
         """Every judged record, in no particular order."""
-        return self.contacts.lazy() if self.classified is None else pl.concat(list(self.judged().values()))
+        if self.classified is None:
+            return self.contacts.lazy()
+        return pl.concat([piece for pieces in self.judged().values() for piece in pieces])
 
 
 def prepare(request: RunRequest) -> RunContext:

@@ -16,7 +16,7 @@ import secrets
 import shutil
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -120,23 +120,27 @@ def with_reason_text(records: pl.LazyFrame) -> pl.LazyFrame:
     return records.join(table, on="reason", how="left", maintain_order="left")
 
 
-def guard_formulas(frame: Frame) -> Frame:
-    """Prefix ``'`` to text cells a spreadsheet would treat as a formula; a plain number is left as it is."""
+def formula_columns(frame: Frame) -> list[str]:
+    """The text columns of ``frame`` with a cell that starts like a formula and is not a plain number (most
+    have none; a phone in E.164 starts with "+" and is not one)."""
     text = [c for c, t in frame.collect_schema().items() if t == pl.String]
     if not text:
-        return frame
-    # Only columns with a cell that starts like a formula and is not a plain number are rewritten (most
-    # have none; a phone in E.164 starts with "+" and is left as it is).
+        return []
     starting = [pl.col(c).filter(pl.col(c).str.contains(FORMULA_START)) for c in text]
     found = frame.select((~cell.str.contains(PLAIN_NUMBER)).any() for cell in starting)
     starts = (found.collect(engine="streaming") if isinstance(found, pl.LazyFrame) else found).row(0)
+    return [c for c, risky in zip(text, starts, strict=True) if risky]
+
+
+def guard_formulas(frame: Frame, columns: Sequence[str] | None = None) -> Frame:
+    """Prefix ``'`` to text cells a spreadsheet would treat as a formula; a plain number is left as it is.
+    Only ``columns`` are rewritten (None: those ``formula_columns`` finds)."""
     return frame.with_columns(
         pl.when((pl.col(c).str.contains(FORMULA_START) & ~pl.col(c).str.contains(PLAIN_NUMBER)).fill_null(False))
         .then(pl.concat_str([pl.lit("'"), pl.col(c)]))
         .otherwise(pl.col(c))
         .alias(c)
-        for c, risky in zip(text, starts, strict=True)
-        if risky
+        for c in (formula_columns(frame) if columns is None else columns)
     )
 
 
@@ -329,7 +333,7 @@ def by_class(records: pl.DataFrame) -> dict[str, pl.LazyFrame]:
 def stage_folder(
     out_dir: Path,
     run_id: str,
-    classes: Mapping[str, pl.LazyFrame],
+    classes: Mapping[str, Sequence[pl.LazyFrame]],
     quarantine: pl.DataFrame,
     rows_in: int,
     extra: Callable[[Path, dict[str, int], pl.LazyFrame], None],
@@ -337,8 +341,9 @@ def stage_folder(
 ) -> tuple[Path, dict[str, int]]:
     """Write every file of the run folder into ``OUT/.tmp-<run_id>`` (owner-only) and check conservation.
 
-    ``classes``: each class's judged records (``PARTITIONS``, see ``by_class``), which are streamed into
-    their files, never held whole. ``extra(tmp_dir, counts, decisions)`` writes the manifest and the report
+    ``classes``: each class's judged records (``PARTITIONS``, see ``by_class``) in pieces, in order, which
+    are streamed into their files, never held whole: the CSV a piece at a time (polars holds much of a
+    stream of many files while it writes CSV). ``extra(tmp_dir, counts, decisions)`` writes the manifest and the report
     into the same folder; with ``spreadsheets`` keep, reconfirm and discard are also written as ``.xlsx``.
     On any error the temporary folder is removed. Nothing is visible under the run's name yet.
     """
@@ -357,20 +362,26 @@ def stage_folder(
             .otherwise(pl.lit("ask"))
             .alias("action")
         )
-        partitions = {
-            name: with_reason_text(classes[name]).with_columns(action).select(PARTITION_COLUMNS) for name in PARTITIONS
+        pieces = {
+            name: [with_reason_text(piece).with_columns(action).select(PARTITION_COLUMNS) for piece in classes[name]]
+            for name in PARTITIONS
         }
-        partitions[Klass.QUARANTINE.value] = with_reason_text(
-            quarantine.lazy().with_columns(pl.lit(Reason.UNREADABLE_ROW.value).alias("reason"))
-        )
-        decisions = decisions_frame(pl.concat([classes[name] for name in PARTITIONS]), quarantine)
+        pieces[Klass.QUARANTINE.value] = [
+            with_reason_text(quarantine.lazy().with_columns(pl.lit(Reason.UNREADABLE_ROW.value).alias("reason")))
+        ]
+        decisions = decisions_frame(pl.concat([piece for name in PARTITIONS for piece in classes[name]]), quarantine)
         rows, distinct = write_decisions(decisions, tmp / "decisions.parquet")
         # A partition at a time, in every format, each streamed from the records into its file.
         written = {}
-        for name, lazy in partitions.items():
+        for name, parts in pieces.items():
+            lazy = pl.concat(parts)
             lazy.sink_parquet(tmp / f"{name}.parquet")
             written[name] = pl.scan_parquet(tmp / f"{name}.parquet").select(pl.len()).collect().item()
-            guard_formulas(_flat(lazy, times=False)).sink_csv(tmp / f"{name}.csv", datetime_format=CSV_TIME)
+            risky = formula_columns(_flat(lazy, times=False))
+            with (tmp / f"{name}.csv").open("wb") as csv:
+                for number, piece in enumerate(parts):
+                    guarded = guard_formulas(_flat(piece, times=False), risky)
+                    guarded.sink_csv(csv, include_header=number == 0, datetime_format=CSV_TIME)
             if spreadsheets and name in PARTITIONS:
                 write_xlsx(lazy.collect(), tmp / f"{name}.xlsx")
         counts = check_conservation(rows_in, rows, distinct, written)

@@ -101,7 +101,14 @@ def test_an_undone_promotion_puts_latest_back_and_removes_the_folder(tmp_path: P
     )
     ctx = ready_to_write(tmp_path)
     out = tmp_path / "out"
-    stage_folder(out, ctx.run_id, by_class(ctx.contacts), ctx.read.quarantine, ctx.read.rows_in, lambda *_: None)
+    stage_folder(
+        out,
+        ctx.run_id,
+        {n: [lf] for n, lf in by_class(ctx.contacts).items()},
+        ctx.read.quarantine,
+        ctx.read.rows_in,
+        lambda *_: None,
+    )
     undo = promote(out, ctx.run_id)
     assert os.readlink(out / "latest") == ctx.run_id
     undo()

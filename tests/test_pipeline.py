@@ -155,6 +155,32 @@ def test_csv_cells_that_look_like_formulas_are_defused_and_plain_numbers_written
     assert parquet["first_name"].to_list() == ["+Anna", "-1"]
 
 
+def test_a_class_streamed_in_pieces_is_one_csv_with_one_header_every_row_once_and_formulas_defused(
+    tmp_path: Path,
+) -> None:
+    from cleansing.write import by_class, stage_folder
+
+    request = file_request(
+        tmp_path,
+        "email,first name,company\na@example.se,Anna,Acme\nb@example.se,Bo,=1+2\nc@example.se,Cia,Beta\n",
+    )
+    ctx = prepare(request)
+    for _name, stage in STAGES[:-1]:
+        ctx = stage(ctx)
+    discard = by_class(ctx.contacts)["discard"]
+    # As on a cluster: a piece per bucket, one of them empty; the formula only in the last piece.
+    pieces = {name: [lazy] for name, lazy in by_class(ctx.contacts).items()}
+    pieces["discard"] = [discard.slice(0, 1), discard.slice(1, 0), discard.slice(1, 2)]
+    folder, counts = stage_folder(
+        tmp_path / "out", ctx.run_id, pieces, ctx.read.quarantine, ctx.read.rows_in, lambda *_: None
+    )
+    lines = (folder / "discard.csv").read_text().splitlines()
+    assert counts["discard"] == 3 and len(lines) == 4 and lines[0].startswith("source_file,source_row,")
+    rows = list(csv.DictReader(io.StringIO("\n".join(lines))))
+    assert [r["first_name"] for r in rows] == ["Anna", "Bo", "Cia"]
+    assert [r["company"] for r in rows] == ["Acme", "'=1+2", "Beta"]
+
+
 def test_opted_out_addresses_are_suppressed_in_the_next_run(tmp_path: Path) -> None:
     request = file_request(tmp_path, "email,consent,unsubscribed\nanna@example.se,yes,yes\n")
     assert run_pipeline(request).contacts["reason"].to_list() == ["OPTED_OUT"]
