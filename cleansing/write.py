@@ -362,25 +362,30 @@ def stage_folder(
             .otherwise(pl.lit("ask"))
             .alias("action")
         )
-        pieces = {
-            name: [with_reason_text(piece).with_columns(action).select(PARTITION_COLUMNS) for piece in classes[name]]
-            for name in PARTITIONS
-        }
+
+        def shaped(name: str, records: pl.LazyFrame) -> pl.LazyFrame:
+            if name == Klass.QUARANTINE.value:
+                return with_reason_text(records)
+            return with_reason_text(records).with_columns(action).select(PARTITION_COLUMNS)
+
+        pieces = {name: list(classes[name]) for name in PARTITIONS}
         pieces[Klass.QUARANTINE.value] = [
-            with_reason_text(quarantine.lazy().with_columns(pl.lit(Reason.UNREADABLE_ROW.value).alias("reason")))
+            quarantine.lazy().with_columns(pl.lit(Reason.UNREADABLE_ROW.value).alias("reason"))
         ]
         decisions = decisions_frame(pl.concat([piece for name in PARTITIONS for piece in classes[name]]), quarantine)
         rows, distinct = write_decisions(decisions, tmp / "decisions.parquet")
-        # A partition at a time, in every format, each streamed from the records into its file.
+        # A partition at a time, in every format, each streamed from the records into its file: whole (its
+        # pieces put together before the reasons are joined, for polars holds much of a stream of many
+        # joined pieces), and for CSV a piece at a time.
         written = {}
         for name, parts in pieces.items():
-            lazy = pl.concat(parts)
+            lazy = shaped(name, pl.concat(parts))
             lazy.sink_parquet(tmp / f"{name}.parquet")
             written[name] = pl.scan_parquet(tmp / f"{name}.parquet").select(pl.len()).collect().item()
             risky = formula_columns(_flat(lazy, times=False))
             with (tmp / f"{name}.csv").open("wb") as csv:
                 for number, piece in enumerate(parts):
-                    guarded = guard_formulas(_flat(piece, times=False), risky)
+                    guarded = guard_formulas(_flat(shaped(name, piece), times=False), risky)
                     guarded.sink_csv(csv, include_header=number == 0, datetime_format=CSV_TIME)
             if spreadsheets and name in PARTITIONS:
                 write_xlsx(lazy.collect(), tmp / f"{name}.xlsx")
