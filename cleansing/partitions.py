@@ -6,11 +6,10 @@ its own, which also sends its rows of every dedupe blocking key to the buckets o
 per bucket finds the candidate pairs of that bucket's blocks. Dedupe then scores them in tasks per range,
 each over the pairs whose left record lies in a span of records that holds about as many pairs as the
 others (``pair_spans``, ``range_pairs``, ``compare_range``, ``weigh_range``), the flow's process learning
-the model from what the tasks count. The
-distinct email domains of all partitions are checked once, dedupe clusters the pairs that can still
-matter, and each record's unit (records linked by a person or a shared mailbox) is found, all in the
-flow's process; a task per partition then applies these and sends each record to its unit's bucket of a
-second shuffle, and a task per bucket classifies it.
+the model from what the tasks count. The distinct email domains of all partitions are checked once,
+dedupe clusters the pairs that can still matter, and each record's unit (records linked by a person or a
+shared mailbox) is found, all in the flow's process; a task per partition then applies these and sends
+each record to its unit's bucket of a second shuffle, and a task per bucket classifies it.
 Partitions and buckets travel between tasks
 as Parquet files in the run's work folder (``OUT/.tmp-work-<run id>``, owner-only, removed when the run
 ends), never as frames through the orchestrator; tasks return only paths and counts.
@@ -347,9 +346,9 @@ class PairBucket:
 PAIRS_PER_GROUP = 1 << 17
 # Bins of left records that the buckets count their pairs in, to cut the ranges scored in tasks.
 PAIR_BINS = 4096
-# Candidate pairs a scoring task takes on per record of a partition, at most (unless there are fewer
-# ranges than partitions): a task holds about 0.5 kB per pair, so a range of a full partition's worth
-# takes about what mapping the partition takes.
+# Candidate pairs a scoring task takes on per record of the largest partition, at most (more only where the
+# records of one bin are in more pairs): a comparing task holds about 0.8 kB per pair (a worker's 1.5 GB
+# for 1.9 million), so about 2 GB at the default partition size.
 RANGE_PAIRS_PER_ROW = 10
 
 

@@ -661,9 +661,8 @@ def score_partitions(
     ranges = [dataclasses.replace(r, phones=[]) for r in ranges]  # in ``shared`` now, not in every task's call
     work = Path(ranges[0].path).parent
     shared.to_frame("v").write_parquet(work / "shared-phones.parquet")
-    n = width
-    learned = n >= MIN_TRAINING_RECORDS
-    draws, sample = training_draws(n, count) if learned else (None, None)
+    learned = width >= MIN_TRAINING_RECORDS
+    draws, sample = training_draws(width, count) if learned else (None, None)
     offsets = np.cumsum([0, *(r.rows for r in ranges)])
     samples = [
         None if sample is None else sample[(sample >= low) & (sample < high)] - low
@@ -681,7 +680,7 @@ def score_partitions(
         columns = code_columns(records_of(rows, parts))
         random = Pairs(np.searchsorted(rows, draws.left), np.searchsorted(rows, draws.right))
         counted, trained = merge_patterns([c.counted for c in compared]), merge_patterns([c.trained for c in compared])
-        model = learn(levels(columns, random, fields), trained, counted, n, names)
+        model = learn(levels(columns, random, fields), trained, counted, width, names)
         del columns
     frequent = write_frequent(common, work)
     kept: list[KeptRange] = run_all(
