@@ -363,15 +363,16 @@ def bucket_pairs(bucket: int, work: Path, width: int) -> PairBucket:
     files = sorted(work.glob(f"block-{bucket:05d}-*.parquet"))
     out = work / f"pairs-{bucket:05d}.parquet"
     step = bin_rows(width)
+    bins = math.ceil(width / step)
     if not files:
         pl.DataFrame(schema={"code": pl.Int64}).write_parquet(out)
-        return PairBucket(str(out), 0, np.zeros(math.ceil(width / step), dtype=np.int64))
+        return PairBucket(str(out), 0, np.zeros(bins, dtype=np.int64))
     codes = block_pairs(pl.scan_parquet(files), width).unique().sort("code").collect()
     codes.write_parquet(out, row_group_size=PAIRS_PER_GROUP)
     for file in files:
         file.unlink()
     left = codes["code"].to_numpy() // width
-    return PairBucket(str(out), codes.height, np.bincount(left // step, minlength=math.ceil(width / step)))
+    return PairBucket(str(out), codes.height, np.bincount(left // step, minlength=bins))
 
 
 def pair_spans(buckets: Sequence[PairBucket], width: int, ranges: int) -> list[tuple[int, int]]:

@@ -660,7 +660,8 @@ def score_partitions(
     shared = shared_phones([pl.Series("v", r.phones, pl.String) for r in ranges], common)
     ranges = [dataclasses.replace(r, phones=[]) for r in ranges]  # in ``shared`` now, not in every task's call
     work = Path(ranges[0].path).parent
-    shared.to_frame("v").write_parquet(work / "shared-phones.parquet")
+    shared_path = str(work / "shared-phones.parquet")
+    shared.to_frame("v").write_parquet(shared_path)
     learned = width >= MIN_TRAINING_RECORDS
     draws, sample = training_draws(width, count) if learned else (None, None)
     offsets = np.cumsum([0, *(r.rows for r in ranges)])
@@ -668,7 +669,6 @@ def score_partitions(
         None if sample is None else sample[(sample >= low) & (sample < high)] - low
         for low, high in zip(offsets, offsets[1:], strict=False)
     ]
-    shared_path = str(work / "shared-phones.parquet")
     compared: list[ComparedRange] = run_all(
         "compare",
         compare_range,

@@ -115,8 +115,8 @@ def partitioned(
     done = partition_local(sources, work, rows, map_settings(ctx), _on(client), buckets, ranges)
     assert len(done.pairs) == (buckets or 1)
     pairs, largest = sum(b.rows for b in done.pairs), max(part.rows for part in done.parts)
-    wanted = ranges or max(len(done.parts), -(-pairs // (RANGE_PAIRS_PER_ROW * largest)))
-    assert len(done.scored.ranges) <= wanted
+    most = ranges or max(len(done.parts), -(-pairs // (RANGE_PAIRS_PER_ROW * largest)))
+    assert len(done.scored.ranges) <= most
     # The domain check, dedupe and the units classify needs, over the partitions, here; a task per partition
     # applies what they found and sends its records to their units' buckets; a task per bucket classifies.
     ctx.partitions = done
