@@ -24,8 +24,10 @@ person, except where people of clearly different first names share the mailbox (
 from __future__ import annotations
 
 import math
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -291,25 +293,24 @@ def blocking_rows(p: pl.DataFrame, position: pl.Expr) -> list[pl.LazyFrame]:
     ]
 
 
-def block_pairs(rows: pl.LazyFrame, width: int, max_block: int = MAX_BLOCK) -> pl.LazyFrame:
+def block_pairs(rows: pl.LazyFrame, width: int, max_block: int = MAX_BLOCK, key: int | None = None) -> pl.LazyFrame:
     """``code``: ``left * width + right`` for the pairs of records (``left < right``) that share a block
     of ``blocking_rows``, once per block they share. A block is all rows with one ``key, k``, so any set
-    of rows that holds whole blocks (a bucket of a shuffle by ``key, k``) gives its blocks' pairs."""
+    of rows that holds whole blocks (a bucket of a shuffle by ``key, k``) gives its blocks' pairs. With
+    ``key`` every row is of that one key, and blocks are told apart by ``k`` alone (a grouping by one
+    column costs half one by two)."""
     # Coarse keys get a smaller block limit: in a big file their blocks fill up with namesakes,
     # neighbours and colleagues at one switchboard.
-    limit = pl.when(pl.col("key").is_in(list(COARSE_KEYS))).then(max_block // 5).otherwise(max_block)
-    # Most values are one record's own: those rows are dropped before the blocks are gathered as lists.
-    rows = rows.filter(pl.len().over("key", "k") >= 2)
-    blocks = rows.group_by("key", "k").agg(pl.col("i"), limit.first().alias("limit"))
-    # Every pair within a block: its members crossed with themselves.
-    crossed = blocks.filter(pl.col("i").list.len().is_between(2, pl.col("limit"))).select(
-        pl.col("i").alias("l"), pl.col("i").alias("r")
-    )
+    coarse = pl.col("key").is_in(list(COARSE_KEYS)) if key is None else pl.lit(key in COARSE_KEYS)
+    limit = pl.when(coarse).then(max_block // 5).otherwise(max_block)
+    block = ["key", "k"] if key is None else ["k"]
+    # Most values are one record's own, and blocks past their limit are not compared: the rows of the
+    # others are joined with themselves on their block.
+    rows = rows.filter(pl.len().over(block).is_between(2, limit)).select(*block, "i")
     return (
-        crossed.explode("l", empty_as_null=False)
-        .explode("r", empty_as_null=False)
-        .filter(pl.col("l") < pl.col("r"))
-        .select((pl.col("l") * width + pl.col("r")).alias("code"))
+        rows.join(rows, on=block, suffix="_r")
+        .filter(pl.col("i") < pl.col("i_r"))
+        .select((pl.col("i") * width + pl.col("i_r")).alias("code"))
     )
 
 
@@ -317,7 +318,7 @@ def candidate_pairs(p: pl.DataFrame, max_block: int = MAX_BLOCK) -> Pairs:
     """Pairs of record positions ``left < right`` that share at least one blocking key."""
     # Key by key: one grouping each costs less than one over all of them.
     rows = blocking_rows(p, pl.int_range(pl.len(), dtype=pl.Int64))
-    codes = pl.concat([block_pairs(key, p.height, max_block) for key in rows])
+    codes = pl.concat([block_pairs(lazy, p.height, max_block, key) for key, lazy in enumerate(rows)])
     return pairs_from_codes(codes.collect(engine="streaming")["code"], p.height)
 
 
@@ -442,10 +443,15 @@ class Pairs:
         a, b = self.ends(column)
         return values[a], values[b]
 
-    def similarity(self, a: Column, b: Column, scorer: Any) -> np.ndarray:
-        """``scorer`` between ``a`` at the left and ``b`` at the right of every pair, computed in parallel
-        by rapidfuzz; a missing value counts as the empty string. Where the values repeat (names,
-        cities) each distinct pair of values is scored once."""
+    def similarity(self, a: Column, b: Column, scorer: Any, where: np.ndarray | None = None) -> np.ndarray:
+        """``scorer`` between ``a`` at the left and ``b`` at the right of every pair (with ``where``, of the
+        pairs where it holds; the others get ``NaN``), computed in parallel by rapidfuzz; a missing value
+        counts as the empty string. Where the values repeat (names, cities) each distinct pair of values
+        is scored once."""
+        if where is not None:
+            scores = np.full(len(self), np.nan, dtype=np.float32)
+            scores[where] = Pairs(self.left[where], self.right[where]).similarity(a, b, scorer)
+            return scores
         left, right = self.ends(a)[0], self.ends(b)[1]
         width = len(b.values) + 1
         space = (len(a.values) + 1) * width
@@ -483,8 +489,11 @@ def levels(
         missing = ~pairs.present(column)
         exact = pairs.exact(column)
         level = np.zeros(len(pairs), dtype=np.int8)
+        # Names are scored on every pair, for the name vetoes; any other field only where both values are
+        # there and differ: the level of the others is set below whatever a score would say.
+        undecided = None if f.kind in ("first", "name") else ~missing & ~exact
         if f.kind in ("first", "name", "place", "handle"):
-            jw = pairs.similarity(column, column, JaroWinkler.normalized_similarity)
+            jw = pairs.similarity(column, column, JaroWinkler.normalized_similarity, undecided)
             sims[f"{f.name}_jw"] = jw
             weak, strong = JW_LEVELS[f.kind]
             level[jw >= weak] = 1
@@ -504,7 +513,7 @@ def levels(
                 level[abbreviated] = np.where(initial[abbreviated], 1, 0)
                 exact = exact & ~abbreviated
         elif f.kind == "text":
-            ratio = pairs.similarity(column, column, fuzz.token_sort_ratio) / 100
+            ratio = pairs.similarity(column, column, fuzz.token_sort_ratio, undecided) / 100
             level[ratio >= 0.65] = 1
             level[ratio >= 0.85] = 2
             # "Vasagatan 11" and "Vasagatan 31" are different buildings however alike they look.
@@ -512,7 +521,7 @@ def levels(
             na, nb = pairs.feature(column, column.per_value(digits.rank("dense").fill_null(0).cast(pl.Int64), 0))
             level[(na > 0) & (nb > 0) & (na != nb)] = 0
         elif f.kind == "code":
-            level[pairs.similarity(column, column, Levenshtein.distance) <= 1] = 1
+            level[pairs.similarity(column, column, Levenshtein.distance, undecided) <= 1] = 1
         level[exact] = 3
         level[missing] = -1
         out[f.name] = level
@@ -982,6 +991,14 @@ def _frequency_adjustment(
 PAIRS_AT_ONCE = 2_000_000
 
 
+def _cores() -> int:
+    """The cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+COMPARE_THREADS = min(_cores(), 4)  # threads that compare pairs
+
+
 def _chunks(pairs: Pairs, size: int) -> Iterator[tuple[slice, Pairs]]:
     for start in range(0, len(pairs), size):
         at = slice(start, start + size)
@@ -1013,12 +1030,14 @@ def compare(
     ``shared``: the phone numbers several people share (``shared_phones``), which depends on every pair
     and every record, not only on these."""
     size = PAIRS_AT_ONCE if size is None else size
+    threads = COMPARE_THREADS
     names = [f.name for f in fields]
     phone = columns["phone"]
     per_value = np.append(phone.values.is_in(shared.implode()).to_numpy(), False) if "phone" in names else None
     patterns = np.empty(len(pairs), dtype=np.int32)
     no_link, strangers, same_person = (np.empty(len(pairs), dtype=bool) for _ in range(3))
-    for at, chunk in _chunks(pairs, size):
+
+    def one(at: slice, chunk: Pairs) -> None:
         sims: dict[str, np.ndarray] = {}
         lv = levels(columns, chunk, fields, sims)
         differ = names_differ(columns, chunk, sims)
@@ -1046,6 +1065,13 @@ def compare(
         # mailbox that people of different first names share.
         same_person[at] = same_address & mailbox[chunk.left] & ~strangers[at]
         patterns[at] = pattern_codes(lv)
+
+    # The chunks in threads (numpy and rapidfuzz let go of the GIL), each filling its own slice; no more
+    # than ``size`` pairs are held at once.
+    chunks = _chunks(pairs, max(1, min(-(-len(pairs) // threads), -(-size // threads))))
+    with ThreadPoolExecutor(threads) as pool:
+        for done in [pool.submit(one, at, chunk) for at, chunk in chunks]:
+            done.result()
     return Compared(patterns, no_link, strangers, same_person)
 
 

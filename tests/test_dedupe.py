@@ -496,19 +496,20 @@ def _persons_and_review(records: pl.DataFrame) -> tuple[list[str], pl.DataFrame]
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(size=st.integers(min_value=500, max_value=40_000))
-def test_pairs_compared_a_chunk_at_a_time_give_the_persons_and_review_of_all_at_once(
-    people_1500: pl.DataFrame, size: int
+@given(size=st.integers(min_value=500, max_value=40_000), threads=st.integers(min_value=1, max_value=4))
+def test_pairs_compared_a_chunk_at_a_time_in_threads_give_the_persons_and_review_of_all_at_once_in_one(
+    people_1500: pl.DataFrame, size: int, threads: int
 ) -> None:
     import cleansing.dedupe as dedupe
 
-    whole = _persons_and_review(people_1500)  # 32,181 candidate pairs, 551 on a number two people share
-    held = dedupe.PAIRS_AT_ONCE
-    dedupe.PAIRS_AT_ONCE = size
+    held = dedupe.PAIRS_AT_ONCE, dedupe.COMPARE_THREADS
     try:
+        dedupe.COMPARE_THREADS = 1
+        whole = _persons_and_review(people_1500)  # 32,181 candidate pairs, 551 on a number two people share
+        dedupe.PAIRS_AT_ONCE, dedupe.COMPARE_THREADS = size, threads
         chunked = _persons_and_review(people_1500)
     finally:
-        dedupe.PAIRS_AT_ONCE = held
+        dedupe.PAIRS_AT_ONCE, dedupe.COMPARE_THREADS = held
     assert chunked[0] == whole[0]
     assert chunked[1].equals(whole[1])
     assert whole[1].height > 0
