@@ -91,6 +91,7 @@ PARTITION_COLUMNS = [
 FORMULA_START = r"^[=+\-@\t\r]"
 # A plain number (an E.164 phone, a signed amount) starts like a formula but cannot run as one.
 PLAIN_NUMBER = r"^[+-]?[0-9]+(?:[.,][0-9]+)?$"
+ACTIONS = ("ask", "wait")  # of a record in reconfirm: ask now, or wait for the answer to an earlier request
 TMP_PREFIX = ".tmp-"
 # A run writes its temporary folder within minutes; one untouched for this long was left by a killed run.
 STALE_AFTER_S = 6 * 3600.0
@@ -115,9 +116,13 @@ def with_reason_text(records: pl.LazyFrame) -> pl.LazyFrame:
     """``records`` with ``reason_text``: the reason in plain words, what it means and what to do, joined
     from a table of the reasons, so that a stream of records stays a stream (``replace_strict`` among many
     columns makes polars gather them whole)."""
+    return records.join(reason_table().lazy(), on="reason", how="left", maintain_order="left")
+
+
+def reason_table() -> pl.DataFrame:
+    """``reason, reason_text``: every reason in plain words, what it means and what to do."""
     words = {r.value: f"{r.info.text} {r.info.action}" for r in Reason}
-    table = pl.LazyFrame({"reason": list(words), "reason_text": list(words.values())})
-    return records.join(table, on="reason", how="left", maintain_order="left")
+    return pl.DataFrame({"reason": list(words), "reason_text": list(words.values())})
 
 
 def formula_columns(frame: Frame) -> list[str]:
@@ -236,11 +241,16 @@ def write_decisions(decisions: pl.LazyFrame, path: Path, rows_at_once: int | Non
     rows_at_once = DECISIONS_AT_ONCE if rows_at_once is None else rows_at_once
     whole = decisions.head(rows_at_once + 1).collect(engine="streaming")
     if whole.height <= rows_at_once:  # every row: sorted and checked at once, written in one go
-        whole = whole.sort("source_file", "source_row", maintain_order=True)
+        # By row, then by file keeping that order: a third of the time of one sort by both.
+        whole = whole.sort("source_row", maintain_order=True).sort("source_file", maintain_order=True)
         if whole.height:  # (no rows: the schema alone, as in ranges)
             Decisions.validate(whole)
         whole.write_parquet(path)
-        return whole.height, whole.select(pl.struct("source_file", "source_row").n_unique()).item()
+        # In this order a row already seen is the one before it.
+        seen = (pl.col("source_file") == pl.col("source_file").shift()) & (
+            pl.col("source_row") == pl.col("source_row").shift()
+        )
+        return whole.height, whole.height - whole.select(seen.sum()).item()
     del whole
     folder = path.parent
     unsorted = folder / f".{path.stem}-unsorted.parquet"
@@ -359,8 +369,8 @@ def stage_folder(
             pl.when(pl.col("class") != Klass.RECONFIRM.value)
             .then(None)
             .when(pl.col("reason") == Reason.RECONFIRM_PENDING.value)
-            .then(pl.lit("wait"))
-            .otherwise(pl.lit("ask"))
+            .then(pl.lit(ACTIONS[1]))
+            .otherwise(pl.lit(ACTIONS[0]))
             .alias("action")
         )
 
@@ -377,13 +387,19 @@ def stage_folder(
         rows, distinct = write_decisions(decisions, tmp / "decisions.parquet")
         # A partition at a time, in every format, each streamed from the records into its file: whole (its
         # pieces put together before the reasons are joined, for polars holds much of a stream of many
-        # joined pieces), and for CSV a piece at a time.
+        # joined pieces), and for CSV a piece at a time. The words this stage adds are looked at for
+        # formulas once, in their table; the records' own cells a partition at a time.
+        own = formula_columns(reason_table().select("reason_text")) + formula_columns(pl.DataFrame({"action": ACTIONS}))
         written = {}
         for name, parts in pieces.items():
             lazy = shaped(name, pl.concat(parts))
             lazy.sink_parquet(tmp / f"{name}.parquet")
             written[name] = pl.scan_parquet(tmp / f"{name}.parquet").select(pl.len()).collect().item()
-            risky = formula_columns(_flat(lazy, times=False))
+            if name == Klass.QUARANTINE.value:
+                risky = formula_columns(_flat(lazy, times=False))
+            else:
+                cells = [c for c in PARTITION_COLUMNS if c not in ("reason_text", "action")]
+                risky = [*own, *formula_columns(_flat(pl.concat(parts).select(cells), times=False))]
             with (tmp / f"{name}.csv").open("wb") as csv:
                 for number, piece in enumerate(parts):
                     guarded = guard_formulas(_flat(shaped(name, piece), times=False), risky)
