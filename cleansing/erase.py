@@ -24,7 +24,7 @@ import polars as pl
 from .errors import os_errno
 from .state import StateStore
 from .validate import address_key, normalize_emails
-from .write import PARTITIONS, Rewrite, _flat, guard_formulas, write_json, write_xlsx
+from .write import PARQUET, PARTITIONS, Rewrite, _flat, guard_formulas, write_json, write_xlsx
 
 # Anything shaped like an address inside a text: what a forgotten address could be hidden in.
 ADDRESS_TOKEN = r"""[^\s,;:"'<>()\[\]]+@[^\s,;:"'<>()\[\]]+"""
@@ -93,7 +93,7 @@ def erase_in_folder(folder: Path, keys: set[str], at: dt.datetime) -> int:
     rewrite = Rewrite()
     try:
         for name, frame in kept.items():
-            rewrite.add(folder / f"{name}.parquet", frame.write_parquet)
+            rewrite.add(folder / f"{name}.parquet", functools.partial(frame.write_parquet, **PARQUET))
             rewrite.add(folder / f"{name}.csv", guard_formulas(_flat(frame)).write_csv)
             if (folder / f"{name}.xlsx").is_file():
                 rewrite.add(folder / f"{name}.xlsx", functools.partial(write_xlsx, frame, sheet=name))
@@ -103,7 +103,7 @@ def erase_in_folder(folder: Path, keys: set[str], at: dt.datetime) -> int:
             decisions = pl.read_parquet(decisions_path).join(
                 removed.select("source_file", "source_row"), on=["source_file", "source_row"], how="anti"
             )
-            rewrite.add(decisions_path, decisions.write_parquet)
+            rewrite.add(decisions_path, functools.partial(decisions.write_parquet, **PARQUET))
             reasons = dict(decisions.group_by("reason").len().sort("reason").iter_rows())
         ids = removed["record_id"].drop_nulls() if "record_id" in removed.columns else pl.Series([], dtype=pl.String)
         review_path = folder / "review.csv"

@@ -97,6 +97,7 @@ from .state import SUPPRESSION_ENTRIES, StateStore, hash_keys
 from .validate import validate
 from .write import (
     FIELD_CATEGORIES,
+    PARQUET,
     Rewrite,
     by_class,
     guard_formulas,
@@ -596,7 +597,8 @@ def _write_whole(frame: pl.DataFrame, path: Path) -> None:
     with file_errors(path, "writing the file"):
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            rewrite.add(path, frame.write_parquet if path.suffix.lower() == ".parquet" else frame.write_csv)
+            parquet = functools.partial(frame.write_parquet, **PARQUET)
+            rewrite.add(path, parquet if path.suffix.lower() == ".parquet" else frame.write_csv)
         except BaseException:
             rewrite.abandon()
             raise

@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -91,6 +91,8 @@ PARTITION_COLUMNS = [
 FORMULA_START = r"^[=+\-@\t\r]"
 # A plain number (an E.164 phone, a signed amount) starts like a formula but cannot run as one.
 PLAIN_NUMBER = r"^[+-]?[0-9]+(?:[.,][0-9]+)?$"
+# Parquet files of a run: zstd at its fastest level, which here compresses as well as its default.
+PARQUET: dict[str, Any] = {"compression": "zstd", "compression_level": 1}
 ACTIONS = ("ask", "wait")  # of a record in reconfirm: ask now, or wait for the answer to an earlier request
 TMP_PREFIX = ".tmp-"
 # A run writes its temporary folder within minutes; one untouched for this long was left by a killed run.
@@ -245,7 +247,7 @@ def write_decisions(decisions: pl.LazyFrame, path: Path, rows_at_once: int | Non
         whole = whole.sort("source_row", maintain_order=True).sort("source_file", maintain_order=True)
         if whole.height:  # (no rows: the schema alone, as in ranges)
             Decisions.validate(whole)
-        whole.write_parquet(path)
+        whole.write_parquet(path, **PARQUET)
         # In this order a row already seen is the one before it.
         seen = (pl.col("source_file") == pl.col("source_file").shift()) & (
             pl.col("source_row") == pl.col("source_row").shift()
@@ -256,7 +258,7 @@ def write_decisions(decisions: pl.LazyFrame, path: Path, rows_at_once: int | Non
     unsorted = folder / f".{path.stem}-unsorted.parquet"
     ranges: list[Path] = []
     try:
-        decisions.sink_parquet(unsorted)
+        decisions.sink_parquet(unsorted, **PARQUET)
         scan = pl.scan_parquet(unsorted)
         spans = (
             scan.group_by("source_file")
@@ -279,11 +281,11 @@ def write_decisions(decisions: pl.LazyFrame, path: Path, rows_at_once: int | Non
                 rows += part.height
                 distinct += part["source_row"].n_unique()
                 ranges.append(folder / f".{path.stem}-{len(ranges)}.parquet")
-                part.write_parquet(ranges[-1])
+                part.write_parquet(ranges[-1], **PARQUET)
         if ranges:
-            pl.scan_parquet(ranges).sink_parquet(path)
+            pl.scan_parquet(ranges).sink_parquet(path, **PARQUET)
         else:
-            pl.scan_parquet(unsorted).sink_parquet(path)  # no rows: the schema alone
+            pl.scan_parquet(unsorted).sink_parquet(path, **PARQUET)  # no rows: the schema alone
     finally:
         for leftover in [unsorted, *ranges]:
             leftover.unlink(missing_ok=True)
@@ -393,7 +395,7 @@ def stage_folder(
         written = {}
         for name, parts in pieces.items():
             lazy = shaped(name, pl.concat(parts))
-            lazy.sink_parquet(tmp / f"{name}.parquet")
+            lazy.sink_parquet(tmp / f"{name}.parquet", **PARQUET)
             written[name] = pl.scan_parquet(tmp / f"{name}.parquet").select(pl.len()).collect().item()
             if name == Klass.QUARANTINE.value:
                 risky = formula_columns(_flat(lazy, times=False))
