@@ -173,3 +173,21 @@ def test_the_fast_reader_reads_exactly_as_the_careful_one(
     assert fast.frame.rows() == careful.frame.rows()
     assert fast_bad.rows() == careful_bad.rows()
     assert fast.nul_rows == careful.nul_rows
+
+
+LINE_TEXT = ["a", "é", ",", ";", '"', " ", "\t", "\n", "\x00"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.one_of(
+        st.text(alphabet=st.sampled_from(LINE_TEXT), max_size=40),  # what polars splits
+        st.text(alphabet=st.sampled_from([*LINE_TEXT, "\r", "\x1f"]), max_size=40),
+    )
+)
+def test_lines_are_split_at_every_line_feed_with_everything_else_kept_as_python_splits_them(text: str) -> None:
+    from cleansing.read import split_lines
+
+    pieces = text.split("\n")
+    expected = pieces[:-1] if text.endswith("\n") or not text else pieces
+    assert split_lines(text).to_list() == expected
