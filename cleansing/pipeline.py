@@ -458,7 +458,14 @@ def stage_write(ctx: RunContext) -> RunContext:
         with file_errors(out_dir, "writing the run folder"):
             remove_stale(out_dir)
             tmp, counts = stage_folder(
-                out_dir, ctx.run_id, ctx.judged(), ctx.read.quarantine, ctx.read.rows_in, extra, spreadsheets(ctx)
+                out_dir,
+                ctx.run_id,
+                ctx.judged(),
+                ctx.read.quarantine,
+                ctx.read.rows_in,
+                extra,
+                spreadsheets(ctx),
+                records=ctx.records(),
             )
         undo: Callable[[], None] | None = None
         try:

@@ -129,14 +129,24 @@ def reason_table() -> pl.DataFrame:
 
 def formula_columns(frame: Frame) -> list[str]:
     """The text columns of ``frame`` with a cell that starts like a formula and is not a plain number (most
-    have none; a phone in E.164 starts with "+" and is not one)."""
+    have none; a phone in E.164 starts with "+" and is not one). A list of texts is looked at as the cell
+    ``_flat`` makes of it, which starts as one of its texts does: only lists with such a text are joined."""
+    schema = frame.collect_schema()
+    lists = [c for c, t in schema.items() if t == pl.List(pl.String)]
+    if lists:
+        starts = _collected(frame.select(pl.col(c).explode().str.contains(FORMULA_START).any() for c in lists))
+        joined = [c for c, start in zip(lists, starts.row(0), strict=True) if start]
+        frame = _flat(frame.select(c for c in schema if c not in lists or c in joined))
     text = [c for c, t in frame.collect_schema().items() if t == pl.String]
     if not text:
         return []
     starting = [pl.col(c).filter(pl.col(c).str.contains(FORMULA_START)) for c in text]
-    found = frame.select((~cell.str.contains(PLAIN_NUMBER)).any() for cell in starting)
-    starts = (found.collect(engine="streaming") if isinstance(found, pl.LazyFrame) else found).row(0)
-    return [c for c, risky in zip(text, starts, strict=True) if risky]
+    found = _collected(frame.select((~cell.str.contains(PLAIN_NUMBER)).any() for cell in starting)).row(0)
+    return [c for c, risky in zip(text, found, strict=True) if risky]
+
+
+def _collected(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    return frame.collect(engine="streaming") if isinstance(frame, pl.LazyFrame) else frame
 
 
 def guard_formulas(frame: Frame, columns: Sequence[str] | None = None) -> Frame:
@@ -350,12 +360,15 @@ def stage_folder(
     rows_in: int,
     extra: Callable[[Path, dict[str, int], pl.LazyFrame], None],
     spreadsheets: bool = False,
+    records: pl.LazyFrame | None = None,
 ) -> tuple[Path, dict[str, int]]:
     """Write every file of the run folder into ``OUT/.tmp-<run_id>`` (owner-only) and check conservation.
 
     ``classes``: each class's judged records (``PARTITIONS``, see ``by_class``) in pieces, in order, which
     are streamed into their files, never held whole: the CSV a piece at a time (polars holds much of a
-    stream of many files while it writes CSV). ``extra(tmp_dir, counts, decisions)`` writes the manifest
+    stream of many files while it writes CSV); ``records``, the same records in one frame in any order
+    (default: the pieces together), which the decisions and the formula check read in one pass where the
+    caller has them so. ``extra(tmp_dir, counts, decisions)`` writes the manifest
     and the report into the same folder; with ``spreadsheets`` keep, reconfirm and discard are also
     written as ``.xlsx``. On any error the temporary folder is removed. Nothing is visible under the run's
     name yet.
@@ -385,26 +398,26 @@ def stage_folder(
         pieces[Klass.QUARANTINE.value] = [
             quarantine.lazy().with_columns(pl.lit(Reason.UNREADABLE_ROW.value).alias("reason"))
         ]
-        decisions = decisions_frame(pl.concat([piece for name in PARTITIONS for piece in classes[name]]), quarantine)
-        rows, distinct = write_decisions(decisions, tmp / "decisions.parquet")
+        judged = pl.concat([piece for name in PARTITIONS for piece in classes[name]]) if records is None else records
+        rows, distinct = write_decisions(decisions_frame(judged, quarantine), tmp / "decisions.parquet")
+        # The columns whose cells are guarded against formulas: the words this stage adds, looked at once in
+        # their table, and the records' own, looked at once for every partition (a column guarded where no
+        # cell needs it is written as it is).
+        cells = [c for c in PARTITION_COLUMNS if c not in ("reason_text", "action")]
+        words = [reason_table().select("reason_text"), pl.DataFrame({"action": ACTIONS})]
+        risky = [c for table in words for c in formula_columns(table)] + formula_columns(judged.select(cells))
         # A partition at a time, in every format, each streamed from the records into its file: whole (its
         # pieces put together before the reasons are joined, for polars holds much of a stream of many
-        # joined pieces), and for CSV a piece at a time. The words this stage adds are looked at for
-        # formulas once, in their table; the records' own cells a partition at a time.
-        own = formula_columns(reason_table().select("reason_text")) + formula_columns(pl.DataFrame({"action": ACTIONS}))
+        # joined pieces), and for CSV a piece at a time.
         written = {}
         for name, parts in pieces.items():
             lazy = shaped(name, pl.concat(parts))
             lazy.sink_parquet(tmp / f"{name}.parquet", **PARQUET)
             written[name] = pl.scan_parquet(tmp / f"{name}.parquet").select(pl.len()).collect().item()
-            if name == Klass.QUARANTINE.value:
-                risky = formula_columns(_flat(lazy, times=False))
-            else:
-                cells = [c for c in PARTITION_COLUMNS if c not in ("reason_text", "action")]
-                risky = [*own, *formula_columns(_flat(pl.concat(parts).select(cells), times=False))]
+            guard = formula_columns(_flat(lazy, times=False)) if name == Klass.QUARANTINE.value else risky
             with (tmp / f"{name}.csv").open("wb") as csv:
                 for number, piece in enumerate(parts):
-                    guarded = guard_formulas(_flat(shaped(name, piece), times=False), risky)
+                    guarded = guard_formulas(_flat(shaped(name, piece), times=False), guard)
                     guarded.sink_csv(csv, include_header=number == 0, datetime_format=CSV_TIME)
             if spreadsheets and name in PARTITIONS:
                 write_xlsx(lazy.collect(), tmp / f"{name}.xlsx")

@@ -155,6 +155,23 @@ def test_csv_cells_that_look_like_formulas_are_defused_and_plain_numbers_written
     assert parquet["first_name"].to_list() == ["+Anna", "-1"]
 
 
+CELL = st.one_of(
+    st.none(), st.text(alphabet=st.sampled_from(["=", "+", "-", "@", "\t", "1", ".", "a", ";"]), max_size=4)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(tags=st.lists(st.one_of(st.none(), st.lists(CELL, max_size=3)), min_size=1, max_size=6))
+def test_a_list_column_is_guarded_against_formulas_exactly_when_its_cells_as_written_need_it(
+    tags: list[list[str | None] | None],
+) -> None:
+    from cleansing.write import _flat, formula_columns
+
+    frame = pl.DataFrame({"tags": tags}, schema={"tags": pl.List(pl.String)})
+    assert formula_columns(frame) == formula_columns(_flat(frame))
+    assert formula_columns(frame.lazy()) == formula_columns(_flat(frame))
+
+
 def test_a_class_streamed_in_pieces_is_one_csv_with_one_header_every_row_once_and_formulas_defused(
     tmp_path: Path,
 ) -> None:
