@@ -6,10 +6,13 @@
     python benchmarks/bench_pipeline.py 1000000 --generic --cli   # one generic 12-column CSV (generate_generic)
     python benchmarks/bench_pipeline.py 1000000 --generic --nightly  # the stages again on the same state
     python benchmarks/bench_pipeline.py --server          # what `cleanse run` adds against a running server
+    python benchmarks/bench_pipeline.py 1000000 --generic --repeat 5  # the ratio as the median of five
 
 Beside the stages it times a bare polars read + write of the same files (``read_csv`` + ``write_parquet``)
-and prints the stages' total as a multiple of it. ``--cli`` samples the memory of the command and every
-process it starts (the temporary Prefect server) and reports the peak of their sum. ``--nightly`` runs
+and prints the stages' total as a multiple of it; with ``--repeat N`` both N times, interleaved, the
+stages each time on a fresh state, and the medians compared (on a shared machine one measurement varies
+by a tenth). ``--cli`` samples the memory of the command and every process it starts (the temporary
+Prefect server) and reports the peak of their sum. ``--nightly`` runs
 the stages a second time on the state the first run left (a suppression list to match and add to), as
 a nightly run does. ``--server`` starts ``prefect server start`` on loopback and runs ``cleanse run`` on the
 bundled sample against it five times: the wall time of each command minus the stage times it printed is
@@ -252,6 +255,7 @@ def main() -> None:
     parser.add_argument("--nightly", action="store_true", help="the stages again on the state of the first run")
     parser.add_argument("--generic", action="store_true", help="one generic CSV (generate_generic) instead of three")
     parser.add_argument("--server", action="store_true", help="only: cleanse run on the sample against a server")
+    parser.add_argument("--repeat", type=int, default=1, help="the bare read + write and the stages this many times")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -269,9 +273,19 @@ def main() -> None:
             f"generated {args.n:,} contacts in {len(files)} files ({size:.0f} MB) "
             f"in {time.perf_counter() - started:.1f} s"
         )
-        bare = bench_bare(files, work)
-        stages = bench_stages(files, work)
-        print(f"stages together: {stages:.1f} s = {stages / bare:.1f}x the bare polars read + write")
+        bares, totals = [], []
+        for i in range(args.repeat):  # each time on a fresh state, as the first run was
+            run = work / f"run-{i}" if i else work
+            run.mkdir(exist_ok=True)
+            bares.append(bench_bare(files, run))
+            totals.append(bench_stages(files, run))
+            print(f"stages together: {totals[-1]:.1f} s = {totals[-1] / bares[-1]:.1f}x the bare polars read + write")
+        bare, stages = statistics.median(bares), statistics.median(totals)
+        if args.repeat > 1:
+            print(
+                f"medians of {args.repeat}: bare {bare:.2f} s, stages {stages:.1f} s = {stages / bare:.1f}x the bare "
+                "polars read + write"
+            )
         if args.nightly:
             print("the next night, on the state the first run left:")
             again = bench_stages(files, work, as_of=dt.date(2026, 11, 30))
