@@ -1025,12 +1025,11 @@ def compare(
     shared: pl.Series,
     size: int | None = None,
 ) -> Compared:
-    """Compare the candidate ``pairs`` ``size`` (default ``PAIRS_AT_ONCE``) at a time, with the same result
-    for any ``size``. ``mailbox``: per record, whether its address is a personal mailbox (not a role's);
-    ``shared``: the phone numbers several people share (``shared_phones``), which depends on every pair
-    and every record, not only on these."""
-    size = PAIRS_AT_ONCE if size is None else size
-    threads = COMPARE_THREADS
+    """Compare the candidate ``pairs`` ``size`` (default ``PAIRS_AT_ONCE``) at a time, in ``COMPARE_THREADS``
+    threads, with the same result for any ``size`` and any number of threads. ``mailbox``: per record,
+    whether its address is a personal mailbox (not a role's); ``shared``: the phone numbers several people
+    share (``shared_phones``), which depends on every pair and every record, not only on these."""
+    size, threads = PAIRS_AT_ONCE if size is None else size, COMPARE_THREADS
     names = [f.name for f in fields]
     phone = columns["phone"]
     per_value = np.append(phone.values.is_in(shared.implode()).to_numpy(), False) if "phone" in names else None

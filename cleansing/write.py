@@ -366,12 +366,11 @@ def stage_folder(
 
     ``classes``: each class's judged records (``PARTITIONS``, see ``by_class``) in pieces, in order, which
     are streamed into their files, never held whole: the CSV a piece at a time (polars holds much of a
-    stream of many files while it writes CSV); ``records``, the same records in one frame in any order
+    stream of many files while it writes CSV). ``records``: the same records in one frame, in any order
     (default: the pieces together), which the decisions and the formula check read in one pass where the
-    caller has them so. ``extra(tmp_dir, counts, decisions)`` writes the manifest
-    and the report into the same folder; with ``spreadsheets`` keep, reconfirm and discard are also
-    written as ``.xlsx``. On any error the temporary folder is removed. Nothing is visible under the run's
-    name yet.
+    caller holds them so. ``extra(tmp_dir, counts, decisions)`` writes the manifest and the report into
+    the same folder; with ``spreadsheets`` keep, reconfirm and discard are also written as ``.xlsx``. On
+    any error the temporary folder is removed. Nothing is visible under the run's name yet.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f"{TMP_PREFIX}{run_id}"
