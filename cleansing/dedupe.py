@@ -991,12 +991,7 @@ def _frequency_adjustment(
 PAIRS_AT_ONCE = 2_000_000
 
 
-def _cores() -> int:
-    """The cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-COMPARE_THREADS = min(_cores(), 4)  # threads that compare pairs
+COMPARE_THREADS = min(os.cpu_count() or 1, 4)  # threads that compare pairs: as many as validate's workers
 
 
 def _chunks(pairs: Pairs, size: int) -> Iterator[tuple[slice, Pairs]]:
@@ -1029,7 +1024,8 @@ def compare(
     threads, with the same result for any ``size`` and any number of threads. ``mailbox``: per record,
     whether its address is a personal mailbox (not a role's); ``shared``: the phone numbers several people
     share (``shared_phones``), which depends on every pair and every record, not only on these."""
-    size, threads = PAIRS_AT_ONCE if size is None else size, COMPARE_THREADS
+    size = PAIRS_AT_ONCE if size is None else size
+    threads = COMPARE_THREADS
     names = [f.name for f in fields]
     phone = columns["phone"]
     per_value = np.append(phone.values.is_in(shared.implode()).to_numpy(), False) if "phone" in names else None

@@ -136,7 +136,7 @@ def formula_columns(frame: Frame) -> list[str]:
     if lists:
         starts = _collected(frame.select(pl.col(c).explode().str.contains(FORMULA_START).any() for c in lists))
         joined = [c for c, start in zip(lists, starts.row(0), strict=True) if start]
-        frame = _flat(frame.select(c for c in schema if c not in lists or c in joined))
+        frame = _flat(frame.select(c for c in schema if c not in lists or c in joined), times=False)
     text = [c for c, t in frame.collect_schema().items() if t == pl.String]
     if not text:
         return []
@@ -413,7 +413,7 @@ def stage_folder(
             lazy = shaped(name, pl.concat(parts))
             lazy.sink_parquet(tmp / f"{name}.parquet", **PARQUET)
             written[name] = pl.scan_parquet(tmp / f"{name}.parquet").select(pl.len()).collect().item()
-            guard = formula_columns(_flat(lazy, times=False)) if name == Klass.QUARANTINE.value else risky
+            guard = formula_columns(lazy) if name == Klass.QUARANTINE.value else risky
             with (tmp / f"{name}.csv").open("wb") as csv:
                 for number, piece in enumerate(parts):
                     guarded = guard_formulas(_flat(shaped(name, piece), times=False), guard)
