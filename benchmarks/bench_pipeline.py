@@ -7,6 +7,7 @@
     python benchmarks/bench_pipeline.py 1000000 --generic --nightly  # the stages again on the same state
     python benchmarks/bench_pipeline.py --server          # what `cleanse run` adds against a running server
     python benchmarks/bench_pipeline.py 1000000 --generic --repeat 5  # the ratio as the median of five
+    python benchmarks/bench_pipeline.py 1000000 --generic --floor    # also the contract's files alone
 
 Beside the stages it times a bare polars read + write of the same files (``read_csv`` + ``write_parquet``)
 and prints the stages' total as a multiple of it; with ``--repeat N`` both N times, interleaved, the
@@ -16,7 +17,10 @@ Prefect server) and reports the peak of their sum. ``--nightly`` runs
 the stages a second time on the state the first run left (a suppression list to match and add to), as
 a nightly run does. ``--server`` starts ``prefect server start`` on loopback and runs ``cleanse run`` on the
 bundled sample against it five times: the wall time of each command minus the stage times it printed is
-what Prefect (and starting Python) adds to the stages.
+what Prefect (and starting Python) adds to the stages. ``--floor`` times what no implementation of the
+contract can skip, against the same bare reference: the inputs read as bare, and the run folder's tables
+(four CSVs, four Parquet files, ``decisions.parquet``), taken from the first run's folder into memory,
+written again in their formats, with nothing computed.
 
 Targets (issue "speed"): 1,000,000 rows through ``cleanse run`` server-less in ≤ 40 s wall and ≤ 3 GB
 summed over its processes; the stages together ≤ 15× the bare polars read + write; against a running
@@ -94,6 +98,39 @@ def bench_stages(files: list[Path], work: Path, as_of: dt.date = dt.date(2026, 1
         f"({ctx.read.rows_in / wall:,.0f} rows/s), peak RSS {peak_rss_mb():.0f} MB; counts {ctx.counts}"
     )
     return sum(ctx.timings.values())
+
+
+def bench_floor(files: list[Path], work: Path, bare: float, repeat: int) -> None:
+    """The inputs read as ``bench_bare`` reads them and the contract's files of the run folder under
+    ``work/out`` written from memory (lists joined as in the CSVs): the least the stages can cost."""
+    from cleansing.write import PARQUET, _flat
+
+    folder = next(p for p in sorted((work / "out").iterdir()) if (p / "manifest.json").exists())
+    tables = {p.stem: pl.read_parquet(p) for p in sorted(folder.glob("*.parquet"))}
+    flat = {name: _flat(frame.lazy(), times=False).collect() for name, frame in tables.items() if name != "decisions"}
+    (work / "floor").mkdir(exist_ok=True)
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        for f in files:
+            pl.read_csv(
+                f,
+                infer_schema=False,
+                separator=";" if f.name.startswith("kunder") else ",",
+                truncate_ragged_lines=True,
+                ignore_errors=True,
+                quote_char=None,
+            )
+        for name, frame in tables.items():
+            frame.write_parquet(work / "floor" / f"{name}.parquet", **PARQUET)
+        for name, frame in flat.items():
+            frame.write_csv(work / "floor" / f"{name}.csv")
+        times.append(time.perf_counter() - started)
+    floor = statistics.median(times)
+    print(
+        f"the contract's files alone (inputs read, {len(tables)} Parquet and {len(flat)} CSV files written from "
+        f"memory): {floor:.2f} s = {floor / bare:.1f}x the bare polars read + write"
+    )
 
 
 def _tree_rss_mb(root: int) -> float:
@@ -256,6 +293,7 @@ def main() -> None:
     parser.add_argument("--generic", action="store_true", help="one generic CSV (generate_generic) instead of three")
     parser.add_argument("--server", action="store_true", help="only: cleanse run on the sample against a server")
     parser.add_argument("--repeat", type=int, default=1, help="the bare read + write and the stages this many times")
+    parser.add_argument("--floor", action="store_true", help="also the contract's files written from memory")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -286,6 +324,8 @@ def main() -> None:
                 f"medians of {args.repeat}: bare {bare:.2f} s, stages {stages:.1f} s = {stages / bare:.1f}x the bare "
                 "polars read + write"
             )
+        if args.floor:
+            bench_floor(files, work, bare, max(args.repeat, 3))
         if args.nightly:
             print("the next night, on the state the first run left:")
             again = bench_stages(files, work, as_of=dt.date(2026, 11, 30))
