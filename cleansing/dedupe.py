@@ -1323,7 +1323,8 @@ def persons_and_review(
         empty = contacts.with_columns(pl.lit(False).alias("owns_mailbox"), pl.lit(None, pl.String).alias("person_key"))
         return empty, Review(review)
     source = (prepare(contacts) if prepared is None else prepared()).lazy()
-    p = source.select("_row", "owner", pl.col("mailbox").is_not_null()).collect(engine="streaming")
+    # (In one piece: ``owner`` becomes a column of the records.)
+    p = source.select("_row", "owner", pl.col("mailbox").is_not_null()).collect(engine="streaming").rechunk()
     rows = p["_row"].to_numpy()
     if scored is None:
         fields = compared_fields(source)

@@ -363,6 +363,10 @@ def judge_domains(
     )
 
 
+# What ``apply_domains`` sets on every record, in the order it adds them (``flags`` stays where it is).
+DOMAIN_COLUMNS = ("flags", "disposable", "typo_domain", "mx_status", "suggested_email")
+
+
 def apply_domains(contacts: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
     """Add ``mx_status``, ``disposable`` and ``suggested_email`` per record from the domain ``table``
     (``judge_domains``), and the flags ROLE_ACCOUNT, FREE_MAIL, TYPO_SUSPECTED and MX_UNVERIFIED. Row by
@@ -387,4 +391,8 @@ def apply_domains(contacts: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
         out = out.with_columns(
             with_flags(pl.col("flags"), (unverified & domain.is_not_null(), Flag.MX_UNVERIFIED.value)).alias("flags")
         )
-    return out.collect(engine="streaming")
+    # Only the columns set here are collected, each put in one piece: the streaming engine returns a
+    # column in as many pieces as it cut the rows into, and a frame of columns in pieces is copied whole
+    # by the next stage's first step.
+    added = out.select(DOMAIN_COLUMNS).collect(engine="streaming").rechunk()
+    return contacts.with_columns(added.get_columns())

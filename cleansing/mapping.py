@@ -952,7 +952,9 @@ def map_tables(
         used[table.source_file] = name
     if not frames:
         return empty_contacts(), used
-    return pl.concat(frames, how="vertical"), used
+    # Each column in one piece (the files' pieces, and those the engine cut them into, put together once):
+    # a frame of columns in pieces is copied whole by the next step that adds a column to it.
+    return pl.concat(frames, how="vertical").rechunk(), used
 
 
 def empty_contacts() -> pl.DataFrame:
