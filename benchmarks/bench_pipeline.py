@@ -59,19 +59,23 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def bare_read(f: Path) -> pl.DataFrame:
+    """One input read by polars alone: every field a text, no quoting, ragged rows cut or padded."""
+    return pl.read_csv(
+        f,
+        infer_schema=False,
+        separator=";" if f.name.startswith("kunder") else ",",
+        truncate_ragged_lines=True,
+        ignore_errors=True,
+        quote_char=None,
+    )
+
+
 def bench_bare(files: list[Path], work: Path) -> float:
     """A bare polars read + write of the same files: the floor the stages are measured against."""
     started = time.perf_counter()
     for i, f in enumerate(files):
-        frame = pl.read_csv(
-            f,
-            infer_schema=False,
-            separator=";" if f.name.startswith("kunder") else ",",
-            truncate_ragged_lines=True,
-            ignore_errors=True,
-            quote_char=None,
-        )
-        frame.write_parquet(work / f"bare-{i}.parquet")
+        bare_read(f).write_parquet(work / f"bare-{i}.parquet")
     bare = time.perf_counter() - started
     print(f"bare polars read + write: {bare:.2f} s")
     return bare
@@ -101,7 +105,7 @@ def bench_stages(files: list[Path], work: Path, as_of: dt.date = dt.date(2026, 1
 
 
 def bench_floor(files: list[Path], work: Path, bare: float, repeat: int) -> None:
-    """The inputs read as ``bench_bare`` reads them and the contract's files of the run folder under
+    """The inputs read as ``bench_bare`` reads them (``bare_read``) and the contract's files of the run folder under
     ``work/out`` written from memory (lists joined as in the CSVs): the least the stages can cost."""
     from cleansing.write import PARQUET, _flat
 
@@ -113,14 +117,7 @@ def bench_floor(files: list[Path], work: Path, bare: float, repeat: int) -> None
     for _ in range(repeat):
         started = time.perf_counter()
         for f in files:
-            pl.read_csv(
-                f,
-                infer_schema=False,
-                separator=";" if f.name.startswith("kunder") else ",",
-                truncate_ragged_lines=True,
-                ignore_errors=True,
-                quote_char=None,
-            )
+            bare_read(f)
         for name, frame in tables.items():
             frame.write_parquet(work / "floor" / f"{name}.parquet", **PARQUET)
         for name, frame in flat.items():
